@@ -1,0 +1,34 @@
+/* `wikv`: one binary, one subcommand per task. The table below is the only place a command is
+ * registered. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} wk_command;
+
+static const wk_command commands[] = {
+    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: wikv COMMAND [options]   (wikv COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "wikv: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

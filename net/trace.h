@@ -1,0 +1,72 @@
+/* Bandwidth traces: a capacity process over time that loops at its end.
+ *
+ * Two shapes, both exact (no resampling):
+ *  - CAPACITY: piecewise-constant rate; segment i holds rate_bps[i] from t_s[i] to t_s[i+1]
+ *    (the last segment to period_s). Read from `seconds Mbit/s` files and `time_s,mbps` CSV.
+ *  - OPPORTUNITIES: Mahimahi delivery opportunities; each listed instant delivers one
+ *    1500-byte packet; several at one instant are several packets. Period = last timestamp,
+ *    so (as in Mahimahi) the schedule restarts at that offset.
+ *
+ * Formats (see README "Trace formats"):
+ *   mahimahi  one integer millisecond per line, non-decreasing
+ *   pensieve  two whitespace-separated columns: seconds since start, Mbit/s (holds until next row)
+ *   csv       header with `time_s,mbps`; or any CSV with a header and rows one second apart,
+ *             selecting a throughput column with PATH#COLUMN (e.g. walking.csv#throughput_mbps)
+ */
+#ifndef WIKV_NET_TRACE_H
+#define WIKV_NET_TRACE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define WK_MAHIMAHI_PACKET_BYTES 1500.0
+
+typedef enum { WK_TRACE_CAPACITY, WK_TRACE_OPPORTUNITIES } wk_trace_kind;
+typedef enum { WK_FMT_AUTO, WK_FMT_MAHIMAHI, WK_FMT_PENSIEVE, WK_FMT_CSV } wk_trace_format;
+
+typedef struct wk_trace {
+    char name[256];       /* file name without directories, for tables and the database */
+    wk_trace_kind kind;
+    size_t n;             /* segments (CAPACITY) or opportunities (OPPORTUNITIES) */
+    double *t_s;          /* [n] segment starts, or opportunity instants, seconds, in [0, period_s] */
+    double *rate_Bps;     /* [n] CAPACITY only: bytes per second of each segment */
+    double *cum_bytes;    /* [n+1] bytes delivered from 0 to the start of segment i (CAPACITY) or
+                             before opportunity i (OPPORTUNITIES); cum_bytes[n] = bytes per period */
+    double period_s;
+} wk_trace;
+
+int wk_trace_load(const char *path, wk_trace_format fmt, wk_trace *tr, wk_err *err);
+/* Parses text already in memory (fuzz targets and tests); `what` names it in errors. */
+int wk_trace_parse(const char *text, size_t len, const char *what, const char *column, wk_trace_format fmt,
+                   wk_trace *tr, wk_err *err);
+int wk_trace_save(const wk_trace *tr, const char *path, wk_trace_format fmt, wk_err *err);
+void wk_trace_free(wk_trace *tr);
+
+/* Builders (generators and tests). Take copies of the arrays. */
+int wk_trace_from_capacity(const char *name, const double *t_s, const double *mbps, size_t n, double period_s,
+                           wk_trace *tr, wk_err *err);
+int wk_trace_from_opportunities(const char *name, const double *t_ms, size_t n, wk_trace *tr, wk_err *err);
+int wk_trace_constant(const char *name, double mbps, double period_s, wk_trace *tr, wk_err *err);
+
+/* Bytes delivered by the looping trace in [0, t). Exact, O(log n). */
+double wk_trace_bytes_before(const wk_trace *tr, double t);
+/* Earliest time t >= t0 at which `bytes` bytes sent from t0 on have all been delivered. Exact, O(log n). */
+double wk_trace_time_to_deliver(const wk_trace *tr, double t0, double bytes);
+/* Mean rate over one period, Mbit/s. */
+double wk_trace_mean_mbps(const wk_trace *tr);
+
+typedef struct {
+    double duration_s, mean_mbps, p5_mbps, p50_mbps, p95_mbps, cov;
+    double autocorr_1s;   /* lag-1 autocorrelation of the 1-second bins */
+    double outage_frac;   /* fraction of 1-second bins under 0.1 Mbit/s */
+} wk_trace_stats;
+
+/* Statistics over 1-second bins of one period (the last partial bin is weighted by its length). */
+int wk_trace_compute_stats(const wk_trace *tr, wk_trace_stats *st, wk_err *err);
+
+wk_trace_format wk_trace_format_from_name(const char *name);
+const char *wk_trace_format_name(wk_trace_format fmt);
+
+#endif
