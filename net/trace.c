@@ -45,6 +45,9 @@ int wk_trace_from_capacity(const char *name, const double *t_s, const double *mb
         if (i > 0 && !(t_s[i] > t_s[i - 1]))
             return wk_err_set(err, WK_EFORMAT, "%s: sample %zu: time %g s does not increase", tr->name, i + 1, t_s[i]);
     }
+    if (period_s > WK_TRACE_MAX_PERIOD_S)
+        return wk_err_set(err, WK_EFORMAT, "%s: trace lasts %g s, more than the %g s wikv accepts", tr->name, period_s,
+                          WK_TRACE_MAX_PERIOD_S);
     if (!(period_s > t_s[n - 1] - t0))
         return wk_err_set(err, WK_EFORMAT, "%s: period %g s does not cover the last sample", tr->name, period_s);
     int rc = alloc_arrays(tr, n, 1, err);
@@ -76,6 +79,9 @@ int wk_trace_from_opportunities(const char *name, const double *t_ms, size_t n, 
         if (i > 0 && t_ms[i] < t_ms[i - 1])
             return wk_err_set(err, WK_EFORMAT, "%s: opportunity %zu: time %g ms goes backwards", tr->name, i + 1, t_ms[i]);
     }
+    if (t_ms[n - 1] / 1000.0 > WK_TRACE_MAX_PERIOD_S)
+        return wk_err_set(err, WK_EFORMAT, "%s: trace lasts %g s, more than the %g s wikv accepts", tr->name,
+                          t_ms[n - 1] / 1000.0, WK_TRACE_MAX_PERIOD_S);
     if (!(t_ms[n - 1] > 0))
         return wk_err_set(err, WK_EFORMAT, "%s: last opportunity must be after 0 ms (it sets the period)", tr->name);
     int rc = alloc_arrays(tr, n, 0, err);

@@ -22,6 +22,7 @@
 #include "core/err.h"
 
 #define WK_MAHIMAHI_PACKET_BYTES 1500.0
+#define WK_TRACE_MAX_PERIOD_S 1e7 /* about 116 days: longer is a unit mistake, and stats would need 1e7 bins */
 
 typedef enum { WK_TRACE_CAPACITY, WK_TRACE_OPPORTUNITIES } wk_trace_kind;
 typedef enum { WK_FMT_AUTO, WK_FMT_MAHIMAHI, WK_FMT_PENSIEVE, WK_FMT_CSV } wk_trace_format;
