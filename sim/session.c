@@ -10,7 +10,7 @@
 
 void wk_session_init(wk_session *s) {
     memset(s, 0, sizeof *s);
-    s->max_session_s = 3600.0;
+    s->max_session_s = 86400.0; /* a day: slower than that is a failed request, not a TTFT */
 }
 
 void wk_session_free(wk_session *s) {
