@@ -12,7 +12,7 @@ typedef struct {
 } wk_command;
 
 static const wk_command commands[] = {
-    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert, gen, compare, ns3"},
 };
 
 static void usage(FILE *out) {
