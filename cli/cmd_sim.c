@@ -18,6 +18,8 @@ static const char *usage =
     "  --delay-ms MS        one-way delay each direction (default 10)\n"
     "  --frame-overhead B   header bytes per 1448-byte frame (default 52)\n"
     "  --events none|first|all  store request timelines (default first request of each cell)\n"
+    "  --quality FILE       quality table for steps on partial KV (default models/quality/assumed.tsv;\n"
+    "                       only a measured table gives sim rows an F1)\n"
     "  --db FILE            results database (default results.db)\n"
     "  --no-progress        no progress bar\n";
 

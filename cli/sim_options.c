@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD };
+enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY };
 
 static const struct option long_opts[] = {
     {"trace", required_argument, 0, 't'},   {"policy", required_argument, 0, 'p'},
@@ -15,7 +15,8 @@ static const struct option long_opts[] = {
     {"db", required_argument, 0, 'o'},      {"delay-ms", required_argument, 0, OPT_DELAY},
     {"events", required_argument, 0, OPT_EVENTS}, {"output-tokens", required_argument, 0, OPT_OUTPUT_TOKENS},
     {"task", required_argument, 0, OPT_TASK}, {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
-    {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"help", no_argument, 0, 'h'},
+    {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"quality", required_argument, 0, OPT_QUALITY},
+    {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
 static int positive_int(const char *s, int *out) {
@@ -93,6 +94,7 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
             if (positive_int(optarg, &o->cfg.output_tokens)) return bad(usage, "bad --output-tokens", optarg);
             break;
         case OPT_TASK: o->cfg.task = optarg; break;
+        case OPT_QUALITY: o->cfg.quality_path = optarg; break;
         case OPT_NO_PROGRESS: o->cfg.progress = 0; break;
         case 'h': fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return 2;

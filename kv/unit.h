@@ -30,6 +30,7 @@ typedef struct wk_plan {
     wk_unit *units;         /* [n] */
     size_t n, cap;
     double kv_values_total; /* values of the full context's KV: denominators of "fraction present" */
+    double importance_total;/* attention importance of the full KV (0 when the policy ranks nothing) */
 } wk_plan;
 
 void wk_plan_init(wk_plan *p);

@@ -111,6 +111,13 @@ double wk_policy_param(const wk_policy *p, const char *name) {
     return NAN;
 }
 
+double wk_view_coverage(const wk_view *v) {
+    if (v->tokens_prefilled >= v->req->context_tokens) return 1.0;
+    double c = v->plan->importance_total > 0 ? v->importance_usable / v->plan->importance_total
+               : v->plan->kv_values_total > 0 ? v->kv_values_usable / v->plan->kv_values_total : 0;
+    return c > 1 ? 1 : c;
+}
+
 long wk_policy_next_in_order(const wk_view *v) { return v->n_sent < v->plan->n ? (long)v->n_sent : -1; }
 
 int wk_policy_decode_arrived(const wk_view *v, wk_action *a) {

@@ -48,6 +48,7 @@ typedef struct wk_view {
     size_t n_sent, n_arrived, n_usable;
     int64_t bytes_sent, bytes_arrived;  /* payload bytes */
     double kv_values_usable;      /* KV values usable on the device */
+    double importance_usable;     /* attention importance of the usable KV (see plan->importance_total) */
     double est_bw_Bps;            /* sender's estimate of the link rate (payload bytes/s) */
     double stream_start;          /* when the server started sending */
     int text_tokens_arrived;      /* context tokens whose text arrived */
@@ -100,6 +101,10 @@ const wk_policy_ops *wk_policy_find(const char *name);
 const wk_policy_ops *const *wk_policy_registry(void);
 /* Value of a named parameter of a created policy. */
 double wk_policy_param(const wk_policy *p, const char *name);
+
+/* Importance coverage of the usable KV in [0, 1]: attention mass present when the plan ranks units,
+ * else the fraction of KV values present; 1 when the device computed the whole context itself. */
+double wk_view_coverage(const wk_view *v);
 
 /* Helpers for policy code. */
 /* Sends units in plan order, one after another. */

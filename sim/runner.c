@@ -15,6 +15,7 @@ typedef struct {
     wk_device *devices;
     wk_policy *policies;
     size_t n_traces_loaded, n_policies_made;
+    wk_quality_table quality;
 } runner_inputs;
 
 static void free_inputs(runner_inputs *in) {
@@ -32,9 +33,11 @@ static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *e
     in->models = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *in->models);
     in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof *in->devices);
     in->policies = calloc(cfg->n_policies ? cfg->n_policies : 1, sizeof *in->policies);
+    int rc = cfg->quality_path ? wk_quality_load(cfg->quality_path, &in->quality, err)
+                               : wk_quality_load_default(&in->quality, err);
+    if (rc) return rc;
     if (!in->traces || !in->models || !in->devices || !in->policies)
         return wk_err_set(err, WK_ENOMEM, "runner: out of memory");
-    int rc = 0;
     for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
         rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &in->traces[i], err);
         if (!rc) in->n_traces_loaded++;
@@ -90,11 +93,11 @@ typedef struct {
     int request;
 } cell;
 
-static int run_cell(const wk_runner_config *cfg, wk_sim *sim, const cell *c, wk_results *db, int64_t run_id,
-                    wk_timeline *tl, wk_err *err) {
+static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality, wk_sim *sim, const cell *c,
+                    wk_results *db, int64_t run_id, wk_timeline *tl, wk_err *err) {
     wk_sim_config sc = {.trace = c->trace, .link = cfg->link, .model = c->model, .device = c->device,
                         .context_tokens = c->context, .output_tokens = cfg->output_tokens, .task = cfg->task,
-                        .seed = (uint64_t)c->request};
+                        .seed = (uint64_t)c->request, .quality = quality};
     sc.link.trace_offset_s = c->trace->period_s * c->request / cfg->requests_per_trace;
     int want_events = cfg->events == WK_EVENTS_ALL || (cfg->events == WK_EVENTS_FIRST && c->request == 0);
     tl->n = 0;
@@ -111,7 +114,7 @@ static int run_cell(const wk_runner_config *cfg, wk_sim *sim, const cell *c, wk_
         }
         tl->n = w;
     }
-    char cell_key[600];
+    char cell_key[1024];
     snprintf(cell_key, sizeof cell_key, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name,
              c->device->name, c->context, c->request);
     wk_request_row row = wk_results_empty_row("sim");
@@ -136,6 +139,10 @@ static int run_cell(const wk_runner_config *cfg, wk_sim *sim, const cell *c, wk_
         row.net_wait_s = res.s.net_wait_s;
         row.kv_decode_s = res.s.kv_decode_s;
         row.compute_s = res.s.compute_s;
+        double accept, f1_rel; /* only measured tables give F1 */
+        if (!strcmp(quality->source, "measured") &&
+            wk_quality_lookup(quality, c->policy->ops->name, res.s.coverage_at_first, &accept, &f1_rel) == 0)
+            row.f1 = f1_rel;
     } else {
         row.status = "failed";
         row.fail_reason = res.s.fail_reason;
@@ -164,7 +171,7 @@ static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *
                         for (int r = 0; !rc && r < cfg->requests_per_trace; r++) {
                             cell c = {&in->traces[t], &in->models[m], &in->devices[d], &in->policies[p],
                                       cfg->contexts[x], r};
-                            rc = run_cell(cfg, &sim, &c, db, run_id, &tl, err);
+                            rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, &tl, err);
                             if (cfg->progress) wk_progress_step(&prog, 1);
                         }
     if (cfg->progress) wk_progress_finish(&prog);

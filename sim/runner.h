@@ -23,6 +23,7 @@ typedef struct wk_runner_config {
     wk_link_params link;
     wk_events_mode events;
     int progress;                /* progress bar on stderr */
+    const char *quality_path;    /* quality table; NULL: the bundled assumed one */
 } wk_runner_config;
 
 /* Runs the grid into `db` as one run of kind 'sim'; *run_id gets its id. On failure the run is

@@ -140,6 +140,7 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
             s->unit_state[u] = WK_US_USABLE;
             r->v.n_usable++;
             r->v.kv_values_usable += r->v.plan->units[u].values;
+            r->v.importance_usable += r->v.plan->units[u].importance;
         }
         if (before_first) r->decode_s += dt;
         if (tl && r->v.plan->kv_values_total > 0)
@@ -167,6 +168,7 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
             double frac = total > 0 ? r->v.kv_values_usable / total : 0;
             if (r->v.tokens_prefilled >= r->v.req->context_tokens) frac = 1.0; /* computed locally */
             out->kv_fraction_at_first = frac > 1 ? 1 : frac;
+            out->coverage_at_first = wk_view_coverage(&r->v);
         }
         break;
     default: break;

@@ -61,6 +61,7 @@ typedef struct wk_session_result {
     int64_t payload_bytes_sent;  /* by the first token */
     int64_t payload_bytes_total; /* by the end */
     double kv_fraction_at_first; /* KV values usable at the first token / values of the full KV */
+    double coverage_at_first;    /* importance coverage at the first token (wk_view_coverage) */
     double net_wait_s, kv_decode_s, compute_s; /* receiver time before the first token, by cause */
     double stream_start;
     size_t events;               /* events processed (for speed benchmarks) */

@@ -41,7 +41,18 @@ static int tl_send(void *self, double t, size_t index, int64_t bytes, double *ne
 
 typedef struct {
     const wk_request *req;
+    const wk_quality_table *quality;
+    const char *family;
 } profile_backend;
+
+/* The confidence test of a step on partial KV, as the quality table predicts it for this request. */
+static int step_accepted(const profile_backend *b, const wk_view *v) {
+    double coverage = wk_view_coverage(v);
+    if (coverage >= 1.0 || !b->quality) return 1;
+    double accept, f1;
+    if (wk_quality_lookup(b->quality, b->family, coverage, &accept, &f1) != 0) return 1;
+    return wk_quality_draw(b->req->seed) < accept;
+}
 
 static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n, double *seconds,
                   int *accepted, wk_err *err) {
@@ -63,6 +74,7 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
         *seconds = wk_device_prefill_s(d, m, a->tokens, v->tokens_prefilled);
         return 0;
     case WK_ACT_EMIT:
+        *accepted = step_accepted(b, v);
         *seconds = wk_device_decode_s(d, m, v->req->context_tokens + v->tokens_emitted, a->kv_bytes_per_token);
         return 0;
     default:
@@ -108,7 +120,7 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     trace_link link;
     wk_link_init(&link.model, cfg->trace, &cfg->link);
     link.clock = &clock;
-    profile_backend backend = {&req};
+    profile_backend backend = {&req, cfg->quality, pol->ops->name};
     wk_session_clock c = {&clock, vc_schedule, vc_next};
     wk_session_link l = {&link, tl_send};
     wk_session_backend b = {&backend, pb_run};

@@ -6,6 +6,7 @@
 #define WIKV_SIM_SIM_H
 
 #include "net/link.h"
+#include "sim/quality.h"
 #include "sim/event_queue.h"
 #include "sim/session.h"
 
@@ -18,6 +19,7 @@ typedef struct wk_sim_config {
     int output_tokens;
     const char *task;
     uint64_t seed;
+    const wk_quality_table *quality; /* confidence-test outcomes on partial KV; NULL: every step passes */
 } wk_sim_config;
 
 typedef struct wk_sim_result {
