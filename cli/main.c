@@ -13,6 +13,7 @@ typedef struct {
 
 static const wk_command commands[] = {
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
 };
 
 static void usage(FILE *out) {
