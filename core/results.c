@@ -148,27 +148,55 @@ static void utc_now(char *buf, size_t cap) {
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int wk_results_begin_run(wk_results *r, const char *kind, const char *command, int64_t *run_id, wk_err *err) {
+int wk_results_create_run(wk_results *r, const char *kind, const char *command, const char *note, int64_t *run_id,
+                          wk_err *err) {
     if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: a run is already open", r->path);
     char now[32];
     utc_now(now, sizeof now);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db,
-                           "INSERT INTO runs(kind, status, command, started_at, wikv_version) "
-                           "VALUES(?, 'running', ?, ?, ?)",
+                           "INSERT INTO runs(kind, status, command, started_at, wikv_version, note) "
+                           "VALUES(?, 'running', ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(r, err, "preparing run insert");
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, command, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 4, WIKV_VERSION_STRING, -1, SQLITE_STATIC);
+    if (note) sqlite3_bind_text(st, 5, note, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, 5);
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_DONE) return db_fail(r, err, "inserting run");
     *run_id = sqlite3_last_insert_rowid(r->db);
-    int rc = exec_sql(r, "BEGIN", err);
+    return 0;
+}
+
+int wk_results_resume_run(wk_results *r, int64_t run_id, wk_err *err) {
+    (void)run_id;
+    if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: a run is already open", r->path);
+    int rc = exec_sql(r, "BEGIN IMMEDIATE", err);
     if (!rc) r->in_transaction = 1;
     return rc;
+}
+
+int wk_results_begin_run(wk_results *r, const char *kind, const char *command, int64_t *run_id, wk_err *err) {
+    int rc = wk_results_create_run(r, kind, command, NULL, run_id, err);
+    return rc ? rc : wk_results_resume_run(r, *run_id, err);
+}
+
+int wk_results_find_running(wk_results *r, const char *note, int64_t *run_id, wk_err *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT max(run_id) FROM runs WHERE status = 'running' AND note = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(r, err, "looking up runs");
+    sqlite3_bind_text(st, 1, note, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    int found = step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found) *run_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW) return db_fail(r, err, "looking up runs");
+    return found ? 0 : wk_err_set(err, WK_ENOTFOUND, "%s: no running run with note %s", r->path, note);
 }
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
@@ -262,6 +290,19 @@ int wk_results_finish_run(wk_results *r, int64_t run_id, wk_err *err) {
     return 0;
 }
 
+int wk_results_commit(wk_results *r, wk_err *err) {
+    if (!r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: no open transaction", r->path);
+    int rc = exec_sql(r, "COMMIT", err);
+    if (rc) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    r->in_transaction = 0;
+    return rc;
+}
+
+int wk_results_complete_run(wk_results *r, int64_t run_id, wk_err *err) {
+    if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: run still has an open transaction", r->path);
+    return set_run_status(r, run_id, "complete", NULL, err);
+}
+
 int wk_results_fail_run(wk_results *r, int64_t run_id, const char *reason, wk_err *err) {
     if (r->in_transaction) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
     r->in_transaction = 0;
@@ -271,8 +312,14 @@ int wk_results_fail_run(wk_results *r, int64_t run_id, const char *reason, wk_er
 int wk_results_checkpoint(wk_results *r, wk_err *err) {
     if (!r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: no open run", r->path);
     int rc = exec_sql(r, "COMMIT", err);
-    if (rc) return rc;
-    return exec_sql(r, "BEGIN", err);
+    if (rc) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        r->in_transaction = 0;
+        return rc;
+    }
+    rc = exec_sql(r, "BEGIN IMMEDIATE", err);
+    if (rc) r->in_transaction = 0;
+    return rc;
 }
 
 int wk_results_add_trace_samples(wk_results *r, const char *trace, const double *t_s, const double *mbps, size_t n,

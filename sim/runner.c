@@ -93,8 +93,13 @@ typedef struct {
     int request;
 } cell;
 
+static void cell_key(const cell *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name, c->device->name,
+             c->context, c->request);
+}
+
 static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality, wk_sim *sim, const cell *c,
-                    wk_results *db, int64_t run_id, wk_timeline *tl, wk_err *err) {
+                    wk_results *db, int64_t run_id, int own_txn, wk_timeline *tl, wk_err *err) {
     wk_sim_config sc = {.trace = c->trace, .link = cfg->link, .model = c->model, .device = c->device,
                         .context_tokens = c->context, .output_tokens = cfg->output_tokens, .task = cfg->task,
                         .seed = (uint64_t)c->request, .quality = quality};
@@ -114,9 +119,8 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
         }
         tl->n = w;
     }
-    char cell_key[1024];
-    snprintf(cell_key, sizeof cell_key, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name,
-             c->device->name, c->context, c->request);
+    char key[1024];
+    cell_key(c, key, sizeof key);
     wk_request_row row = wk_results_empty_row("sim");
     row.policy = c->policy->ops->name;
     row.params = c->policy->spec;
@@ -127,7 +131,7 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
     row.task = cfg->task;
     row.context_tokens = c->context;
     row.seed = c->request;
-    row.cell = cell_key;
+    row.cell = key;
     row.output_tokens = res.s.tokens;
     if (res.s.ok) {
         row.ttft_s = res.s.ttft_s;
@@ -148,30 +152,63 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
         row.fail_reason = res.s.fail_reason;
     }
     int64_t request_id;
-    rc = wk_results_add_request(db, run_id, &row, &request_id, err);
+    if (own_txn) rc = wk_results_resume_run(db, run_id, err);
+    if (!rc) rc = wk_results_add_request(db, run_id, &row, &request_id, err);
     if (!rc && want_events) rc = store_timeline(db, request_id, tl, err);
+    if (own_txn) {
+        if (!rc) rc = wk_results_commit(db, err);
+        else {
+            wk_err ignored;
+            wk_results_commit(db, &ignored); /* nothing of a failed cell is kept: it was not added */
+        }
+    }
     return rc;
 }
 
-static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *db, int64_t run_id, wk_err *err) {
-    size_t total = cfg->n_models * cfg->n_devices * cfg->n_contexts * cfg->n_traces * cfg->n_policies *
-                   (size_t)cfg->requests_per_trace;
+
+
+static int in_skip(const wk_runner_slice *slice, const char *key) {
+    size_t lo = 0, hi = slice ? slice->n_skip : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(slice->skip[mid], key);
+        if (c == 0) return 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+static int in_slice(const wk_runner_slice *slice, size_t i) {
+    if (!slice) return 1;
+    size_t n = slice->shard_n > 0 ? (size_t)slice->shard_n : 1, jobs = slice->jobs > 0 ? (size_t)slice->jobs : 1;
+    return i % n == (size_t)slice->shard_k && (i / n) % jobs == (size_t)slice->job;
+}
+
+/* Every cell in order; `slice` NULL = all cells inside the caller's transaction. */
+static int run_grid(const wk_runner_config *cfg, runner_inputs *in, const wk_runner_slice *slice, wk_results *db,
+                    int64_t run_id, wk_err *err) {
+    size_t total = wk_runner_cell_count(cfg);
     wk_progress prog;
     if (cfg->progress) wk_progress_start(&prog, "sim", total);
     wk_sim sim;
     wk_sim_init(&sim);
     wk_timeline tl = {0};
     int rc = 0;
-    for (size_t t = 0; !rc && t < cfg->n_traces; t++) rc = store_trace_samples(db, &in->traces[t], err);
+    size_t index = 0;
     for (size_t m = 0; !rc && m < cfg->n_models; m++)
         for (size_t d = 0; !rc && d < cfg->n_devices; d++)
             for (size_t x = 0; !rc && x < cfg->n_contexts; x++)
                 for (size_t p = 0; !rc && p < cfg->n_policies; p++)
                     for (size_t t = 0; !rc && t < cfg->n_traces; t++)
-                        for (int r = 0; !rc && r < cfg->requests_per_trace; r++) {
+                        for (int r = 0; !rc && r < cfg->requests_per_trace; r++, index++) {
+                            if (!in_slice(slice, index)) continue;
                             cell c = {&in->traces[t], &in->models[m], &in->devices[d], &in->policies[p],
                                       cfg->contexts[x], r};
-                            rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, &tl, err);
+                            char key[1024];
+                            cell_key(&c, key, sizeof key);
+                            if (!in_skip(slice, key))
+                                rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, slice != NULL, &tl, err);
                             if (cfg->progress) wk_progress_step(&prog, 1);
                         }
     if (cfg->progress) wk_progress_finish(&prog);
@@ -180,15 +217,50 @@ static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *
     return rc;
 }
 
-int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err) {
+size_t wk_runner_cell_count(const wk_runner_config *cfg) {
+    return cfg->n_models * cfg->n_devices * cfg->n_contexts * cfg->n_traces * cfg->n_policies *
+           (size_t)(cfg->requests_per_trace > 0 ? cfg->requests_per_trace : 0);
+}
+
+static int check_config(const wk_runner_config *cfg, wk_err *err) {
     if (!cfg->n_traces || !cfg->n_policies || !cfg->n_models || !cfg->n_devices || !cfg->n_contexts ||
         cfg->requests_per_trace <= 0 || cfg->output_tokens <= 0)
         return wk_err_set(err, WK_EINVAL, "sim: need at least one trace, policy, model, device, context and request");
+    return 0;
+}
+
+int wk_runner_store_traces(const wk_runner_config *cfg, wk_results *db, wk_err *err) {
+    int rc = 0;
+    for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
+        wk_trace tr;
+        rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &tr, err);
+        if (rc) break;
+        rc = store_trace_samples(db, &tr, err);
+        wk_trace_free(&tr);
+    }
+    return rc;
+}
+
+int wk_runner_run_slice(const wk_runner_config *cfg, const wk_runner_slice *slice, wk_results *db, int64_t run_id,
+                        wk_err *err) {
+    int rc = check_config(cfg, err);
+    if (rc) return rc;
     runner_inputs in;
-    int rc = load_inputs(cfg, &in, err);
+    rc = load_inputs(cfg, &in, err);
+    if (!rc) rc = run_grid(cfg, &in, slice, db, run_id, err);
+    free_inputs(&in);
+    return rc;
+}
+
+int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err) {
+    int rc = check_config(cfg, err);
+    if (rc) return rc;
+    runner_inputs in;
+    rc = load_inputs(cfg, &in, err);
     if (!rc) rc = wk_results_begin_run(db, "sim", command, run_id, err);
     if (!rc) {
-        rc = run_grid(cfg, &in, db, *run_id, err);
+        for (size_t t = 0; !rc && t < in.n_traces_loaded; t++) rc = store_trace_samples(db, &in.traces[t], err);
+        if (!rc) rc = run_grid(cfg, &in, NULL, db, *run_id, err);
         if (!rc) rc = wk_results_finish_run(db, *run_id, err);
         if (rc) {
             wk_err ignored;
