@@ -29,7 +29,7 @@ int wk_cg_bins(int level, int layer, int layers, int is_value) {
     return layer < s1 ? b[0] : layer < s2 ? b[1] : b[2];
 }
 
-static float h16(float x) { return wk_half_to_float(wk_float_to_half(x)); }
+static float h16(float x) { return wk_kv_round_fp16(x); }
 
 /* Per-layer working state: symbols [T][C], scales [T], tables [C] for one of K/V. */
 typedef struct {
@@ -58,15 +58,17 @@ static void side_free(cg_side *s) {
     free(s->tab);
 }
 
-static int quant_symbol(float x, float a16, int M) {
-    if (!(a16 > 0) || !isfinite(a16) || !isfinite(x)) return M;
-    float q = rintf(x * (float)M / a16);
+/* factor = M / a16 (0 when a16 is 0 or not finite) */
+static int quant_symbol(float x, float factor, int M) {
+    if (!(factor > 0) || !isfinite(factor) || !isfinite(x)) return M;
+    float q = rintf(x * factor);
     if (q > M) q = (float)M;
     if (q < -M) q = (float)-M;
     return (int)q + M;
 }
 
-static float dequant_symbol(int s, float a16, int M) { return (float)(s - M) / (float)M * a16; }
+/* step = a16 / M, computed once per token by encoder and decoder alike */
+static float dequant_symbol(int s, float step, int M) { return (float)(s - M) * step; }
 
 static int is_anchor(const wk_cg_params *p, int t) { return !p->delta || t % p->anchor_group == 0; }
 
@@ -90,11 +92,13 @@ static void quantize_layer(const wk_cg_params *p, const wk_kv_tensor *t, const u
         uint16_t a_h = wk_float_to_half(amax);
         float a16 = wk_half_to_float(a_h);
         s->scale[tt] = a_h;
+        float factor = a16 > 0 ? (float)s->M / a16 : 0.0f, step = a16 / (float)s->M;
+        uint8_t *sym = s->sym + (size_t)tt * s->C;
+        for (int c = 0; c < s->C; c++) sym[c] = (uint8_t)quant_symbol(row[c], factor, s->M);
+        if (!p->delta) continue; /* reconstructions are only needed as anchors */
         for (int c = 0; c < s->C; c++) {
-            int sym = quant_symbol(row[c], a16, s->M);
-            s->sym[(size_t)tt * s->C + c] = (uint8_t)sym;
             float base = is_anchor(p, tt) ? 0.0f : rec[(size_t)anchor_t * s->C + c];
-            rec[(size_t)tt * s->C + c] = h16(base + dequant_symbol(sym, a16, s->M));
+            rec[(size_t)tt * s->C + c] = h16(base + dequant_symbol(sym[c], step, s->M));
         }
     }
 }
@@ -264,7 +268,7 @@ static int decode_head(const cg_header *hd, const cg_side *s, int layer, int kv,
     if (wk_rc_dec_init(&dec, in, len, err)) return WK_EFORMAT;
     uint16_t *dst = kv ? t->v : t->k;
     for (int tt = 0; tt < s->T; tt++) {
-        float a16 = wk_half_to_float(s->scale[tt]);
+        float step = wk_half_to_float(s->scale[tt]) / (float)s->M;
         int anchor = !hd->delta || tt % hd->group == 0;
         uint16_t *x = dst + wk_kv_row(t, layer, h, (int)hd->token0 + tt);
         const uint16_t *xa = dst + wk_kv_row(t, layer, h, (int)hd->token0 + tt - (anchor ? 0 : tt % hd->group));
@@ -272,7 +276,7 @@ static int decode_head(const cg_header *hd, const cg_side *s, int layer, int kv,
             int sym = wk_rc_dec_get(&dec, &s->tab[h * s->D + d], err);
             if (sym < 0) return WK_EFORMAT;
             float base = anchor ? 0.0f : wk_half_to_float(xa[d]);
-            x[d] = wk_float_to_half(base + dequant_symbol(sym, a16, s->M));
+            x[d] = wk_float_to_half(base + dequant_symbol(sym, step, s->M));
         }
     }
     if (wk_rc_dec_used(&dec) != len)

@@ -8,7 +8,7 @@
 #include "core/half.h"
 #include "kv/bytebuf.h"
 
-static float h16(float x) { return wk_half_to_float(wk_float_to_half(x)); }
+static float h16(float x) { return wk_kv_round_fp16(x); }
 
 int wk_kivi_check(const wk_kivi_params *p, int head_dim, wk_err *err) {
     if (p->bits != 2 && p->bits != 4 && p->bits != 8)

@@ -58,6 +58,8 @@ static uint64_t splitmix64(uint64_t *x) {
 
 void wk_kv_rng_seed(wk_kv_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    r->spare = 0;
+    r->has_spare = 0;
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
@@ -76,9 +78,22 @@ uint64_t wk_kv_rng_next(wk_kv_rng *r) {
 
 double wk_kv_rng_uniform(wk_kv_rng *r) { return (double)(wk_kv_rng_next(r) >> 11) * 0x1.0p-53; }
 
+/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
 double wk_kv_rng_normal(wk_kv_rng *r) {
-    double u = wk_kv_rng_uniform(r), v = wk_kv_rng_uniform(r);
-    return sqrt(-2.0 * log(1.0 - u)) * cos(6.283185307179586 * v);
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    double u, v, s;
+    do {
+        u = 2.0 * wk_kv_rng_uniform(r) - 1.0;
+        v = 2.0 * wk_kv_rng_uniform(r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    double f = sqrt(-2.0 * log(s) / s);
+    r->spare = v * f;
+    r->has_spare = 1;
+    return u * f;
 }
 
 /* ---- synthetic model ---- */
@@ -116,11 +131,13 @@ static int synth_block(wk_kv_rng *rng, uint16_t *x /* [T][D] */, int tokens, int
     return 0;
 }
 
-int wk_kv_tensor_synth(wk_kv_tensor *t, const wk_kv_synth_params *p, wk_err *err) {
+int wk_kv_tensor_synth_layers(wk_kv_tensor *t, const wk_kv_synth_params *p, const int *layers, int n, wk_err *err) {
     if (!t->k || p->key_rho < 0 || p->key_rho >= 1 || p->value_rho < 0 || p->value_rho >= 1 ||
         p->outlier_channels < 0)
         return wk_err_set(err, WK_EINVAL, "synthetic KV: bad parameters (rho must be in [0,1), outliers >= 0)");
-    for (int l = 0; l < t->layers; l++) {
+    for (int i = 0; i < n; i++) {
+        int l = layers[i];
+        if (l < 0 || l >= t->layers) return wk_err_set(err, WK_EINVAL, "synthetic KV: layer %d of %d", l, t->layers);
         double gain = 1.0 + p->depth_growth * l / t->layers;
         for (int h = 0; h < t->kv_heads; h++) {
             wk_kv_rng rng;
@@ -133,6 +150,15 @@ int wk_kv_tensor_synth(wk_kv_tensor *t, const wk_kv_synth_params *p, wk_err *err
         }
     }
     return 0;
+}
+
+int wk_kv_tensor_synth(wk_kv_tensor *t, const wk_kv_synth_params *p, wk_err *err) {
+    int *all = malloc(sizeof(int) * (size_t)(t->layers > 0 ? t->layers : 1));
+    if (!all) return wk_err_set(err, WK_ENOMEM, "synthetic KV: out of memory");
+    for (int l = 0; l < t->layers; l++) all[l] = l;
+    int rc = wk_kv_tensor_synth_layers(t, p, all, t->layers, err);
+    free(all);
+    return rc;
 }
 
 /* ---- file format ---- */

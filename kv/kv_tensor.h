@@ -18,8 +18,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/err.h"
+#include "core/half.h"
 
 #define WK_KV_FILE_MAGIC "WKKV"
 #define WK_KV_FILE_VERSION 1u
@@ -56,7 +58,7 @@ static inline size_t wk_kv_row(const wk_kv_tensor *t, int layer, int head, int t
  *    coefficient value_rho (close to 1: smooth along tokens);
  *  - everything is multiplied by 1 + depth_growth * layer / layers (deeper layers have larger norms);
  *  - token 0 (the attention sink) keys are scaled by sink_scale.
- * Deterministic for a given seed (xoshiro256** + Box-Muller in double, rounded once to fp16). */
+ * Deterministic for a given seed (xoshiro256** + polar-method normals in double, rounded once to fp16). */
 typedef struct {
     uint64_t seed;
     int outlier_channels; /* per head, default 4 */
@@ -70,6 +72,9 @@ typedef struct {
 wk_kv_synth_params wk_kv_synth_defaults(uint64_t seed);
 /* Fills an allocated tensor with the model above. */
 int wk_kv_tensor_synth(wk_kv_tensor *t, const wk_kv_synth_params *p, wk_err *err);
+/* Fills only layers[0..n) of t (each exactly as wk_kv_tensor_synth would), leaving the others untouched:
+ * samples of a few representative layers of a deep model. */
+int wk_kv_tensor_synth_layers(wk_kv_tensor *t, const wk_kv_synth_params *p, const int *layers, int n, wk_err *err);
 
 /* Serializes to a malloc'd buffer in the file format. */
 int wk_kv_tensor_serialize(const wk_kv_tensor *t, uint8_t **out, size_t *out_len, wk_err *err);
@@ -78,9 +83,23 @@ int wk_kv_tensor_parse(const uint8_t *data, size_t len, const char *name, wk_kv_
 int wk_kv_tensor_write(const wk_kv_tensor *t, const char *path, wk_err *err);
 int wk_kv_tensor_read(const char *path, wk_kv_tensor *t, wk_err *err);
 
-/* Deterministic generator used by the synthetic models and tests (xoshiro256**). */
+/* x rounded to the nearest fp16 value (ties to even), returned as float: the same result as
+ * wk_half_to_float(wk_float_to_half(x)), with a fast path for the fp16 normal range (codec inner loops). */
+static inline float wk_kv_round_fp16(float x) {
+    uint32_t b;
+    memcpy(&b, &x, 4);
+    uint32_t e = (b >> 23) & 0xFF;
+    if (e < 113 || e > 141) return wk_half_to_float(wk_float_to_half(x)); /* subnormal, zero, large, inf, nan */
+    b = (b + 0xFFFu + ((b >> 13) & 1u)) & ~0x1FFFu;
+    memcpy(&x, &b, 4);
+    return x;
+}
+
+/* Deterministic generator used by the synthetic models and tests (xoshiro256**; normals by the polar method). */
 typedef struct {
     uint64_t s[4];
+    double spare;
+    int has_spare;
 } wk_kv_rng;
 void wk_kv_rng_seed(wk_kv_rng *r, uint64_t seed);
 uint64_t wk_kv_rng_next(wk_kv_rng *r);

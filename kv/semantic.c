@@ -14,7 +14,7 @@
 #define REFINE_SYMBOLS 5 /* q in [-2, 2] */
 
 wk_sem_params wk_sem_defaults(int layers) {
-    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 1, 0, 20, 12};
+    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 0, 0, 20, 12};
     if (p.group_layers < 1) p.group_layers = 1;
     return p;
 }
@@ -123,7 +123,7 @@ void wk_sem_map_free(wk_sem_map *m) {
 
 /* ---- quantization of one vector ---- */
 
-static float h16(float x) { return wk_half_to_float(wk_float_to_half(x)); }
+static float h16(float x) { return wk_kv_round_fp16(x); }
 
 static int layer_m(const wk_sem_params *p, int layer) {
     int g = layer / p->group_layers;
@@ -138,9 +138,10 @@ static int max_m(const wk_sem_params *p) {
     return m;
 }
 
-static int qround(float x, float step, int lim) {
-    if (!(step > 0) || !isfinite(step) || !isfinite(x)) return 0;
-    float q = rintf(x / step);
+/* inv = 1 / step (0 when the step is 0) */
+static int qround(float x, float inv, int lim) {
+    if (!(inv > 0) || !isfinite(inv) || !isfinite(x)) return 0;
+    float q = rintf(x * inv);
     return q > lim ? lim : q < -lim ? -lim : (int)q;
 }
 
@@ -156,14 +157,18 @@ static uint16_t absmax16(const uint16_t *x, int D) {
 /* Reconstruction at `level` of x [D] (all intermediate values fp16-rounded, as the decoder stores them). When
  * sym is not NULL, also the symbols of that level (signed). */
 static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, float *xhat, int8_t *sym) {
+    float st[WK_SEM_MAX_LEVELS], inv[WK_SEM_MAX_LEVELS];
+    for (int k = 0; k <= level; k++) {
+        st[k] = ldexpf(step0, -2 * k);
+        inv[k] = step0 > 0 && isfinite(step0) ? 1.0f / st[k] : 0.0f;
+    }
     for (int d = 0; d < D; d++) {
         float xv = wk_half_to_float(x[d]);
-        int q = qround(xv, step0, M);
+        int q = qround(xv, inv[0], M);
         float r = h16((float)q * step0);
         for (int k = 1; k <= level; k++) {
-            float st = ldexpf(step0, -2 * k);
-            q = qround(xv - r, st, 2);
-            r = h16(r + (float)q * st);
+            q = qround(xv - r, inv[k], 2);
+            r = h16(r + (float)q * st[k]);
         }
         xhat[d] = r;
         if (sym) sym[d] = (int8_t)q;
@@ -530,6 +535,7 @@ int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_m
         for (int kv = 0; kv < 2 && !rc; kv++) {
             float step0 = h.level == 0 ? wk_half_to_float(b.scale[2 * i + kv]) / (float)M : m->step[2 * (size_t)id + kv];
             const uint16_t *cur = (kv ? t->v : t->k) + (size_t)id * D;
+            float st = ldexpf(step0, -2 * h.level);
             for (int d = 0; d < D; d++) {
                 int s = wk_rc_dec_get(&dec, &b.tab[kv * D + d], err);
                 if (s < 0) {
@@ -544,7 +550,7 @@ int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_m
                 }
                 b.q[((size_t)i * 2 + kv) * D + d] = (int8_t)q;
                 float v = h.level == 0 ? h16((float)q * step0)
-                                       : h16(wk_half_to_float(cur[d]) + (float)q * ldexpf(step0, -2 * h.level));
+                                       : h16(wk_half_to_float(cur[d]) + (float)q * st);
                 vals[((size_t)i * 2 + kv) * D + d] = wk_float_to_half(v);
             }
             if (h.level == 0) m->step[2 * (size_t)id + kv] = step0;

@@ -20,8 +20,13 @@
  * Optional reorder (level 0 only): inside the batch, 2-opt on the cosine distance of consecutive units'
  * (K|V code) vectors, segment reversals that move no unit more than max_displacement places from its
  * semantic position (the reference's older "inflation control": batch 10000, displacement 20).
- * Optional delta: each unit's codes minus the previous unit's codes in the batch (zero before the first),
- * then range coding with per-(K|V, channel) frequency tables stored in the batch.
+ * Optional delta: each unit's codes minus the previous unit's codes in the batch (zero before the first).
+ * Codes (or deltas) are range-coded with per-(K|V, channel) frequency tables stored in the batch.
+ * Default: no delta and no reorder. Measured with `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV,
+ * batches of 4096 units), level 0 costs 2.73 bits/value plain, 3.31 with delta, 3.19 delta+2-opt, 2.73
+ * plain+2-opt: neighbours in importance order come from unrelated heads and layers, so their code
+ * difference spreads wider than the codes themselves, and per-channel tables already capture the
+ * outlier channels that a delta would cancel.
  *
  * Batch format (little-endian):
  *   "WKSM", u8 version 1, u8 level, u8 flags (bit0 delta, bit1 reordered), u8 table_bits,
@@ -49,7 +54,7 @@ typedef struct {
     int nbins;
     int bins[WK_SEM_MAX_BINS]; /* even, 4..32 */
     int group_layers;          /* layers per bins group */
-    int delta;                 /* delta-code consecutive units (default 1) */
+    int delta;                 /* delta-code consecutive units (default 0: measured larger, see below) */
     int reorder;               /* 2-opt reorder inside level-0 batches (default 0) */
     int max_displacement;      /* default 20 */
     int table_bits;            /* default 12 */
