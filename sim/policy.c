@@ -12,12 +12,16 @@ extern const wk_policy_ops wk_policy_prefill;
 extern const wk_policy_ops wk_policy_full;
 extern const wk_policy_ops wk_policy_kivi2;
 extern const wk_policy_ops wk_policy_kivi4;
+extern const wk_policy_ops wk_policy_cachegen;
+extern const wk_policy_ops wk_policy_wikv;
 
 static const wk_policy_ops *const registry[] = {
     &wk_policy_prefill,
     &wk_policy_full,
     &wk_policy_kivi2,
     &wk_policy_kivi4,
+    &wk_policy_cachegen,
+    &wk_policy_wikv,
     NULL,
 };
 

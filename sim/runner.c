@@ -276,28 +276,33 @@ typedef struct {
     int context;
 } group_key;
 
-static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, double bytes, double util,
-                        size_t failed) {
+typedef struct {
+    double bytes, util, kv;
+} group_sums;
+
+static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, const group_sums *g, size_t failed) {
     wk_sort_doubles(ttft, n);
-    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %10.1f %6.2f %6zu\n", k->policy, k->trace, k->model,
+    double dn = (double)n;
+    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %10.1f %6.2f %6.2f %6zu\n", k->policy, k->trace, k->model,
             k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
-            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN, n ? bytes / (double)n / 1e6 : NAN,
-            n ? util / (double)n : NAN, failed);
+            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN, n ? g->bytes / dn / 1e6 : NAN, n ? g->util / dn : NAN,
+            n ? g->kv / dn : NAN, failed);
 }
 
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err) {
     sqlite3 *h = wk_results_handle(db);
     const char *sql = "SELECT policy, trace, model, device, context_tokens, status, ttft_s, bytes_sent,"
-                      " link_utilisation FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
+                      " link_utilisation, kv_fraction_at_first FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
                       " ORDER BY model, device, context_tokens, trace, policy";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
         return wk_err_set(err, WK_EDB, "summary: %s", sqlite3_errmsg(h));
     sqlite3_bind_int64(st, 1, run_id);
-    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %10s %6s %6s\n", "policy", "trace", "model", "device", "context",
-            "ttft_p50", "ttft_p95", "sent_MB", "util", "failed");
+    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %10s %6s %6s %6s\n", "policy", "trace", "model", "device",
+            "context", "ttft_p50", "ttft_p95", "sent_MB", "util", "kv@1st", "failed");
     size_t cap = 1024, n = 0, failed = 0, rows = 0;
-    double *ttft = malloc(cap * sizeof *ttft), bytes = 0, util = 0;
+    double *ttft = malloc(cap * sizeof *ttft);
+    group_sums sums = {0, 0, 0};
     group_key cur = {0}, k;
     int have = 0, rc = 0, step;
     while (ttft && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -308,9 +313,9 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
         snprintf(k.device, sizeof k.device, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "-");
         k.context = sqlite3_column_int(st, 4);
         if (have && memcmp(&k, &cur, sizeof k) != 0) {
-            print_group(out, &cur, ttft, n, bytes, util, failed);
+            print_group(out, &cur, ttft, n, &sums, failed);
             n = failed = 0;
-            bytes = util = 0;
+            sums = (group_sums){0, 0, 0};
         }
         cur = k;
         have = 1;
@@ -326,11 +331,12 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
             cap *= 2;
         }
         ttft[n++] = sqlite3_column_double(st, 6);
-        bytes += sqlite3_column_double(st, 7);
-        util += sqlite3_column_double(st, 8);
+        sums.bytes += sqlite3_column_double(st, 7);
+        sums.util += sqlite3_column_double(st, 8);
+        sums.kv += sqlite3_column_double(st, 9);
     }
     if (!ttft) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
-    else if (have) print_group(out, &cur, ttft, n, bytes, util, failed);
+    else if (have) print_group(out, &cur, ttft, n, &sums, failed);
     sqlite3_finalize(st);
     free(ttft);
     if (!rc && rows == 0) rc = wk_err_set(err, WK_ENOTFOUND, "summary: no complete requests in the database");
