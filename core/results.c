@@ -30,7 +30,7 @@ static const char *schema_sql =
     " status TEXT NOT NULL CHECK(status IN ('ok','failed')), fail_reason TEXT,"
     " ttft_s REAL, tpot_s REAL, total_s REAL, output_tokens INTEGER, bytes_sent INTEGER,"
     " link_utilisation REAL, kv_fraction_at_first REAL, net_wait_s REAL, kv_decode_s REAL, compute_s REAL,"
-    " f1 REAL, answer TEXT, cell TEXT);"
+    " f1 REAL, answer TEXT, cell TEXT, oracle_ttft_s REAL);"
     "CREATE INDEX IF NOT EXISTS requests_run ON requests(run_id);"
     "CREATE INDEX IF NOT EXISTS requests_cell ON requests(cell);"
     "CREATE TABLE IF NOT EXISTS events("
@@ -104,8 +104,8 @@ static int ensure_schema(wk_results *r, wk_err *err) {
 static const char *insert_request_sql =
     "INSERT INTO requests(run_id, kind, policy, params, trace, trace_mean_mbps, model, device, task,"
     " context_tokens, seed, status, fail_reason, ttft_s, tpot_s, total_s, output_tokens, bytes_sent,"
-    " link_utilisation, kv_fraction_at_first, net_wait_s, kv_decode_s, compute_s, f1, answer, cell)"
-    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " link_utilisation, kv_fraction_at_first, net_wait_s, kv_decode_s, compute_s, f1, answer, cell, oracle_ttft_s)"
+    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 int wk_results_open(const char *path, wk_results **out, wk_err *err) {
     wk_results *r = calloc(1, sizeof *r);
@@ -242,6 +242,7 @@ int wk_results_add_request(wk_results *r, int64_t run_id, const wk_request_row *
     bind_real_or_null(st, i++, row->f1);
     bind_text_or_null(st, i++, row->answer);
     bind_text_or_null(st, i++, row->cell);
+    bind_real_or_null(st, i++, row->oracle_ttft_s);
     if (sqlite3_step(st) != SQLITE_DONE) return db_fail(r, err, "inserting request");
     if (request_id) *request_id = sqlite3_last_insert_rowid(r->db);
     return 0;
@@ -351,6 +352,6 @@ wk_request_row wk_results_empty_row(const char *kind) {
     row.status = "ok";
     row.trace_mean_mbps = row.ttft_s = row.tpot_s = row.total_s = NAN;
     row.link_utilisation = row.kv_fraction_at_first = row.net_wait_s = row.kv_decode_s = row.compute_s = NAN;
-    row.f1 = NAN;
+    row.f1 = row.oracle_ttft_s = NAN;
     return row;
 }

@@ -12,7 +12,7 @@
  *   requests(request_id, run_id, kind, policy, params, trace, trace_mean_mbps, model, device, task,
  *        context_tokens, seed, status 'ok'|'failed', fail_reason, ttft_s, tpot_s, total_s,
  *        output_tokens, bytes_sent, link_utilisation, kv_fraction_at_first, net_wait_s,
- *        kv_decode_s, compute_s, f1, answer, cell)
+ *        kv_decode_s, compute_s, f1, answer, cell, oracle_ttft_s)
  *   events(request_id, seq, t_s, type, level, value)   -- the timeline of one request; types:
  *        'arrive' (value = cumulative payload bytes arrived, level = unit level), 'usable' (value =
  *        fraction of the plan's KV usable on the device), 'token' (value = token index),
@@ -44,6 +44,7 @@ typedef struct wk_request_row {
     double link_utilisation, kv_fraction_at_first;
     double net_wait_s, kv_decode_s, compute_s;
     double f1;
+    double oracle_ttft_s;   /* sim: the oracle's lower bound for the same request (sim/oracle.h) */
 } wk_request_row;
 
 /* Opens or creates the database; refuses a file that is not a wikv database or has another schema

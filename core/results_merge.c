@@ -22,7 +22,7 @@ static int query_int(sqlite3 *h, const char *sql, long long *out) {
 static const char *request_columns =
     "kind, policy, params, trace, trace_mean_mbps, model, device, task, context_tokens, seed, status, fail_reason,"
     " ttft_s, tpot_s, total_s, output_tokens, bytes_sent, link_utilisation, kv_fraction_at_first, net_wait_s,"
-    " kv_decode_s, compute_s, f1, answer, cell";
+    " kv_decode_s, compute_s, f1, answer, cell, oracle_ttft_s";
 
 static int copy_all(sqlite3 *h, long long run_shift, long long req_shift, const char *part, wk_err *err) {
     char sql[2048];

@@ -8,6 +8,7 @@
 
 #include "core/progress.h"
 #include "core/stats.h"
+#include "sim/oracle.h"
 
 typedef struct {
     wk_trace *traces;
@@ -16,6 +17,9 @@ typedef struct {
     wk_policy *policies;
     size_t n_traces_loaded, n_policies_made;
     wk_quality_table quality;
+    wk_oracle_curves *oracle;    /* [n_models * n_contexts], prepared on first use */
+    uint8_t *oracle_ready;
+    double oracle_coverage;      /* coverage the quality target needs */
 } runner_inputs;
 
 static void free_inputs(runner_inputs *in) {
@@ -25,6 +29,8 @@ static void free_inputs(runner_inputs *in) {
     free(in->models);
     free(in->devices);
     free(in->policies);
+    free(in->oracle);
+    free(in->oracle_ready);
 }
 
 static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *err) {
@@ -36,8 +42,22 @@ static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *e
     int rc = cfg->quality_path ? wk_quality_load(cfg->quality_path, &in->quality, err)
                                : wk_quality_load_default(&in->quality, err);
     if (rc) return rc;
-    if (!in->traces || !in->models || !in->devices || !in->policies)
+    size_t n_curves = (cfg->n_models ? cfg->n_models : 1) * (cfg->n_contexts ? cfg->n_contexts : 1);
+    in->oracle = calloc(n_curves, sizeof *in->oracle);
+    in->oracle_ready = calloc(n_curves, 1);
+    if (!in->traces || !in->models || !in->devices || !in->policies || !in->oracle || !in->oracle_ready)
         return wk_err_set(err, WK_ENOMEM, "runner: out of memory");
+    in->oracle_coverage = 1.0;
+    if (cfg->quality_target > 0) { /* least coverage whose F1 reaches the target */
+        for (int k = 0; k <= 1000; k++) {
+            double accept, f1;
+            if (wk_quality_lookup(&in->quality, "default", k / 1000.0, &accept, &f1) == 0 &&
+                f1 >= cfg->quality_target) {
+                in->oracle_coverage = k / 1000.0;
+                break;
+            }
+        }
+    }
     for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
         rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &in->traces[i], err);
         if (!rc) in->n_traces_loaded++;
@@ -91,6 +111,7 @@ typedef struct {
     wk_policy *policy;
     int context;
     int request;
+    size_t curve;      /* index of the (model, context) oracle curves */
 } cell;
 
 static void cell_key(const cell *c, char *buf, size_t cap) {
@@ -98,8 +119,22 @@ static void cell_key(const cell *c, char *buf, size_t cap) {
              c->context, c->request);
 }
 
-static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality, wk_sim *sim, const cell *c,
-                    wk_results *db, int64_t run_id, int own_txn, wk_timeline *tl, wk_err *err) {
+static int oracle_for(const wk_runner_config *cfg, runner_inputs *in, const cell *c, const wk_link_params *link,
+                      double *out, wk_err *err) {
+    *out = NAN;
+    if (cfg->quality_target <= 0) return 0;
+    if (!in->oracle_ready[c->curve]) {
+        int rc = wk_oracle_prepare(c->model, c->context, &in->oracle[c->curve], err);
+        if (rc) return rc;
+        in->oracle_ready[c->curve] = 1;
+    }
+    *out = wk_oracle_ttft(&in->oracle[c->curve], c->trace, link, c->model, c->device, in->oracle_coverage);
+    return 0;
+}
+
+static int run_cell(const wk_runner_config *cfg, runner_inputs *in, wk_sim *sim, const cell *c, wk_results *db,
+                    int64_t run_id, int own_txn, wk_timeline *tl, wk_err *err) {
+    const wk_quality_table *quality = &in->quality;
     wk_sim_config sc = {.trace = c->trace, .link = cfg->link, .model = c->model, .device = c->device,
                         .context_tokens = c->context, .output_tokens = cfg->output_tokens, .task = cfg->task,
                         .seed = (uint64_t)c->request, .quality = quality};
@@ -109,6 +144,8 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
     tl->arrival_stride = 1;
     wk_sim_result res;
     int rc = wk_sim_request(sim, c->policy, &sc, want_events ? tl : NULL, &res, err);
+    double oracle = NAN;
+    if (!rc) rc = oracle_for(cfg, in, c, &sc.link, &oracle, err);
     if (rc) return rc;
     if (want_events && sim->plan.n > 2000) { /* keep timelines small: thin out arrivals */
         size_t stride = sim->plan.n / 1000, w = 0;
@@ -133,6 +170,7 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
     row.seed = c->request;
     row.cell = key;
     row.output_tokens = res.s.tokens;
+    row.oracle_ttft_s = oracle;
     if (res.s.ok) {
         row.ttft_s = res.s.ttft_s;
         row.tpot_s = res.s.tpot_s;
@@ -204,11 +242,11 @@ static int run_grid(const wk_runner_config *cfg, runner_inputs *in, const wk_run
                         for (int r = 0; !rc && r < cfg->requests_per_trace; r++, index++) {
                             if (!in_slice(slice, index)) continue;
                             cell c = {&in->traces[t], &in->models[m], &in->devices[d], &in->policies[p],
-                                      cfg->contexts[x], r};
+                                      cfg->contexts[x], r, m * cfg->n_contexts + x};
                             char key[1024];
                             cell_key(&c, key, sizeof key);
                             if (!in_skip(slice, key))
-                                rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, slice != NULL, &tl, err);
+                                rc = run_cell(cfg, in, &sim, &c, db, run_id, slice != NULL, &tl, err);
                             if (cfg->progress) wk_progress_step(&prog, 1);
                         }
     if (cfg->progress) wk_progress_finish(&prog);
@@ -278,31 +316,35 @@ typedef struct {
 
 typedef struct {
     double bytes, util, kv;
+    double *ratio;     /* ttft / oracle of each request */
+    size_t n_ratio;
 } group_sums;
 
 static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, const group_sums *g, size_t failed) {
     wk_sort_doubles(ttft, n);
     double dn = (double)n;
-    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %10.1f %6.2f %6.2f %6zu\n", k->policy, k->trace, k->model,
-            k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
-            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN, n ? g->bytes / dn / 1e6 : NAN, n ? g->util / dn : NAN,
-            n ? g->kv / dn : NAN, failed);
+    wk_sort_doubles(g->ratio, g->n_ratio);
+    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %8.2f %10.1f %6.2f %6.2f %6zu\n", k->policy, k->trace,
+            k->model, k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
+            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN,
+            g->n_ratio ? wk_percentile_sorted(g->ratio, g->n_ratio, 0.5) : NAN, n ? g->bytes / dn / 1e6 : NAN,
+            n ? g->util / dn : NAN, n ? g->kv / dn : NAN, failed);
 }
 
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err) {
     sqlite3 *h = wk_results_handle(db);
     const char *sql = "SELECT policy, trace, model, device, context_tokens, status, ttft_s, bytes_sent,"
-                      " link_utilisation, kv_fraction_at_first FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
+                      " link_utilisation, kv_fraction_at_first, oracle_ttft_s FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
                       " ORDER BY model, device, context_tokens, trace, policy";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
         return wk_err_set(err, WK_EDB, "summary: %s", sqlite3_errmsg(h));
     sqlite3_bind_int64(st, 1, run_id);
-    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %10s %6s %6s %6s\n", "policy", "trace", "model", "device",
-            "context", "ttft_p50", "ttft_p95", "sent_MB", "util", "kv@1st", "failed");
+    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %8s %10s %6s %6s %6s\n", "policy", "trace", "model", "device",
+            "context", "ttft_p50", "ttft_p95", "x_oracle", "sent_MB", "util", "kv@1st", "failed");
     size_t cap = 1024, n = 0, failed = 0, rows = 0;
-    double *ttft = malloc(cap * sizeof *ttft);
-    group_sums sums = {0, 0, 0};
+    double *ttft = malloc(cap * sizeof *ttft), *ratio = malloc(cap * sizeof *ratio);
+    group_sums sums = {0, 0, 0, ratio, 0};
     group_key cur = {0}, k;
     int have = 0, rc = 0, step;
     while (ttft && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -315,7 +357,7 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
         if (have && memcmp(&k, &cur, sizeof k) != 0) {
             print_group(out, &cur, ttft, n, &sums, failed);
             n = failed = 0;
-            sums = (group_sums){0, 0, 0};
+            sums = (group_sums){0, 0, 0, ratio, 0};
         }
         cur = k;
         have = 1;
@@ -325,20 +367,24 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
             continue;
         }
         if (n == cap) {
-            double *g = realloc(ttft, 2 * cap * sizeof *g);
-            if (!g) break;
-            ttft = g;
+            double *g = realloc(ttft, 2 * cap * sizeof *g), *h2 = g ? realloc(ratio, 2 * cap * sizeof *h2) : NULL;
+            if (g) ttft = g;
+            if (h2) ratio = sums.ratio = h2;
+            if (!g || !h2) break;
             cap *= 2;
         }
         ttft[n++] = sqlite3_column_double(st, 6);
         sums.bytes += sqlite3_column_double(st, 7);
         sums.util += sqlite3_column_double(st, 8);
         sums.kv += sqlite3_column_double(st, 9);
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL && sqlite3_column_double(st, 10) > 0)
+            ratio[sums.n_ratio++] = sqlite3_column_double(st, 6) / sqlite3_column_double(st, 10);
     }
-    if (!ttft) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
+    if (!ttft || !ratio) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
     else if (have) print_group(out, &cur, ttft, n, &sums, failed);
     sqlite3_finalize(st);
     free(ttft);
+    free(ratio);
     if (!rc && rows == 0) rc = wk_err_set(err, WK_ENOTFOUND, "summary: no complete requests in the database");
     return rc;
 }

@@ -24,6 +24,7 @@ typedef struct wk_runner_config {
     wk_events_mode events;
     int progress;                /* progress bar on stderr */
     const char *quality_path;    /* quality table; NULL: the bundled assumed one */
+    double quality_target;       /* F1 relative to full KV that the oracle must reach (0: no oracle) */
 } wk_runner_config;
 
 /* Runs the grid into `db` as one run of kind 'sim'; *run_id gets its id. On failure the run is
@@ -49,7 +50,7 @@ int wk_runner_store_traces(const wk_runner_config *cfg, wk_results *db, wk_err *
 int wk_runner_run_slice(const wk_runner_config *cfg, const wk_runner_slice *slice, wk_results *db, int64_t run_id,
                         wk_err *err);
 
-/* Prints TTFT median and p95, mean bytes sent and link utilisation per policy and trace, for one
+/* Prints TTFT median and p95, and the median ratio to the oracle, mean bytes sent and link utilisation per policy and trace, for one
  * run (run_id > 0) or all complete runs (run_id <= 0). */
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err);
 
