@@ -14,6 +14,7 @@ typedef struct {
 static const wk_command commands[] = {
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
     {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
+    {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
 };
 
 static void usage(FILE *out) {

@@ -218,6 +218,57 @@ START_TEST(templates_exact_and_format) {
 }
 END_TEST
 
+static char *write_tmp(const char *text) {
+    char *path = strdup("/tmp/wikv_score_XXXXXX");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static char *run_capture(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    static char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf - 1, p);
+    buf[len] = '\0';
+    *status = pclose(p);
+    return buf;
+}
+
+START_TEST(score_command_table_and_errors) {
+    char *good = write_tmp(
+        "{\"pred\": \"Paris, France\", \"answers\": [\"paris\"], \"dataset\": \"hotpotqa\", \"length\": 3000}\n"
+        "{\"pred\": \"\\n\\nParis\\nLondon\", \"answers\": [\"x\", \"paris\"], \"dataset\": \"triviaqa\", \"length\": 9000}\n"
+        "{\"pred\": \"London\", \"answers\": [\"paris\"], \"dataset\": \"hotpotqa\", \"length\": 5000}\n"
+        "{\"pred\": \"VAR ABCDE\", \"answers\": [\"ABCDE\", \"FGHIJ\"], \"task\": \"vartrack\", \"length\": 10}\n");
+    char cmd[512];
+    int st;
+    snprintf(cmd, sizeof cmd, "%s score --buckets %s", WIKV_BINARY, good);
+    char *out = run_capture(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    /* hotpotqa: (2/3 + 0) / 2 = 33.33; buckets 66.67 (3000) and 0.00 (5000) */
+    ck_assert_msg(strstr(out, "hotpotqa                 qa_f1                2    33.33    66.67     0.00        -"), "%s", out);
+    ck_assert_msg(strstr(out, "triviaqa                 qa_f1                1   100.00"), "%s", out);
+    ck_assert_msg(strstr(out, "vartrack                 contains_all         1    50.00"), "%s", out);
+    char *bad = write_tmp("{\"pred\": \"a\", \"answers\": [\"a\"], \"dataset\": \"hotpotqa\"}\n\n{\"answers\": [\"a\"]}\n");
+    snprintf(cmd, sizeof cmd, "%s score %s 2>&1", WIKV_BINARY, bad);
+    out = run_capture(cmd, &st);
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    char want[256];
+    snprintf(want, sizeof want, "%s:3: field 'pred': missing", bad);
+    ck_assert_msg(strstr(out, want) != NULL, "%s", out);
+    snprintf(cmd, sizeof cmd, "%s score --metric nope %s 2>&1", WIKV_BINARY, good);
+    run_capture(cmd, &st);
+    ck_assert_int_eq(WEXITSTATUS(st), 2);
+    unlink(good);
+    unlink(bad);
+    free(good);
+    free(bad);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("metrics");
     TCase *tc = tcase_create("metrics");
@@ -229,6 +280,7 @@ int main(void) {
     tcase_add_test(tc, contains_and_sample_rules);
     tcase_add_test(tc, longbench_reader_fields_and_errors);
     tcase_add_test(tc, templates_exact_and_format);
+    tcase_add_test(tc, score_command_table_and_errors);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
