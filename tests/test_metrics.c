@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "exec/longbench.h"
 #include "exec/metrics.h"
 #include "tests/check_util.h"
@@ -218,6 +219,38 @@ START_TEST(templates_exact_and_format) {
 }
 END_TEST
 
+/* 400 random pairs scored by LongBench's own Python (tools/longbench_metric_ref.py): same doubles */
+START_TEST(matches_python_reference_vectors) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/data/longbench_metric_ref.jsonl", WIKV_SOURCE_DIR);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char line[1 << 14];
+    size_t n = 0, nonzero = 0;
+    while (fgets(line, sizeof line, f)) {
+        wk_json doc;
+        wk_err err;
+        ck_assert_msg(wk_json_parse(line, strlen(line), path, &doc, &err) == 0, "%s", err.msg);
+        const char *pred = wk_json_get_string(&doc, "pred"), *gold = wk_json_get_string(&doc, "gold");
+        double f1, rl;
+        ck_assert_int_eq(wk_json_get_number(&doc, "qa_f1", -1, &f1, &err), 0);
+        ck_assert_int_eq(wk_json_get_number(&doc, "rouge", -1, &rl, &err), 0);
+        ck_assert_msg(score(WK_METRIC_QA_F1, pred, gold) == f1, "line %zu qa_f1", n + 1);
+        ck_assert_msg(score(WK_METRIC_ROUGE_L, pred, gold) == rl, "line %zu rouge", n + 1);
+        char *norm;
+        ck_assert_int_eq(wk_metric_normalize_answer(pred, &norm, &err), 0);
+        ck_assert_msg(strcmp(norm, wk_json_get_string(&doc, "norm")) == 0, "line %zu norm", n + 1);
+        free(norm);
+        nonzero += f1 > 0 && rl > 0;
+        wk_json_free(&doc);
+        n++;
+    }
+    fclose(f);
+    ck_assert_uint_eq(n, 400);
+    ck_assert_uint_gt(nonzero, 20);
+}
+END_TEST
+
 static char *write_tmp(const char *text) {
     char *path = strdup("/tmp/wikv_score_XXXXXX");
     int fd = mkstemp(path);
@@ -281,6 +314,7 @@ int main(void) {
     tcase_add_test(tc, longbench_reader_fields_and_errors);
     tcase_add_test(tc, templates_exact_and_format);
     tcase_add_test(tc, score_command_table_and_errors);
+    tcase_add_test(tc, matches_python_reference_vectors);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
