@@ -14,7 +14,8 @@ static const char *SCORE_USAGE =
     "usage: wikv score PRED.jsonl... [--metric auto|qa_f1|rouge|em|classification|retrieval|count|\n"
     "                  contains|contains_all] [--buckets]\n"
     "Each line: {\"pred\": ..., \"answers\": [...], \"dataset\" or \"task\": ..., \"all_classes\": [...],\n"
-    "\"length\": N}. auto takes the metric LongBench's eval.py uses for the dataset (the synthetic tasks:\n"
+    "\"length\": N}; without dataset/task the file name is the dataset (hotpotqa.jsonl), as\n"
+    "LongBench's pred.py writes them. auto takes the metric LongBench's eval.py uses for the dataset (the synthetic tasks:\n"
     "contains, vartrack: contains_all). Prints per dataset: metric, samples, 100 * mean score;\n"
     "--buckets adds LongBench-E's 0-4k, 4-8k, 8k+ columns by the `length` field.\n";
 
@@ -54,16 +55,16 @@ static int score_file(const char *path, int auto_metric, wk_metric forced, int b
         fprintf(stderr, "wikv score: %s\n", err.msg);
         return wk_err_exit_status(&err);
     }
+    char file_dataset[128];
+    const char *base = strrchr(path, '/');
+    snprintf(file_dataset, sizeof file_dataset, "%s", base ? base + 1 : path);
+    char *dot = strstr(file_dataset, ".jsonl");
+    if (dot) *dot = '\0';
     int status = 0;
     for (size_t i = 0; i < set.count && !status; i++) {
         const wk_lb_item *it = &set.items[i];
-        const char *name = it->dataset ? it->dataset : "all";
-        if (auto_metric && !it->dataset) {
-            fprintf(stderr, "wikv score: %s:%zu: field 'dataset': missing (needed by --metric auto; or pass --metric)\n",
-                    path, it->line);
-            status = 2;
-            break;
-        }
+        /* LongBench's pred.py writes no dataset field: eval.py takes it from the file name */
+        const char *name = it->dataset ? it->dataset : file_dataset;
         if (buckets && it->length < 0) {
             fprintf(stderr, "wikv score: %s:%zu: field 'length': missing (needed by --buckets)\n", path, it->line);
             status = 2;
@@ -84,7 +85,7 @@ static int score_file(const char *path, int auto_metric, wk_metric forced, int b
             }
         }
         double s;
-        if (wk_metric_score_sample(g->metric, it->dataset, it->pred, (const char *const *)it->answers, it->n_answers,
+        if (wk_metric_score_sample(g->metric, name, it->pred, (const char *const *)it->answers, it->n_answers,
                                    (const char *const *)it->all_classes, it->n_classes, &s, &err)) {
             fprintf(stderr, "wikv score: %s:%zu: %s\n", path, it->line, err.msg);
             status = wk_err_exit_status(&err);

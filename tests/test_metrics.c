@@ -295,6 +295,19 @@ START_TEST(score_command_table_and_errors) {
     snprintf(cmd, sizeof cmd, "%s score --metric nope %s 2>&1", WIKV_BINARY, good);
     run_capture(cmd, &st);
     ck_assert_int_eq(WEXITSTATUS(st), 2);
+    /* no dataset field: the file name is the dataset, so triviaqa's first-line rule applies */
+    char dir[] = "/tmp/wikv_scoredir_XXXXXX", file[64];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(file, sizeof file, "%s/triviaqa.jsonl", dir);
+    FILE *f = fopen(file, "w");
+    fputs("{\"pred\": \"\\nParis\\nLondon\", \"answers\": [\"paris\"], \"all_classes\": null, \"length\": 9}\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s score %s", WIKV_BINARY, file);
+    out = run_capture(cmd, &st);
+    ck_assert_int_eq(st, 0);
+    ck_assert_msg(strstr(out, "triviaqa                 qa_f1                1   100.00"), "%s", out);
+    unlink(file);
+    rmdir(dir);
     unlink(good);
     unlink(bad);
     free(good);
