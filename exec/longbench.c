@@ -204,6 +204,23 @@ static const struct {
     {"triviaqa",
      "Answer the question based on the given passage. Only give me the answer and do not output any other words. "
      "The following are some examples.\n\n{context}\n\n{input}"},
+    {"trec",
+     "Please determine the type of the question below. Here are some examples of questions.\n\n{context}\n{input}"},
+    {"samsum",
+     "Summarize the dialogue into a few short sentences. The following are some examples.\n\n{context}\n\n{input}"},
+    {"passage_count",
+     "There are some paragraphs below sourced from Wikipedia. Some of them may be duplicates. Please carefully "
+     "read these paragraphs and determine how many unique paragraphs there are after removing duplicates. In "
+     "other words, how many non-repeating paragraphs are there in total?\n\n{context}\n\nPlease enter the final "
+     "count of unique paragraphs after removing duplicates. The output format should only contain the number, "
+     "such as 1, 2, 3, and so on.\n\nThe final answer is: "},
+    {"passage_retrieval_en",
+     "Here are 30 paragraphs from Wikipedia, along with an abstract. Please determine which paragraph the "
+     "abstract is from.\n\n{context}\n\nThe following is an abstract.\n\n{input}\n\nPlease enter the number of "
+     "the paragraph that the abstract is from. The answer format must be like \"Paragraph 1\", \"Paragraph 2\", "
+     "etc.\n\nThe answer is: "},
+    {"lcc", "Please complete the code given below. \n{context}Next line of code:\n"},
+    {"repobench-p", "Please complete the code given below. \n{context}{input}Next line of code:\n"},
     {"passkey", WK_TASK_PROMPT},
     {"multikey", WK_TASK_PROMPT},
     {"topic", WK_TASK_PROMPT},
@@ -212,8 +229,10 @@ static const struct {
 
 const char *wk_longbench_template(const char *dataset) {
     if (!dataset) return NULL;
+    size_t n = strlen(dataset);
+    if (n > 2 && !strcmp(dataset + n - 2, "_e")) n -= 2; /* LongBench-E: pred.py strips "_e" */
     for (size_t i = 0; i < sizeof TEMPLATES / sizeof TEMPLATES[0]; i++)
-        if (!strcmp(dataset, TEMPLATES[i].dataset)) return TEMPLATES[i].prompt;
+        if (strlen(TEMPLATES[i].dataset) == n && !strncmp(dataset, TEMPLATES[i].dataset, n)) return TEMPLATES[i].prompt;
     return NULL;
 }
 

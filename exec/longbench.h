@@ -5,7 +5,7 @@
  * "dataset", as `wikv task gen` writes both). Which fields are required is chosen by the caller.
  * Blank lines are skipped. Errors name FILE:LINE and the field at fault.
  *
- * Templates: LongBench/config/dataset2prompt.json @ 2e00731f8d0b for the common English datasets,
+ * Templates: LongBench/config/dataset2prompt.json @ 2e00731f8d0b for the English datasets,
  * byte-exact (including the original "asconcisely"), filled as Python's str.format fills {context}
  * and {input}; plus WK_TASK_PROMPT for the synthetic tasks. */
 #ifndef WIKV_EXEC_LONGBENCH_H
@@ -47,7 +47,8 @@ void wk_longbench_free(wk_lb_set *set);
 
 /* dataset2prompt[dataset], or NULL when the dataset is not among the templates held here
  * (narrativeqa, qasper, multifieldqa_en, hotpotqa, 2wikimqa, musique, gov_report, qmsum, multi_news,
- * triviaqa, and the synthetic tasks passkey, multikey, topic, vartrack). */
+ * triviaqa, trec, samsum, passage_count, passage_retrieval_en, lcc, repobench-p, and the synthetic
+ * tasks passkey, multikey, topic, vartrack). LongBench-E names ("hotpotqa_e") use the base template. */
 const char *wk_longbench_template(const char *dataset);
 
 /* template.format(context=..., input=...): {context} and {input} are replaced, {{ and }} become

@@ -210,6 +210,10 @@ START_TEST(templates_exact_and_format) {
     ck_assert_str_eq(wk_longbench_template("triviaqa") + strlen(wk_longbench_template("triviaqa")) - 20,
                      "\n\n{context}\n\n{input}");
     ck_assert_ptr_null(wk_longbench_template("unknown"));
+    ck_assert_ptr_eq(wk_longbench_template("hotpotqa_e"), wk_longbench_template("hotpotqa"));
+    const char *pr = wk_longbench_template("passage_retrieval_en");
+    ck_assert_str_eq(pr + strlen(pr) - 51, "\"Paragraph 1\", \"Paragraph 2\", etc.\n\nThe answer is: ");
+    ck_assert_str_eq(wk_longbench_template("passkey"), "{context}\n\nQuestion: {input}\nAnswer:");
     ck_assert_int_eq(wk_longbench_format("{{a}} {context}{input}}}", "C", "I", &p, &err), 0);
     ck_assert_str_eq(p, "{a} CI}");
     free(p);
