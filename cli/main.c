@@ -19,6 +19,7 @@ static const wk_command commands[] = {
     {"db", wk_cmd_db, "results database: summary, merge"},
     {"model", wk_cmd_model, "model specs and device profiles: list, show"},
     {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
+    {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
 };
 
 static void usage(FILE *out) {
