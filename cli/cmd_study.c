@@ -39,6 +39,7 @@ int wk_cmd_study(int argc, char **argv) {
     o.cfg.link = wk_link_defaults();
     o.cfg.events = WK_EVENTS_FIRST;
     o.cfg.progress = 1;
+    o.cfg.quality_target = 0.95;
     o.contexts[0] = 8192;
     o.n_contexts = 1;
     wk_strlist_add(&o.models, "llama-3.1-8b");

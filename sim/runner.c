@@ -124,11 +124,11 @@ static int oracle_for(const wk_runner_config *cfg, runner_inputs *in, const cell
     *out = NAN;
     if (cfg->quality_target <= 0) return 0;
     if (!in->oracle_ready[c->curve]) {
-        int rc = wk_oracle_prepare(c->model, c->context, &in->oracle[c->curve], err);
+        int rc = wk_oracle_prepare(c->model, c->context, in->oracle_coverage, &in->oracle[c->curve], err);
         if (rc) return rc;
         in->oracle_ready[c->curve] = 1;
     }
-    *out = wk_oracle_ttft(&in->oracle[c->curve], c->trace, link, c->model, c->device, in->oracle_coverage);
+    *out = wk_oracle_ttft(&in->oracle[c->curve], c->trace, link, c->model, c->device);
     return 0;
 }
 

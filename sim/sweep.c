@@ -76,7 +76,7 @@ static void fingerprint(wk_grid *g) {
         snprintf(num, sizeof num, "c%d", g->contexts[i]);
         h = fnv1a(h, num);
     }
-    snprintf(num, sizeof num, "r%d o%d d%.6g", g->requests, g->output_tokens, g->delay_ms);
+    snprintf(num, sizeof num, "r%d o%d d%.6g q%.6g", g->requests, g->output_tokens, g->delay_ms, g->quality_target);
     h = fnv1a(h, num);
     if (g->quality) h = fnv1a(h, g->quality);
     snprintf(g->fingerprint, sizeof g->fingerprint, "%016llx", (unsigned long long)h);
@@ -114,6 +114,12 @@ static int parse_line(wk_grid *g, char *line, const char *dir, const char *path,
         double v = strtod(value, &end);
         if (end == value || *end || v < 0) return wk_err_set(err, WK_EFORMAT, "%s:%d: delay_ms", path, line_no);
         g->delay_ms = v;
+    } else if (!strcmp(key, "quality_target")) {
+        char *end;
+        double v = strtod(value, &end);
+        if (end == value || *end || v < 0 || v > 1)
+            return wk_err_set(err, WK_EFORMAT, "%s:%d: quality_target: expected a number in [0, 1]", path, line_no);
+        g->quality_target = v;
     } else if (!strcmp(key, "quality")) {
         char p[4096];
         resolve(dir, value, p, sizeof p);
@@ -147,6 +153,7 @@ int wk_grid_load(const char *path, wk_grid *g, wk_err *err) {
     g->requests = 10;
     g->output_tokens = 1;
     g->delay_ms = 10;
+    g->quality_target = 0.95;
     FILE *f = fopen(path, "r");
     if (!f) return wk_err_set(err, WK_ENOTFOUND, "%s: cannot open: %s", path, strerror(errno));
     char dir[4096];
@@ -198,6 +205,7 @@ void wk_grid_config(const wk_grid *g, wk_runner_config *cfg) {
     cfg->link.one_way_delay_s = cfg->link.request_delay_s = g->delay_ms / 1000.0;
     cfg->events = WK_EVENTS_NONE;
     cfg->quality_path = g->quality;
+    cfg->quality_target = g->quality_target;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }

@@ -10,6 +10,7 @@
  *   output_tokens = 1      (default 1)
  *   delay_ms = 10          one-way delay each direction (default 10)
  *   quality  = FILE        quality table (default: the bundled assumed one)
+ *   quality_target = 0.95  F1 relative to full KV the oracle must reach (0: no oracle)
  * Relative paths are relative to the grid file's folder. Unknown keys are errors (FILE:LINE).
  *
  * A sweep is one run in the database, found again by a fingerprint of the grid and the shard: a
@@ -27,6 +28,7 @@ typedef struct wk_grid {
     size_t n_contexts;
     int requests, output_tokens;
     double delay_ms;
+    double quality_target;  /* oracle quality target (default 0.95) */
     char *quality;
     char fingerprint[32];   /* FNV-1a of the normalised grid */
 } wk_grid;
