@@ -13,6 +13,7 @@ typedef struct {
 
 static const wk_command commands[] = {
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
 };
 
 static void usage(FILE *out) {
