@@ -14,16 +14,22 @@ static const char *breakdown_sql =
 static const char *const part_title[3] = {"network wait", "KV decode", "compute"};
 static const char *const part_color[3] = {"#56B4E9", "#E69F00", "#009E73"};
 
-/* One row: policy, median of each part (0 when the part is never recorded), median TTFT, n. */
-static int write_policy(wk_plot_out *o, const wk_plot_group *g, wk_err *err) {
+/* One row: policy, median of each part (0 when the part is never recorded), median TTFT, n.
+ * *top grows to the row's highest point (bar or marker). */
+static int write_policy(wk_plot_out *o, const wk_plot_group *g, double *top, wk_err *err) {
+    double bar = 0;
     double *vals = malloc(g->n * sizeof *vals);
     if (!vals) return wk_err_set(err, WK_ENOMEM, "out of memory");
     wk_plot_tsv_str(o->dat, g->policy);
     for (int j = 0; j < 4; j++) {
         size_t n = wk_plot_group_column(g, 4, j, vals);
         double med = wk_plot_quantile(vals, n, 0.5);
-        wk_plot_tsv_num(o->dat, n == 0 && j < 3 ? 0.0 : med);
+        double v = n == 0 && j < 3 ? 0.0 : med;
+        wk_plot_tsv_num(o->dat, v);
+        if (j < 3) bar += v;
+        else if (v > *top) *top = v;
     }
+    if (bar > *top) *top = bar;
     fprintf(o->dat, "\t%zu\n", g->n);
     free(vals);
     o->n_points++;
@@ -49,7 +55,9 @@ int wk_plot_breakdown(struct sqlite3 *db, const char *db_path, const wk_plot_fil
     if (o->opts->log_y) fputs("set logscale y\n", gp);
     if (gs.n > 5) fputs("set xtics rotate by 30 right\n", gp);
     fputs("policy\tnet_wait_s\tkv_decode_s\tcompute_s\tttft_p50_s\tn\n", o->dat);
-    for (size_t i = 0; i < gs.n && !rc; i++) rc = write_policy(o, &gs.g[i], err);
+    double top = 0;
+    for (size_t i = 0; i < gs.n && !rc; i++) rc = write_policy(o, &gs.g[i], &top, err);
+    wk_plot_ticks(o, 'y', 0, top, 6);
     wk_plot_end_block(o);
     for (int p = 0; p < 3; p++) {
         fputs(p ? ", \\\n     " : "plot ", gp);

@@ -47,6 +47,8 @@ int wk_plot_trace(struct sqlite3 *db, const char *db_path, const wk_plot_filter 
     double lo, hi;
     wk_plot_groups_range(&gs, 0, &lo, &hi);
     wk_plot_ticks(o, 'x', lo, hi, 7);
+    wk_plot_groups_range(&gs, 1, &lo, &hi);
+    wk_plot_ticks(o, 'y', 0, hi, 6);
     fputs("trace\tt_s\tmbps\n", o->dat);
     for (size_t i = 0; i < gs.n; i++) {
         write_trace(o, &gs.g[i]);

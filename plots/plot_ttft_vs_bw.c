@@ -95,6 +95,8 @@ int wk_plot_ttft_vs_bw(struct sqlite3 *db, const char *db_path, const wk_plot_fi
     double lo, hi;
     wk_plot_groups_range(&gs, 0, &lo, &hi);
     wk_plot_ticks(o, 'x', lo, hi, 6);
+    wk_plot_groups_range(&gs, 1, &lo, &hi);
+    wk_plot_ticks(o, 'y', lo, hi, 6);
     fputs("policy\ttrace\tmean_mbps\tttft_p50_s\tttft_p5_s\tttft_p95_s\tn\n", o->dat);
     size_t block = 0;
     for (size_t from = 0; from < gs.n && !rc; block++) {

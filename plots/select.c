@@ -218,7 +218,7 @@ void wk_plot_filter_describe(const wk_plot_filter *f, char *buf, size_t cap) {
 int wk_plot_empty(const char *db_path, const wk_plot_filter *f, const char *what, wk_err *err) {
     char desc[512];
     wk_plot_filter_describe(f, desc, sizeof desc);
-    return wk_err_set(err, WK_ENOTFOUND, "%s: nothing to plot: no %s match (%s)", db_path, what, desc);
+    return wk_err_set(err, WK_ENOTFOUND, "%s: nothing to plot: no %s (selection: %s)", db_path, what, desc);
 }
 
 void wk_plot_groups_range(const wk_plot_groups *gs, int j, double *lo, double *hi) {

@@ -122,6 +122,7 @@ void wk_plot_preamble(wk_plot_out *o, double w_in, double h_in, int numeric_axes
     FILE *gp = o->gp;
     fprintf(gp, "# Drawn by `wikv plot` from %s; re-draw with: gnuplot %s (in this folder)\n", o->data_base,
             o->script_base);
+    fputs("reset\n", gp); /* whatever ~/.gnuplot set, the figure looks the same */
     terminal(o, w, h, font);
     fputs("set output ", gp);
     wk_plot_quote(gp, o->fig_base);
@@ -129,7 +130,7 @@ void wk_plot_preamble(wk_plot_out *o, double w_in, double h_in, int numeric_axes
           "set datafile separator '\\t'\n"
           "set border 3 lw 0.6 lc rgb '#333333'\n"
           "set tics nomirror out scale 0.5,0.3 textcolor rgb '#000000'\n"
-          "set grid xtics ytics back lw 0.5 lc rgb '#dcdcdc' dt 1\n"
+          "set grid xtics ytics back lt 1 lw 0.5 lc rgb '#dcdcdc'\n"
           "set pointsize 0.7\n"
           "set bars small\n"
           "set style line 100 lc rgb '#7f7f7f' dt 2 lw 0.8\n",

@@ -501,6 +501,55 @@ START_TEST(without_gnuplot_data_and_script_are_still_written) {
 }
 END_TEST
 
+/* Names with quotes, tabs and gnuplot's enhanced-text characters, a figure path with spaces and
+ * quotes, failed requests and NULL columns: all drawn, nothing misread. */
+START_TEST(odd_names_and_missing_values_are_handled) {
+    SKIP_WITHOUT_GNUPLOT();
+    char db_path[512];
+    snprintf(db_path, sizeof db_path, "%s/odd.db", fx.dir);
+    wk_results *db;
+    wk_err err;
+    int64_t run, id;
+    ck_assert_int_eq(wk_results_open(db_path, &db, &err), 0);
+    ck_assert_int_eq(wk_results_begin_run(db, "sim", "odd", &run, &err), 0);
+    const char *odd = "it's \"odd\"\t@{x}_y^2";
+    for (int i = 0; i < 6; i++) {
+        wk_request_row row = wk_results_empty_row("sim");
+        row.policy = i % 2 ? odd : "wikv";
+        row.trace = "tr'ace";
+        row.trace_mean_mbps = 20 + i;
+        row.ttft_s = 0.5 + i;
+        row.net_wait_s = i == 0 ? wk_results_null() : 0.3;
+        ck_assert_int_eq(wk_results_add_request(db, run, &row, &id, &err), 0);
+    }
+    wk_request_row failed = wk_results_empty_row("sim");
+    failed.policy = "wikv";
+    failed.status = "failed";
+    failed.fail_reason = "link down";
+    ck_assert_int_eq(wk_results_add_request(db, run, &failed, &id, &err), 0);
+    double t[] = {0, 0.1}, m[] = {10, 20};
+    ck_assert_int_eq(wk_results_add_trace_samples(db, "tr'ace", t, m, 2, &err), 0);
+    ck_assert_int_eq(wk_results_finish_run(db, run, &err), 0);
+    wk_results_close(db);
+    wk_plot_kind kinds[] = {WK_PLOT_TTFT_CDF, WK_PLOT_TTFT_VS_BW, WK_PLOT_BREAKDOWN, WK_PLOT_TRACE};
+    for (size_t k = 0; k < 4; k++) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/odd 'name' %zu.svg", fx.dir, k);
+        wk_plot_result res;
+        ck_assert_msg(wk_plot_file(db_path, kinds[k], NULL, NULL, out, &res, &err) == 0, "%s", err.msg);
+        ck_assert_int_gt(file_size(out), 500);
+        if (kinds[k] == WK_PLOT_TTFT_CDF) ck_assert_uint_eq(res.n_points, 6 + 2); /* the failed request is out */
+        if (kinds[k] == WK_PLOT_BREAKDOWN) ck_assert_uint_eq(res.n_points, 2);
+    }
+    /* quality needs F1, which no request has: a clear empty selection, not a broken figure */
+    char out[600];
+    snprintf(out, sizeof out, "%s/odd-q.png", fx.dir);
+    wk_plot_result res;
+    ck_assert_int_eq(wk_plot_file(db_path, WK_PLOT_QUALITY_LATENCY, NULL, NULL, out, &res, &err), WK_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err.msg, "F1"));
+}
+END_TEST
+
 /* Runs the wikv binary; returns its exit status and its stderr+stdout in out. */
 static int run_cli(const char *args, char *out, size_t cap) {
     char cmd[2048];
@@ -594,6 +643,7 @@ int main(void) {
     tcase_add_test(tc, empty_selection_names_db_and_filters);
     tcase_add_test(tc, without_gnuplot_data_and_script_are_still_written);
     tcase_add_test(tc, cli_exit_status_and_messages);
+    tcase_add_test(tc, odd_names_and_missing_values_are_handled);
     tcase_add_test(tc, style_is_fixed_for_known_and_stable_for_others);
     tcase_add_test(tc, quantiles_interpolate_between_order_statistics);
     suite_add_tcase(s, tc);
