@@ -1,6 +1,7 @@
 /* pareto: every configuration (policy + params) as a point at its median TTFT and median F1, and the
  * Pareto front (no other configuration is at least as fast and at least as good, and better in one)
  * as a black staircase with ringed points. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,14 +108,17 @@ int wk_plot_pareto(struct sqlite3 *db, const char *db_path, const wk_plot_filter
         snprintf(o->note, sizeof o->note, "%zu configurations, %zu on the Pareto front", gs.n, on);
         wk_plot_preamble(o, 3.5, 2.4, 1);
         fputs("set xlabel 'TTFT (s)'\nset ylabel 'F1 score'\n"
-              "set offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n",
+              "set offsets 0, graph 0.05, graph 0.05, graph 0.05\n",
               o->gp);
         if (!o->opts->log_x) fputs("set xrange [0:*]\n", o->gp);
-        double lo, hi;
-        wk_plot_groups_range(&gs, 1, &lo, &hi);
-        wk_plot_ticks(o, 'y', lo, hi, 6);
-    wk_plot_groups_range(&gs, 0, &lo, &hi);
-    wk_plot_ticks(o, 'x', 0, hi, 6);
+        double t_hi = 0, f_lo = INFINITY, f_hi = -INFINITY;
+        for (size_t i = 0; i < gs.n; i++) {
+            t_hi = fmax(t_hi, cs[i].ttft);
+            f_lo = fmin(f_lo, cs[i].f1);
+            f_hi = fmax(f_hi, cs[i].f1);
+        }
+        wk_plot_ticks(o, 'x', 0, t_hi, 6);
+        wk_plot_ticks(o, 'y', f_lo, f_hi, 6);
         draw(o, cs, gs.n, order);
     }
     free(order);
