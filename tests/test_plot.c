@@ -487,7 +487,9 @@ START_TEST(empty_selection_names_db_and_filters) {
 END_TEST
 
 START_TEST(without_gnuplot_data_and_script_are_still_written) {
-    setenv("PATH", "/nonexistent", 1); /* Check runs each test in its own process */
+    const char *old = getenv("PATH");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("PATH", "/nonexistent", 1);
     ck_assert_int_eq(wk_plot_have_gnuplot(), 0);
     wk_plot_result res;
     wk_err err;
@@ -498,6 +500,8 @@ START_TEST(without_gnuplot_data_and_script_are_still_written) {
     ck_assert_int_gt(file_size(path), 20);
     snprintf(path, sizeof path, "%s/nognuplot.gp", fx.dir);
     ck_assert_int_gt(file_size(path), 100);
+    if (saved) setenv("PATH", saved, 1); /* for CK_FORK=no runs */
+    free(saved);
 }
 END_TEST
 
