@@ -20,6 +20,7 @@ static const wk_command commands[] = {
     {"model", wk_cmd_model, "model specs and device profiles: list, show"},
     {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
     {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
+    {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
 };
 
 static void usage(FILE *out) {
