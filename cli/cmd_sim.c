@@ -44,7 +44,7 @@ int wk_cmd_sim(int argc, char **argv) {
     if (rc == 0) {
         char command[2048];
         wk_cli_command_line(argc, argv, "wikv", command, sizeof command);
-        rc = wk_sim_options_run(&o, command);
+        rc = wk_sim_options_run(&o, command, NULL);
     } else if (rc == 1) {
         rc = 0;
     }

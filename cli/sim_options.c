@@ -132,7 +132,7 @@ void wk_sim_options_free(wk_sim_options *o) {
     wk_strlist_free(&o->devices);
 }
 
-int wk_sim_options_run(wk_sim_options *o, const char *command) {
+int wk_sim_options_run(wk_sim_options *o, const char *command, int64_t *run_id_out) {
     wk_sim_options_finish(o);
     if (o->traces.n == 0) {
         fprintf(stderr, "wikv: no traces given (--trace FILE or FOLDER)\n");
@@ -148,6 +148,7 @@ int wk_sim_options_run(wk_sim_options *o, const char *command) {
     int rc = wk_runner_run(&o->cfg, db, command, &run_id, &err);
     if (!rc) rc = wk_runner_print_summary(db, run_id, stdout, &err);
     if (!rc) printf("\nrun %lld written to %s\n", (long long)run_id, o->db_path);
+    if (run_id_out) *run_id_out = run_id;
     if (rc) fprintf(stderr, "wikv: %s\n", err.msg);
     wk_results_close(db);
     return rc ? wk_err_exit_status(&err) : 0;

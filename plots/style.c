@@ -138,7 +138,7 @@ void wk_plot_preamble(wk_plot_out *o, double w_in, double h_in, int numeric_axes
     /* The key sits above the plot, samples first, a point smaller than the text: inside the axes it
      * would hide data once there are more than a few policies. */
     fprintf(gp, "set key outside top center horizontal Left reverse nobox noopaque samplen 1.5 spacing 0.95 "
-                "width 0 font ',%g' noautotitle\n", font - 1);
+                "width 1 font ',%g' noautotitle\n", font - 1); /* width 1: cairo text is wider than gnuplot estimates */
     if (op && op->title) {
         fputs("set title ", gp);
         wk_plot_quote(gp, op->title);
