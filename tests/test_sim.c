@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kv/kivi.h"
+#include "sim/oracle.h"
 #include "sim/sim.h"
 #include "tests/check_util.h"
 
@@ -221,6 +222,58 @@ START_TEST(wikv_waits_when_confidence_test_fails) {
 }
 END_TEST
 
+/* hybrid: on a crawling link the device prefills nearly everything (TTFT close to prefill's); on a
+ * fast link it streams and beats local prefill; it never double-counts coverage. */
+START_TEST(hybrid_meets_in_the_middle) {
+    load_fixtures();
+    wk_trace slow, fast;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("slow", 0.5, 1.0, &slow, &err), 0);
+    ck_assert_int_eq(wk_trace_constant("fast", 2000.0, 1.0, &fast, &err), 0);
+    wk_sim_config cfg = config(&slow, &orin, 4096);
+    wk_sim_result hy, pf;
+    run_one("hybrid:threshold=1", &cfg, &hy);
+    run_one("prefill:chunk=512", &cfg, &pf);
+    ck_assert_msg(hy.s.ttft_s <= pf.s.ttft_s * 1.05, "slow: hybrid %g prefill %g", hy.s.ttft_s, pf.s.ttft_s);
+    ck_assert(hy.s.coverage_at_first <= 1.0 + 1e-9);
+    cfg.trace = &fast;
+    run_one("hybrid:threshold=1", &cfg, &hy);
+    run_one("prefill:chunk=512", &cfg, &pf);
+    ck_assert_msg(hy.s.ttft_s < 0.5 * pf.s.ttft_s, "fast: hybrid %g prefill %g", hy.s.ttft_s, pf.s.ttft_s);
+    ck_assert_msg(hy.s.coverage_at_first > 0.999 && hy.s.coverage_at_first <= 1.0 + 1e-9, "coverage %g",
+                  hy.s.coverage_at_first);
+    wk_trace_free(&slow);
+    wk_trace_free(&fast);
+}
+END_TEST
+
+/* The oracle is a lower bound: no policy that reaches full coverage beats it. */
+START_TEST(oracle_bounds_every_full_quality_policy) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    double t[] = {0, 2, 4};
+    double mbps[] = {300, 20, 120};
+    ck_assert_int_eq(wk_trace_from_capacity("var", t, mbps, 3, 6.0, &tr, &err), 0);
+    wk_oracle_curves *oc = malloc(sizeof *oc);
+    ck_assert_int_eq(wk_oracle_prepare(&llama, 4096, 1.0, oc, &err), 0);
+    const char *policies[] = {"prefill", "full", "kivi2", "kivi4", "cachegen", "wikv:threshold=1,ttft_deadline=0",
+                              "hybrid:threshold=1"};
+    for (int off = 0; off < 6; off += 2) {
+        wk_sim_config cfg = config(&tr, &laptop, 4096);
+        cfg.link.trace_offset_s = off;
+        double bound = wk_oracle_ttft(oc, &tr, &cfg.link, &llama, &laptop);
+        for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
+            wk_sim_result res;
+            double ttft = run_one(policies[p], &cfg, &res);
+            ck_assert_msg(ttft >= bound, "%s at offset %d: ttft %g < oracle %g", policies[p], off, ttft, bound);
+        }
+    }
+    free(oc);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 START_TEST(policy_specs_are_validated) {
     wk_policy p;
     wk_err err;
@@ -291,6 +344,8 @@ int main(void) {
     tcase_add_test(tc, wikv_emits_at_first_threshold);
     tcase_add_test(tc, wikv_deadline_forces_first_token);
     tcase_add_test(tc, wikv_waits_when_confidence_test_fails);
+    tcase_add_test(tc, hybrid_meets_in_the_middle);
+    tcase_add_test(tc, oracle_bounds_every_full_quality_policy);
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, bundled_specs_and_devices_load);

@@ -80,7 +80,7 @@ static double remaining_bytes(const wk_plan *plan, size_t c, size_t chunks, int 
 
 static long next_unit(void *state, const double *param, const wk_view *v) {
     cachegen_state *st = state;
-    if (st->next_chunk >= st->chunks) return -1;
+    if (st->next_chunk >= st->chunks) return WK_SEND_DONE;
     int lo = (int)param[P_MIN_LEVEL], hi = (int)param[P_MAX_LEVEL];
     if (hi < lo) hi = lo;
     int level = (int)param[P_FIRST_LEVEL];
