@@ -13,6 +13,7 @@ typedef struct {
 
 static const wk_command commands[] = {
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
 };
 
 static void usage(FILE *out) {
