@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
             if (wk_sem_encode_batch(&p, &t, order, 64, 0, &b0, &l0, sent, NULL, &err)) return 1;
             if (v == 1) {
                 if (wk_sem_encode_batch(&p, &t, order + 64, N - 64, 0, &b1, &l1, NULL, NULL, &err)) return 1;
-            } else if (wk_sem_encode_batch(&p, &t, sent, 64, 1 + v / 2, &b1, &l1, NULL, NULL, &err))
+            } else if (wk_sem_encode_batch(&p, &t, sent, 64, 1, &b1, &l1, NULL, NULL, &err))
                 return 1;
             uint8_t *all = malloc(4 + l0 + l1);
             all[0] = (uint8_t)l0, all[1] = (uint8_t)(l0 >> 8), all[2] = (uint8_t)(l0 >> 16), all[3] = 0;
