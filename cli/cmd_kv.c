@@ -79,9 +79,9 @@ static int run_wikv(const wk_kv_tensor *t, wk_kv_tensor *u, int batch, codec_row
         free(imp), free(order), free(sent);
         return wk_err_set(err, WK_ENOMEM, "out of memory");
     }
-    wk_sem_synth_importance(1, t->layers, t->kv_heads, t->tokens, imp);
+    int rc = wk_sem_synth_importance(1, t->layers, t->kv_heads, t->tokens, imp, err);
     wk_sem_suffix_sum(imp, t->layers, t->kv_heads, t->tokens);
-    int rc = wk_sem_order(imp, t->layers, t->kv_heads, t->tokens, order, err);
+    if (!rc) rc = wk_sem_order(imp, t->layers, t->kv_heads, t->tokens, order, err);
     wk_sem_params p = wk_sem_defaults(t->layers);
     double total = 0;
     for (int lv = 0; lv < WK_SEM_MAX_LEVELS && !rc; lv++) {

@@ -102,9 +102,9 @@ static int measure_wikv(const wk_kv_tensor *t, const wk_sem_params *sp, const in
     int rc = 0, nb[WK_SEM_MAX_LEVELS] = {0};
     if (!imp || !order || !ids || !sent) rc = wk_err_set(err, WK_ENOMEM, "codec sizes: out of memory");
     if (!rc) {
-        wk_sem_synth_importance(seed, t->layers, H, T, imp);
+        rc = wk_sem_synth_importance(seed, t->layers, H, T, imp, err);
         wk_sem_suffix_sum(imp, t->layers, H, T);
-        rc = wk_sem_order(imp, t->layers, H, T, order, err);
+        if (!rc) rc = wk_sem_order(imp, t->layers, H, T, order, err);
     }
     memset(fixed, 0, sizeof(double) * WK_SEM_MAX_LEVELS);
     for (int i = 0; i < nreps && !rc; i++) {

@@ -68,13 +68,15 @@ int wk_sem_order(const float *imp, int layers, int kv_heads, int tokens, uint32_
     return 0;
 }
 
-void wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp) {
+int wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp, wk_err *err) {
+    if (layers < 1 || kv_heads < 1 || tokens < 1)
+        return wk_err_set(err, WK_EINVAL, "synthetic importance: shape %dx%dx%d", layers, kv_heads, tokens);
     for (int h = 0; h < kv_heads; h++) {
         wk_kv_rng head_rng;
         wk_kv_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
         /* heavy hitters persist across layers: one log-normal weight per token per head */
         double *hh = malloc(sizeof(double) * (size_t)tokens);
-        if (!hh) return;
+        if (!hh) return wk_err_set(err, WK_ENOMEM, "synthetic importance: out of memory");
         for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_kv_rng_normal(&head_rng));
         for (int l = 0; l < layers; l++) {
             wk_kv_rng rng;
@@ -95,6 +97,7 @@ void wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens
         }
         free(hh);
     }
+    return 0;
 }
 
 /* ---- decoder map ---- */

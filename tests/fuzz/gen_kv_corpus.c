@@ -103,7 +103,7 @@ int main(int argc, char **argv) {
         int N = 3 * 2 * 32;
         float imp[3 * 2 * 32];
         uint32_t order[3 * 2 * 32], sent[64];
-        wk_sem_synth_importance(1, 3, 2, 32, imp);
+        if (wk_sem_synth_importance(1, 3, 2, 32, imp, &err)) return 1;
         wk_sem_suffix_sum(imp, 3, 2, 32);
         if (wk_sem_order(imp, 3, 2, 32, order, &err)) return 1;
         for (int v = 0; v < 3; v++) {
