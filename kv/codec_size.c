@@ -42,10 +42,16 @@ static void representatives(int layers, const wk_sem_params *sp, int *cg_rep, in
         for (int i = l; i <= e; i++) cg_rep[i] = (l + e) / 2;
         l = e + 1;
     }
+    /* a WiKV group reuses a CacheGen representative inside it when there is one (closest to its middle), so the
+     * sample needs fewer layers */
     for (int l = 0; l < layers;) {
         int e = l;
         while (e + 1 < layers && wikv_group(sp, e + 1) == wikv_group(sp, l)) e++;
-        for (int i = l; i <= e; i++) wk_rep[i] = (l + e) / 2;
+        int mid = (l + e) / 2, rep = -1;
+        for (int i = l; i <= e; i++)
+            if (cg_rep[i] == i && (rep < 0 || abs(i - mid) < abs(rep - mid))) rep = i;
+        if (rep < 0) rep = mid;
+        for (int i = l; i <= e; i++) wk_rep[i] = rep;
         l = e + 1;
     }
 }
