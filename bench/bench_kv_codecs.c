@@ -166,7 +166,7 @@ int main(int argc, char **argv) {
     int N = t.layers * t.kv_heads * t.tokens;
     float *imp = malloc(sizeof(float) * (size_t)N);
     uint32_t *order = malloc(sizeof(uint32_t) * (size_t)N);
-    wk_sem_synth_importance(2, t.layers, t.kv_heads, t.tokens, imp);
+    if (wk_sem_synth_importance(2, t.layers, t.kv_heads, t.tokens, imp, &err)) return die(&err);
     wk_sem_suffix_sum(imp, t.layers, t.kv_heads, t.tokens);
     if (wk_sem_order(imp, t.layers, t.kv_heads, t.tokens, order, &err)) return die(&err);
     memset(u.k, 0, 2 * n);

@@ -21,6 +21,7 @@ static const wk_command commands[] = {
     {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
     {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
     {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
+    {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
 };
 
 static void usage(FILE *out) {

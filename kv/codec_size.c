@@ -42,10 +42,16 @@ static void representatives(int layers, const wk_sem_params *sp, int *cg_rep, in
         for (int i = l; i <= e; i++) cg_rep[i] = (l + e) / 2;
         l = e + 1;
     }
+    /* a WiKV group reuses a CacheGen representative inside it when there is one (closest to its middle), so the
+     * sample needs fewer layers */
     for (int l = 0; l < layers;) {
         int e = l;
         while (e + 1 < layers && wikv_group(sp, e + 1) == wikv_group(sp, l)) e++;
-        for (int i = l; i <= e; i++) wk_rep[i] = (l + e) / 2;
+        int mid = (l + e) / 2, rep = -1;
+        for (int i = l; i <= e; i++)
+            if (cg_rep[i] == i && (rep < 0 || abs(i - mid) < abs(rep - mid))) rep = i;
+        if (rep < 0) rep = mid;
+        for (int i = l; i <= e; i++) wk_rep[i] = rep;
         l = e + 1;
     }
 }
@@ -102,9 +108,9 @@ static int measure_wikv(const wk_kv_tensor *t, const wk_sem_params *sp, const in
     int rc = 0, nb[WK_SEM_MAX_LEVELS] = {0};
     if (!imp || !order || !ids || !sent) rc = wk_err_set(err, WK_ENOMEM, "codec sizes: out of memory");
     if (!rc) {
-        wk_sem_synth_importance(seed, t->layers, H, T, imp);
+        rc = wk_sem_synth_importance(seed, t->layers, H, T, imp, err);
         wk_sem_suffix_sum(imp, t->layers, H, T);
-        rc = wk_sem_order(imp, t->layers, H, T, order, err);
+        if (!rc) rc = wk_sem_order(imp, t->layers, H, T, order, err);
     }
     memset(fixed, 0, sizeof(double) * WK_SEM_MAX_LEVELS);
     for (int i = 0; i < nreps && !rc; i++) {

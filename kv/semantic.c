@@ -68,13 +68,15 @@ int wk_sem_order(const float *imp, int layers, int kv_heads, int tokens, uint32_
     return 0;
 }
 
-void wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp) {
+int wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp, wk_err *err) {
+    if (layers < 1 || kv_heads < 1 || tokens < 1)
+        return wk_err_set(err, WK_EINVAL, "synthetic importance: shape %dx%dx%d", layers, kv_heads, tokens);
     for (int h = 0; h < kv_heads; h++) {
         wk_kv_rng head_rng;
         wk_kv_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
         /* heavy hitters persist across layers: one log-normal weight per token per head */
         double *hh = malloc(sizeof(double) * (size_t)tokens);
-        if (!hh) return;
+        if (!hh) return wk_err_set(err, WK_ENOMEM, "synthetic importance: out of memory");
         for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_kv_rng_normal(&head_rng));
         for (int l = 0; l < layers; l++) {
             wk_kv_rng rng;
@@ -95,6 +97,7 @@ void wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens
         }
         free(hh);
     }
+    return 0;
 }
 
 /* ---- decoder map ---- */
@@ -501,6 +504,54 @@ static int read_ids(wk_rbuf *r, const sem_header *h, const wk_sem_map *m, uint32
     return rc;
 }
 
+/* Reads the scales (level 0), tables and stream of a batch after its ids; sets up dec. */
+static int read_body(wk_rbuf *r, const sem_header *h, sem_batch *b, wk_rc_dec *dec, size_t *slen, wk_err *err) {
+    int rc = 0;
+    if (h->level == 0)
+        for (uint32_t i = 0; i < 2 * h->n && !rc; i++) rc = wk_rbuf_u16(r, &b->scale[i], "scales", err);
+    b->nsym = alphabet(&h->p, h->level, h->delta);
+    b->off = h->level > 0 ? 2 : h->delta ? 2 * max_m(&h->p) : max_m(&h->p);
+    b->delta = h->delta;
+    for (int i = 0; i < 2 * b->D && !rc; i++) rc = wk_rc_table_read(&b->tab[i], b->nsym, h->table_bits, r, err);
+    uint64_t n = 0;
+    if (!rc) rc = wk_rbuf_varint(r, &n, "stream length", err);
+    if (!rc && n != r->len - r->pos)
+        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: stream length %llu at offset %zu, %zu bytes follow",
+                        (unsigned long long)n, r->pos, r->len - r->pos);
+    const uint8_t *sp = rc ? NULL : wk_rbuf_take(r, (size_t)n, "stream", err);
+    if (!rc && (!sp || wk_rc_dec_init(dec, sp, (size_t)n, err))) rc = WK_EFORMAT;
+    *slen = (size_t)n;
+    return rc;
+}
+
+/* Decodes the symbols of every unit into vals [n][2][D] (fp16), without touching t or the levels. */
+static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const wk_kv_tensor *t, wk_sem_map *m,
+                        uint16_t *vals, wk_err *err) {
+    const int D = b->D, lim = h->level > 0 ? 2 : max_m(&h->p);
+    for (uint32_t i = 0; i < h->n; i++) {
+        uint32_t id = b->ids[i];
+        int M = layer_m(&h->p, (int)(id / ((uint32_t)t->kv_heads * t->tokens)));
+        for (int kv = 0; kv < 2; kv++) {
+            float step0 = h->level == 0 ? wk_half_to_float(b->scale[2 * i + kv]) / (float)M : m->step[2 * (size_t)id + kv];
+            float st = ldexpf(step0, -2 * h->level);
+            const uint16_t *cur = (kv ? t->v : t->k) + (size_t)id * D;
+            int8_t *q = b->q + ((size_t)i * 2 + kv) * D;
+            for (int d = 0; d < D; d++) {
+                int s = wk_rc_dec_get(dec, &b->tab[kv * D + d], err);
+                if (s < 0) return wk_err_prefix(err, "semantic batch: unit %u", i);
+                int v = s - b->off + (b->delta && i > 0 ? q[d - 2 * D] : 0);
+                if (v < -lim || v > lim)
+                    return wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u code %d outside +-%d", i, v, lim);
+                q[d] = (int8_t)v;
+                float x = h->level == 0 ? h16((float)v * step0) : h16(wk_half_to_float(cur[d]) + (float)v * st);
+                vals[((size_t)i * 2 + kv) * D + d] = wk_float_to_half(x);
+            }
+            if (h->level == 0) m->step[2 * (size_t)id + kv] = step0; /* levels are set only on success */
+        }
+    }
+    return 0;
+}
+
 int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_map *m, wk_err *err) {
     wk_rbuf r;
     wk_rbuf_init(&r, in, len, "semantic batch");
@@ -512,59 +563,19 @@ int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_m
     rc = batch_alloc(&b, (int)h.n, D, err);
     uint16_t *vals = malloc(sizeof(uint16_t) * (size_t)h.n * 2 * D);
     if (!rc && !vals) rc = wk_err_set(err, WK_ENOMEM, "semantic: out of memory");
-    if (!rc) rc = read_ids(&r, &h, m, b.ids, err);
-    if (!rc && h.level == 0)
-        for (uint32_t i = 0; i < 2 * h.n && !rc; i++) rc = wk_rbuf_u16(&r, &b.scale[i], "scales", err);
-    b.nsym = alphabet(&h.p, h.level, h.delta);
-    b.off = h.level > 0 ? 2 : h.delta ? 2 * max_m(&h.p) : max_m(&h.p);
-    for (int i = 0; i < 2 * D && !rc; i++) rc = wk_rc_table_read(&b.tab[i], b.nsym, h.table_bits, &r, err);
-    uint64_t slen = 0;
-    const uint8_t *sp = NULL;
-    if (!rc) rc = wk_rbuf_varint(&r, &slen, "stream length", err);
-    if (!rc && slen != r.len - r.pos)
-        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: stream length %llu at offset %zu, %zu bytes follow",
-                        (unsigned long long)slen, r.pos, r.len - r.pos);
-    if (!rc) sp = wk_rbuf_take(&r, (size_t)slen, "stream", err);
     wk_rc_dec dec;
-    if (!rc && wk_rc_dec_init(&dec, sp, (size_t)slen, err)) rc = WK_EFORMAT;
-    int lim = h.level > 0 ? 2 : max_m(&h.p);
-    for (uint32_t i = 0; i < h.n && !rc; i++) {
-        uint32_t id = b.ids[i];
-        int layer = (int)(id / ((uint32_t)t->kv_heads * t->tokens));
-        int M = layer_m(&h.p, layer);
-        for (int kv = 0; kv < 2 && !rc; kv++) {
-            float step0 = h.level == 0 ? wk_half_to_float(b.scale[2 * i + kv]) / (float)M : m->step[2 * (size_t)id + kv];
-            const uint16_t *cur = (kv ? t->v : t->k) + (size_t)id * D;
-            float st = ldexpf(step0, -2 * h.level);
-            for (int d = 0; d < D; d++) {
-                int s = wk_rc_dec_get(&dec, &b.tab[kv * D + d], err);
-                if (s < 0) {
-                    rc = wk_err_prefix(err, "semantic batch: unit %u", i);
-                    break;
-                }
-                int q = s - b.off;
-                if (h.delta && i > 0) q += b.q[((size_t)(i - 1) * 2 + kv) * D + d];
-                if (q < -lim || q > lim) {
-                    rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u code %d outside +-%d", i, q, lim);
-                    break;
-                }
-                b.q[((size_t)i * 2 + kv) * D + d] = (int8_t)q;
-                float v = h.level == 0 ? h16((float)q * step0)
-                                       : h16(wk_half_to_float(cur[d]) + (float)q * st);
-                vals[((size_t)i * 2 + kv) * D + d] = wk_float_to_half(v);
-            }
-            if (h.level == 0) m->step[2 * (size_t)id + kv] = step0;
-        }
-    }
+    size_t slen = 0;
+    if (!rc) rc = read_ids(&r, &h, m, b.ids, err);
+    if (!rc) rc = read_body(&r, &h, &b, &dec, &slen, err);
+    if (!rc) rc = decode_units(&h, &b, &dec, t, m, vals, err);
     if (!rc && wk_rc_dec_used(&dec) != slen)
-        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: %zu trailing stream bytes", (size_t)slen - wk_rc_dec_used(&dec));
-    if (!rc)
-        for (uint32_t i = 0; i < h.n; i++) {
-            uint32_t id = b.ids[i];
-            memcpy(t->k + (size_t)id * D, vals + (size_t)i * 2 * D, sizeof(uint16_t) * D);
-            memcpy(t->v + (size_t)id * D, vals + ((size_t)i * 2 + 1) * D, sizeof(uint16_t) * D);
-            m->level[id] = (uint8_t)(h.level + 1);
-        }
+        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: %zu trailing stream bytes", slen - wk_rc_dec_used(&dec));
+    for (uint32_t i = 0; !rc && i < h.n; i++) { /* commit */
+        uint32_t id = b.ids[i];
+        memcpy(t->k + (size_t)id * D, vals + (size_t)i * 2 * D, sizeof(uint16_t) * D);
+        memcpy(t->v + (size_t)id * D, vals + ((size_t)i * 2 + 1) * D, sizeof(uint16_t) * D);
+        m->level[id] = (uint8_t)(h.level + 1);
+    }
     batch_free(&b);
     free(vals);
     return rc;

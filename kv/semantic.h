@@ -71,7 +71,7 @@ void wk_sem_suffix_sum(float *imp, int layers, int kv_heads, int tokens);
 int wk_sem_order(const float *imp, int layers, int kv_heads, int tokens, uint32_t *order, wk_err *err);
 /* Synthetic mean-attention model [L][H][T] (each row sums to 1): an attention sink at token 0, a recency
  * bump over the last ~64 tokens, and log-normal heavy hitters that persist across layers of a head. */
-void wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp);
+int wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens, float *imp, wk_err *err);
 
 /* Decoder-side state of every unit: level[id] = 0 absent, r+1 when level r is in; step[2*id+kv] = a/M. */
 typedef struct {

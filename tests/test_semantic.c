@@ -34,12 +34,12 @@ START_TEST(order_is_depth_prefix) {
     const int L = 6, H = 2, T = 50;
     float *imp = malloc(sizeof(float) * L * H * T);
     uint32_t *order = malloc(sizeof(uint32_t) * L * H * T), *pos = malloc(sizeof(uint32_t) * L * H * T);
-    wk_sem_synth_importance(3, L, H, T, imp);
+    wk_err err;
+    ck_assert_int_eq(wk_sem_synth_importance(3, L, H, T, imp, &err), 0);
     double row = 0;
     for (int t = 0; t < T; t++) row += imp[t];
     ck_assert_double_eq_tol(row, 1.0, 1e-4);
     wk_sem_suffix_sum(imp, L, H, T);
-    wk_err err;
     ck_assert_int_eq(wk_sem_order(imp, L, H, T, order, &err), 0);
     for (int i = 0; i < L * H * T; i++) pos[order[i]] = (uint32_t)i;
     for (int l = 0; l + 1 < L; l++)
@@ -71,7 +71,7 @@ static void setup(fixture *f, int L, int H, int T, int D) {
     ck_assert_int_eq(wk_sem_map_alloc(&f->m, L, H, T, &err), 0);
     float *imp = malloc(sizeof(float) * f->N);
     f->order = malloc(sizeof(uint32_t) * f->N);
-    wk_sem_synth_importance(5, L, H, T, imp);
+    ck_assert_int_eq(wk_sem_synth_importance(5, L, H, T, imp, &err), 0);
     wk_sem_suffix_sum(imp, L, H, T);
     ck_assert_int_eq(wk_sem_order(imp, L, H, T, f->order, &err), 0);
     free(imp);
