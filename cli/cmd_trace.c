@@ -177,9 +177,12 @@ static int trace_ns3(int argc, char **argv) {
     const char *scenario = NULL, *out = NULL, *format = "pensieve";
     double seconds = 60;
     uint64_t seed = 1;
-    static const struct option opts[] = {{"scenario", required_argument, 0, 'c'}, {"seconds", required_argument, 0, 's'},
-                                         {"seed", required_argument, 0, 'S'},     {"format", required_argument, 0, 'f'},
-                                         {"output", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"scenario", required_argument, 0, 'c'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
     int c, bad = 0;
@@ -193,7 +196,8 @@ static int trace_ns3(int argc, char **argv) {
             printf(NS3_USAGE "Simulates the scenario in ns-3 and samples delivered throughput every 100 ms.\n"
                              "wifi-walk: 802.11ax station walking away from and back to its AP at 1.5 m/s,\n"
                              "MinstrelHt rate control, saturating UDP downlink. lte-drive: a UE driving\n"
-                             "away from its eNB at 15 m/s, saturating UDP downlink. wifi-walk-away: walking away only.\n");
+                             "away from its eNB at 15 m/s, saturating UDP downlink.\n"
+                             "wifi-walk-away: as wifi-walk, walking away the whole time.\n");
             return 0;
         } else bad = 1;
     }

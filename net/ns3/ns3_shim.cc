@@ -201,7 +201,8 @@ extern "C" int wk_ns3_run(const char *scenario, double seconds, uint32_t seed, w
     Simulator::Destroy();
     s.keep.clear();
     if (s.mbps.size() != s.want)
-        return wk_err_set(err, WK_ESTATE, "ns-3 %s: got %zu samples, expected %zu", name.c_str(), s.mbps.size(), s.want);
+        return wk_err_set(err, WK_ESTATE, "ns-3 %s: got %zu samples, expected %zu", name.c_str(), s.mbps.size(),
+                          s.want);
     std::vector<double> t(s.want);
     for (size_t k = 0; k < s.want; k++) t[k] = double(k) * WK_NS3_SAMPLE_S;
     char trace_name[128];
