@@ -1,5 +1,6 @@
 /* Oracle lower bound: fewest suffix vectors per prefix length, then a grid over the prefix length. */
 #include "sim/oracle.h"
+#include "sim/importance.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -65,9 +66,8 @@ int wk_oracle_prepare(const wk_model_spec *m, int context, double coverage, wk_o
     }
     if (!rc) {
         /* the same importance (seed and suffix sum) as the WiKV policy's plans */
-        wk_sem_synth_importance(0x5EED, m->n_layers, m->n_kv_heads, context, imp);
-        wk_sem_suffix_sum(imp, m->n_layers, m->n_kv_heads, context);
-        rc = wk_sem_order(imp, m->n_layers, m->n_kv_heads, context, order, err);
+        rc = wk_sim_importance(m, context, imp, err);
+        if (!rc) rc = wk_sem_order(imp, m->n_layers, m->n_kv_heads, context, order, err);
     }
     if (!rc) {
         fill_need(imp, order, n, context, coverage, c->need_vectors);

@@ -19,6 +19,7 @@
 
 #include "kv/codec_size.h"
 #include "kv/semantic.h"
+#include "sim/importance.h"
 #include "sim/policy.h"
 
 enum { P_CHUNK, P_BATCH, P_THRESHOLD, P_STEP, P_TTFT_DEADLINE, P_TOKEN_DEADLINE, P_TEXT_BYTES };
@@ -124,8 +125,9 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     if (!imp || !ids || !ti || !fs) rc = wk_err_set(err, WK_ENOMEM, "hybrid: out of memory for %zu vectors", n);
     double total = 0;
     if (!rc) { /* the same synthetic attention as wikv's plans */
-        wk_sem_synth_importance(0x5EED, m->n_layers, m->n_kv_heads, st->context, imp);
-        wk_sem_suffix_sum(imp, m->n_layers, m->n_kv_heads, st->context);
+        rc = wk_sim_importance(m, st->context, imp, err);
+    }
+    if (!rc) {
         memset(ti, 0, (size_t)st->context * sizeof *ti);
         for (size_t i = 0; i < n; i++) {
             ti[i % (size_t)st->context] += imp[i];

@@ -15,6 +15,7 @@
 
 #include "kv/codec_size.h"
 #include "kv/semantic.h"
+#include "sim/importance.h"
 #include "sim/policy.h"
 
 enum { P_THRESHOLD, P_STEP, P_TTFT_DEADLINE, P_TOKEN_DEADLINE, P_BATCH, P_LEVELS };
@@ -93,9 +94,8 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
         return wk_err_set(err, WK_ENOMEM, "wikv: out of memory for %zu vectors", n);
     }
     /* one ranking per (model, context): the plan is reused across requests */
-    wk_sem_synth_importance(0x5EED, m->n_layers, m->n_kv_heads, tokens, imp);
-    wk_sem_suffix_sum(imp, m->n_layers, m->n_kv_heads, tokens);
-    rc = wk_sem_order(imp, m->n_layers, m->n_kv_heads, tokens, order, err);
+    rc = wk_sim_importance(m, tokens, imp, err);
+    if (!rc) rc = wk_sem_order(imp, m->n_layers, m->n_kv_heads, tokens, order, err);
     for (int level = 0; !rc && level < (int)param[P_LEVELS]; level++)
         rc = push_level(st, m, order, imp, n, tokens, batch, level, plan, err);
     if (!rc) {
