@@ -7,6 +7,9 @@
 #include "core/err.h"
 #include "models/model_spec.h"
 
+/* raw: [layers][kv_heads][context], the mean attention each vector receives (what eviction selectors
+ * read). */
+int wk_sim_attention(const wk_model_spec *m, int context, float *raw, wk_err *err);
 /* imp: [layers][kv_heads][context], filled with suffix-summed importance. */
 int wk_sim_importance(const wk_model_spec *m, int context, float *imp, wk_err *err);
 

@@ -15,6 +15,11 @@ extern const wk_policy_ops wk_policy_kivi4;
 extern const wk_policy_ops wk_policy_cachegen;
 extern const wk_policy_ops wk_policy_wikv;
 extern const wk_policy_ops wk_policy_hybrid;
+extern const wk_policy_ops wk_policy_h2o;
+extern const wk_policy_ops wk_policy_snapkv;
+extern const wk_policy_ops wk_policy_streamingllm;
+extern const wk_policy_ops wk_policy_pyramidkv;
+extern const wk_policy_ops wk_policy_simcalkv;
 
 static const wk_policy_ops *const registry[] = {
     &wk_policy_prefill,
@@ -24,6 +29,11 @@ static const wk_policy_ops *const registry[] = {
     &wk_policy_cachegen,
     &wk_policy_wikv,
     &wk_policy_hybrid,
+    &wk_policy_h2o,
+    &wk_policy_snapkv,
+    &wk_policy_streamingllm,
+    &wk_policy_pyramidkv,
+    &wk_policy_simcalkv,
     NULL,
 };
 

@@ -274,6 +274,29 @@ START_TEST(oracle_bounds_every_full_quality_policy) {
 }
 END_TEST
 
+/* Eviction policies stream budget x layers x heads fp16 vectors; H2O keeps more attention mass than
+ * StreamingLLM at the same budget. */
+START_TEST(eviction_policies_stream_their_budget) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("c500", 500.0, 1.0, &tr, &err), 0);
+    wk_sim_config cfg = config(&tr, &laptop, 4096);
+    wk_sim_result h2o, sl, snap;
+    run_one("h2o:budget=512", &cfg, &h2o);
+    run_one("streamingllm:budget=512", &cfg, &sl);
+    run_one("snapkv:budget=512", &cfg, &snap);
+    int64_t expect = 512LL * 32 * 8 * 2 * 128 * 2;
+    ck_assert_int_eq(h2o.s.payload_bytes_sent, expect);
+    ck_assert_int_eq(sl.s.payload_bytes_sent, expect);
+    ck_assert_int_eq(snap.s.payload_bytes_sent, expect);
+    ck_assert_double_eq_tol(h2o.s.kv_fraction_at_first, 512.0 / 4096, 1e-9);
+    ck_assert_msg(h2o.s.coverage_at_first > sl.s.coverage_at_first, "h2o %g streamingllm %g", h2o.s.coverage_at_first,
+                  sl.s.coverage_at_first);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 START_TEST(policy_specs_are_validated) {
     wk_policy p;
     wk_err err;
@@ -346,6 +369,7 @@ int main(void) {
     tcase_add_test(tc, wikv_waits_when_confidence_test_fails);
     tcase_add_test(tc, hybrid_meets_in_the_middle);
     tcase_add_test(tc, oracle_bounds_every_full_quality_policy);
+    tcase_add_test(tc, eviction_policies_stream_their_budget);
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, bundled_specs_and_devices_load);
