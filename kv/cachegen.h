@@ -16,9 +16,10 @@
  * token quantizes d = x - x_hat_anchor (anchor reconstruction in fp16) with its own absmax scale and the same
  * bins, and decodes to x_hat = fp16(x_hat_anchor + d_hat). Off by default (wk_cg_defaults), like the
  * released code. `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV, 1024-token chunks): delta lowers
- * the error at a level (level 2: MSE 0.089 vs 0.196) but costs more bits (3.26 vs 2.64 bits/value), since
+ * the error at a level (level 2: MSE 0.088 vs 0.194) but costs more bits (3.27 vs 2.65 bits/value), since
  * per-token normalisation spreads the small deltas over all bins; at equal bits it wins at the low levels
- * (delta L1 2.70 b, MSE 0.14 vs plain L2 2.64 b, MSE 0.20) and loses at the high ones.
+ * (delta L1 2.72 b, MSE 0.136 vs plain L2 2.65 b, MSE 0.194) and loses at the high ones (delta L2 3.27 b,
+ * MSE 0.088 vs plain L3 3.27 b, MSE 0.063).
  *
  * Chunk format (all little-endian):
  *   "WKCG", u8 version (1), u8 level, u8 flags (bit 0 delta), u8 anchor_group,

@@ -180,25 +180,33 @@ static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, 
 
 /* ---- 2-opt reorder ---- */
 
+/* Eight independent partial sums: lets the compiler vectorize without reassociating (same result everywhere). */
 static float dotf(const float *a, const float *b, int n) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += a[i] * b[i];
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += a[i + k] * b[i + k];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
 /* perm[pos] = index into vec (unit-norm rows of length dim); reverses segments while the sum of cosine distances
- * of neighbours drops and no unit moves more than maxd from its start position. */
+ * of neighbours drops and no unit moves more than maxd from its start position. adj[k] caches the distance of
+ * positions k and k+1, so each candidate move costs two dot products. */
 static void two_opt(const float *vec, int dim, int n, int maxd, int *perm) {
 #define VEC(pos) (vec + (size_t)perm[pos] * dim)
+    float *adj = malloc(sizeof(float) * (size_t)n);
+    if (!adj) return; /* keep the semantic order */
+    for (int k = 0; k + 1 < n; k++) adj[k] = 1 - dotf(VEC(k), VEC(k + 1), dim);
     for (int pass = 0; pass < 4; pass++) {
         int improved = 0;
-        for (int i = 0; i + 2 < n; i++) {
-            float d_i = 1 - dotf(VEC(i), VEC(i + 1), dim);
+        for (int i = 0; i + 2 < n; i++)
             for (int j = i + 2; j < n && j - i <= maxd; j++) {
-                float d_j = j + 1 < n ? 1 - dotf(VEC(j), VEC(j + 1), dim) : 0;
+                float d_j = j + 1 < n ? adj[j] : 0;
                 float n_i = 1 - dotf(VEC(i), VEC(j), dim);
                 float n_j = j + 1 < n ? 1 - dotf(VEC(i + 1), VEC(j + 1), dim) : 0;
-                if (d_i + d_j - n_i - n_j <= 1e-4f) continue;
+                if (adj[i] + d_j - n_i - n_j <= 1e-4f) continue;
                 int ok = 1;
                 for (int k = i + 1; k <= j && ok; k++) ok = abs(i + 1 + j - k - perm[k]) <= maxd;
                 if (!ok) continue;
@@ -207,12 +215,18 @@ static void two_opt(const float *vec, int dim, int n, int maxd, int *perm) {
                     perm[a] = perm[b];
                     perm[b] = tmp;
                 }
-                d_i = n_i;
+                for (int a = i + 1, b = j - 1; a < b; a++, b--) {
+                    float tmp = adj[a];
+                    adj[a] = adj[b];
+                    adj[b] = tmp;
+                }
+                adj[i] = n_i;
+                if (j + 1 < n) adj[j] = n_j;
                 improved = 1;
             }
-        }
         if (!improved) break;
     }
+    free(adj);
 #undef VEC
 }
 

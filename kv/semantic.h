@@ -23,7 +23,7 @@
  * Optional delta: each unit's codes minus the previous unit's codes in the batch (zero before the first).
  * Codes (or deltas) are range-coded with per-(K|V, channel) frequency tables stored in the batch.
  * Default: no delta and no reorder. Measured with `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV,
- * batches of 4096 units), level 0 costs 2.73 bits/value plain, 3.31 with delta, 3.19 delta+2-opt, 2.73
+ * batches of 4096 units), level 0 costs 2.73 bits/value plain, 3.31 with delta, 3.18 delta+2-opt, 2.72
  * plain+2-opt: neighbours in importance order come from unrelated heads and layers, so their code
  * difference spreads wider than the codes themselves, and per-channel tables already capture the
  * outlier channels that a delta would cancel.

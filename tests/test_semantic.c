@@ -163,6 +163,42 @@ END_TEST
 START_TEST(levels_delta_reordered) { run_levels(1, 1); }
 END_TEST
 
+/* Sum over neighbours of the cosine distance of the units' concatenated K|V vectors. */
+static double path_cost(const wk_kv_tensor *t, const uint32_t *ids, int n) {
+    double cost = 0;
+    int D = t->head_dim;
+    for (int i = 0; i + 1 < n; i++) {
+        double dot = 0, na = 0, nb = 0;
+        for (int kv = 0; kv < 2; kv++)
+            for (int d = 0; d < D; d++) {
+                const uint16_t *x = kv ? t->v : t->k;
+                double a = wk_half_to_float(x[(size_t)ids[i] * D + d]), b = wk_half_to_float(x[(size_t)ids[i + 1] * D + d]);
+                dot += a * b, na += a * a, nb += b * b;
+            }
+        cost += 1 - dot / sqrt(na * nb);
+    }
+    return cost;
+}
+
+/* The 2-opt reorder puts similar units next to each other: the neighbour distance drops clearly. */
+START_TEST(reorder_shortens_path) {
+    fixture f;
+    setup(&f, 4, 2, 80, 32);
+    wk_sem_params p = wk_sem_defaults(4);
+    p.reorder = 1;
+    wk_err err;
+    uint32_t *sent = malloc(sizeof(uint32_t) * f.N);
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, f.order, f.N, 0, &buf, &len, sent, NULL, &err), 0);
+    double before = path_cost(&f.t, f.order, f.N), after = path_cost(&f.t, sent, f.N);
+    ck_assert_msg(after < 0.6 * before, "path %.1f -> %.1f", before, after);
+    free(buf);
+    free(sent);
+    teardown(&f);
+}
+END_TEST
+
 /* Delta and reorder change only the bytes, never the decoded values. */
 START_TEST(options_decode_to_same_values) {
     fixture f;
@@ -242,6 +278,7 @@ int main(void) {
     tcase_add_test(tc, levels_delta);
     tcase_add_test(tc, levels_delta_reordered);
     tcase_add_test(tc, options_decode_to_same_values);
+    tcase_add_test(tc, reorder_shortens_path);
     tcase_add_test(tc, refusals);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
