@@ -7,7 +7,8 @@
  *                   the station walks away from the AP at 1.5 m/s for the first half and back for the
  *                   second.
  *   wifi-walk-away  the same, walking away the whole time.
- *   lte-drive       one eNB, one UE driving away at 15 m/s, saturating UDP downlink (needs ns3-lte).
+ *   lte-drive       one eNB, one UE driving past it at 15 m/s (from 420 m before to 480 m after in
+ *                   60 s), saturating UDP downlink (needs ns3-lte).
  * Delivered throughput at the station is sampled every 100 ms into a CAPACITY trace. */
 #ifndef WIKV_NET_NS3_SHIM_H
 #define WIKV_NET_NS3_SHIM_H
