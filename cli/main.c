@@ -13,6 +13,7 @@ typedef struct {
 
 static const wk_command commands[] = {
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
 };
 
 static void usage(FILE *out) {

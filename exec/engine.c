@@ -141,3 +141,25 @@ int wk_engine_attention(wk_engine *e, const int32_t *tokens, int n, int rows, fl
 void wk_engine_free(wk_engine *e) {
     if (e && e->ops && e->ops->free) e->ops->free(e);
 }
+
+int wk_engine_generate(wk_engine *e, const int32_t *prompt, int n_prompt, int max_new, wk_sampler *s, const int32_t *stop,
+                       int n_stop, int32_t *out, int *n_out, wk_err *err) {
+    *n_out = 0;
+    if (n_prompt < 1 || max_new < 0 || n_prompt > e->kv_capacity - max_new)
+        return wk_err_set(err, WK_EINVAL, "generate: %d prompt + %d new tokens exceed KV capacity %d", n_prompt, max_new,
+                          e->kv_capacity);
+    float *logits = malloc((size_t)e->cfg.vocab_size * sizeof *logits);
+    if (!logits) return wk_err_set(err, WK_ENOMEM, "generate: out of memory");
+    e->ops->kv_clear(e);
+    int rc = wk_engine_prefill(e, prompt, n_prompt, 0, logits, err);
+    for (int i = 0; i < max_new && rc == 0; i++) {
+        int32_t next = wk_sampler_sample(s, logits);
+        out[(*n_out)++] = next;
+        int stop_now = 0;
+        for (int k = 0; k < n_stop; k++) stop_now |= next == stop[k];
+        if (stop_now || i + 1 == max_new) break;
+        rc = wk_engine_prefill(e, &next, 1, n_prompt + i, logits, err);
+    }
+    free(logits);
+    return rc;
+}

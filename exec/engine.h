@@ -28,6 +28,7 @@
 #include "core/err.h"
 #include "exec/model_config.h"
 #include "exec/safetensors.h"
+#include "exec/sampler.h"
 
 /* Weights of one decoder layer, fp32, row-major [out][in] as in the HF checkpoint (y = W x). */
 typedef struct wk_layer_weights {
@@ -151,5 +152,11 @@ void wk_engine_free(wk_engine *e);
  * `rows` query rows (1 <= rows <= n, causal), summed over the query heads of the KV group and averaged
  * over the rows. */
 int wk_engine_attention(wk_engine *e, const int32_t *tokens, int n, int rows, float *out, wk_err *err);
+
+/* Prefills prompt[0..n_prompt) from position 0 (on a cleared cache) and generates up to max_new tokens
+ * with sampler s, stopping after any id in stop[0..n_stop) (the stop id is included in out). Writes
+ * out[0..*n_out). Needs n_prompt + max_new <= kv_capacity. */
+int wk_engine_generate(wk_engine *e, const int32_t *prompt, int n_prompt, int max_new, wk_sampler *s, const int32_t *stop,
+                       int n_stop, int32_t *out, int *n_out, wk_err *err);
 
 #endif

@@ -66,8 +66,17 @@ static int parse_arch(const wk_json *root, const char *what, wk_model_config *cf
                       what, name);
 }
 
+/* RoPE scaling from rope_scaling (transformers 4.x) or rope_parameters (5.x, which also holds
+ * rope_theta). */
 static int parse_rope_scaling(const wk_json *root, const char *what, wk_model_config *cfg, wk_err *err) {
     const wk_json *rs = wk_json_get(root, "rope_scaling");
+    const wk_json *rp = wk_json_get(root, "rope_parameters");
+    if (rp && rp->type == WK_JSON_OBJECT) {
+        if (wk_json_get(rp, "rope_theta") &&
+            get_float_range(rp, what, "rope_theta", 10000.0, 1.0, 1e12, &cfg->rope_theta, err))
+            return err->code;
+        if (!rs || rs->type == WK_JSON_NULL) rs = rp;
+    }
     cfg->rope_type = WK_ROPE_DEFAULT;
     cfg->rope_factor = 1.0f;
     if (!rs || rs->type == WK_JSON_NULL) return 0;
