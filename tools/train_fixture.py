@@ -33,13 +33,15 @@ from collections import deque
 
 import numpy as np
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 TASKS = ["passkey", "multikey", "topic", "vartrack"]
 TRAIN_SEED_MIN = 1000000
 PROMPT = "{context}\n\nQuestion: {input}\nAnswer:"
 SPECIALS = ["<s>", "</s>", "<pad>"]
 BOS, EOS, PAD = 0, 1, 2
+QWEN2_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+ANSWER_WEIGHT = 5.0
 
 
 def log(*a):
@@ -91,7 +93,11 @@ def train_tokenizer(wikv, vocab):
         for it in gen_items(wikv, task, TRAIN_SEED_MIN + 500000 + i * 1000, 150, 1500):
             texts.append(prompt_text(it) + answer_text(it))
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # One digit per token (the Qwen2 split): numbers are copied digit by digit, which a small model
+    # learns far sooner than copying multi-digit pieces whose split depends on the neighbours.
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_RE), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tok.decoder = decoders.ByteLevel()
     tr = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
                              initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
@@ -119,15 +125,19 @@ def encode_item(item):
     return p, a
 
 
-def pad_batch(seqs):
-    """seqs: list of (ids, first_label_pos). Right padding: causal attention never sees the pads."""
+def pad_batch(seqs, dense=True):
+    """seqs: list of (ids, answer_pos). Right padding: causal attention never sees the pads. Labels are
+    the ids themselves (the loss shifts); weights: 1 on text tokens (dense) or 0, ANSWER_WEIGHT from
+    answer_pos on, 0 on pads."""
     L = max(len(s) for s, _ in seqs)
     x = np.full((len(seqs), L), PAD, dtype=np.int64)
-    y = np.full((len(seqs), L), -100, dtype=np.int64)
+    w = np.zeros((len(seqs), L), dtype=np.float32)
     for i, (s, k) in enumerate(seqs):
         x[i, :len(s)] = s
-        y[i, k:len(s)] = s[k:]
-    return x, y
+        if dense:
+            w[i, 1:k] = 1.0
+        w[i, k:len(s)] = ANSWER_WEIGHT
+    return x, w
 
 
 def make_batch(spec):
@@ -140,7 +150,7 @@ def make_batch(spec):
             run = rng.integers(len(SPECIALS), W["vocab"], size=half)
             s = np.concatenate([[BOS], run, run])
             seqs.append((s, 2 + half))  # the copy's first token is unpredictable
-        return pad_batch(seqs)
+        return pad_batch(seqs, dense=False)
     ctx = length / W["ratio"] * 0.95
     for item in gen_items(W["wikv"], "mix", seed * 1024, count, ctx):  # tasks in turn by seed
         p, a = encode_item(item)
@@ -166,14 +176,14 @@ def make_model(vocab, max_len):
 
 def curriculum(p, rng, max_len, tokens_per_batch):
     """(kind, length, count) for training progress p in [0, 1)."""
-    if p < 0.08:
-        kind, length = "induction", int(rng.uniform(128, 1024))
-    elif p < 0.40:
+    if p < 0.10:
+        kind, length = "induction", int(rng.uniform(128, 768))
+    elif p < 0.55:
         kind = "induction" if rng.random() < 0.1 else "tasks"
         length = int(math.exp(rng.uniform(math.log(512), math.log(2048))))
     else:
         kind = "induction" if rng.random() < 0.05 else "tasks"
-        length = int(math.exp(rng.uniform(math.log(512), math.log(max_len))))
+        length = int(math.exp(rng.uniform(math.log(1024), math.log(max_len))))
     return kind, length, max(1, tokens_per_batch // length)
 
 
@@ -205,26 +215,33 @@ def train(args, tok, ratio, device):
         p = max(step / args.max_steps, (time.time() - start) / args.train_seconds)
         if p >= 1.0:
             break
-        warm = min(1.0, step / 100)
+        warm = min(1.0, step / 50)
         lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = pending.popleft().get()
+        x, w = pending.popleft().get()
         submit()
         x = torch.from_numpy(x).to(device, non_blocking=True)
-        y = torch.from_numpy(y).to(device, non_blocking=True)
+        w = torch.from_numpy(w).to(device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = model(input_ids=x, labels=y).loss
+            logits = model(input_ids=x).logits
+        # Position t predicts token t+1 (the shift a HF `labels` loss would do).
+        ce = torch.nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                               x[:, 1:].reshape(-1), reduction="none")
+        wt = w[:, 1:].reshape(-1)
+        loss = (ce * wt).sum() / wt.sum().clamp(min=1.0)
+        ans = (wt == ANSWER_WEIGHT)
+        ans_loss = ce[ans].mean() if ans.any() else ce.new_zeros(())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        lv = loss.item() if step % 10 == 0 else None
+        lv = ans_loss.item() if step % 10 == 0 else None
         if lv is not None:
             ema = lv if ema is None else 0.9 * ema + 0.1 * lv
         if step % args.log_every == 0:
-            log("step %5d  p %.2f  len %5d x %3d  loss %.4f  lr %.2e" % (step, p, x.shape[1], x.shape[0], ema or 0, lr))
+            log("step %5d  p %.2f  len %5d x %3d  answer-loss %.4f  lr %.2e" % (step, p, x.shape[1], x.shape[0], ema or 0, lr))
     pool.terminate()
     log("trained %d steps in %.0f s" % (step, time.time() - start))
     return model, step, nparams
@@ -388,15 +405,15 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--vocab", type=int, default=2048)
     ap.add_argument("--max-len", type=int, default=8192)
-    ap.add_argument("--train-seconds", type=float, default=300)
+    ap.add_argument("--train-seconds", type=float, default=150)
     ap.add_argument("--max-steps", type=int, default=100000)
-    ap.add_argument("--tokens-per-batch", type=int, default=65536)
+    ap.add_argument("--tokens-per-batch", type=int, default=24576)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 4) - 2))
     ap.add_argument("--prefetch", type=int, default=48)
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--eval-lengths", type=int, nargs="+", default=[2048, 4096, 8192])
-    ap.add_argument("--eval-n", type=int, default=15)
+    ap.add_argument("--eval-n", type=int, default=10)
     ap.add_argument("--smoke", action="store_true", help="a few seconds of everything, to check the pipeline")
     args = ap.parse_args()
     if args.smoke:
