@@ -6,7 +6,9 @@
 #include <string.h>
 
 #include "check_util.h"
+#include "core/json.h"
 #include "exec/engine.h"
+#include "exec/tokenizer.h"
 #include "tiny_model.h"
 
 static const tiny_spec LLAMA = {"LlamaForCausalLM", 32, 64, 2, 4, 2, 97, 0, "F32", 7, ""};
@@ -306,6 +308,244 @@ START_TEST(forward_argument_checks) {
 }
 END_TEST
 
+
+/* ---- against transformers (reference files made by tools/train_fixture.py) ------------------- */
+
+static const char *FIXTURE = WIKV_SOURCE_DIR "/models/fixtures/tiny-llama-tasks";
+
+static void load_json(const char *rel, wk_json *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", WIKV_SOURCE_DIR, rel);
+    wk_err err = {0};
+    ck_assert_msg(wk_json_parse_file(path, out, &err) == 0, "%s", err.msg);
+}
+
+static int32_t *json_ids(const wk_json *arr, int *n) {
+    ck_assert_ptr_nonnull(arr);
+    *n = (int)arr->count;
+    int32_t *ids = malloc((arr->count + 1) * sizeof *ids);
+    for (size_t i = 0; i < arr->count; i++) ids[i] = (int32_t)arr->items[i].number;
+    return ids;
+}
+
+/* max |got - want| over a row, and the row's logit range (max - min of want). */
+static void row_diff(const float *got, const wk_json *want, int n, float *diff, float *range) {
+    ck_assert_int_eq((int)want->count, n);
+    float lo = INFINITY, hi = -INFINITY, d = 0;
+    for (int i = 0; i < n; i++) {
+        float w = (float)want->items[i].number;
+        lo = fminf(lo, w);
+        hi = fmaxf(hi, w);
+        d = fmaxf(d, fabsf(got[i] - w));
+    }
+    *diff = d;
+    *range = hi - lo;
+}
+
+/* Tiny random Llama-3-rope / Qwen2 (bias) / Qwen3 (q/k norm, head_dim != dim/heads, bf16) / Mistral
+ * (sliding window 16 < 48 tokens, fp16) models: every position's logits within 1e-3 of the range. */
+START_TEST(hf_tiny_architectures_match_transformers) {
+    const char *names[] = {"llama3", "qwen2", "qwen3", "mistral"};
+    char rel[256], dir[4096];
+    snprintf(rel, sizeof rel, "tests/data/hf_tiny_%s/ref.json", names[_i]);
+    snprintf(dir, sizeof dir, "%s/tests/data/hf_tiny_%s", WIKV_SOURCE_DIR, names[_i]);
+    wk_json ref;
+    load_json(rel, &ref);
+    int n;
+    int32_t *ids = json_ids(wk_json_get(&ref, "ids"), &n);
+    wk_engine *e;
+    wk_err err = {0};
+    wk_engine_opts o = {.max_chunk = 64};
+    ck_assert_msg(wk_engine_cpu_open(dir, &o, &e, &err) == 0, "%s", err.msg);
+    int V = e->cfg.vocab_size;
+    float *logits = malloc((size_t)n * V * sizeof *logits);
+    wk_forward_args a = {.tokens = ids, .n_tokens = n, .pos = 0, .logits = logits, .logit_rows = n};
+    ck_assert_int_eq(e->ops->forward(e, &a, &err), 0);
+    const wk_json *rows = wk_json_get(&ref, "logits");
+    float worst = 0;
+    for (int t = 0; t < n; t++) {
+        float d, range;
+        row_diff(logits + (size_t)t * V, &rows->items[t], V, &d, &range);
+        ck_assert_msg(d <= 1e-3f * range, "%s: position %d: diff %g > 1e-3 x range %g", names[_i], t, d, range);
+        worst = fmaxf(worst, d / range);
+    }
+    fprintf(stderr, "hf_tiny_%s: worst diff %.2e of the logit range\n", names[_i], worst);
+    free(logits);
+    free(ids);
+    wk_engine_free(e);
+    wk_json_free(&ref);
+}
+END_TEST
+
+START_TEST(fixture_logits_match_transformers) {
+    wk_json ref;
+    load_json("tests/data/fixture_refs.json", &ref);
+    const wk_json *cases = wk_json_get(&ref, "logits");
+    ck_assert_int_ge(cases->count, 3);
+    wk_engine *e;
+    wk_err err = {0};
+    wk_engine_opts o = {.max_chunk = 1024};
+    ck_assert_msg(wk_engine_cpu_open(FIXTURE, &o, &e, &err) == 0, "%s", err.msg);
+    int V = e->cfg.vocab_size;
+    for (size_t c = 0; c < cases->count; c++) {
+        int n;
+        int32_t *ids = json_ids(wk_json_get(&cases->items[c], "ids"), &n);
+        float *logits = malloc((size_t)n * V * sizeof *logits);
+        e->ops->kv_clear(e);
+        wk_forward_args a = {.tokens = ids, .n_tokens = n, .pos = 0, .logits = logits, .logit_rows = n};
+        ck_assert_int_eq(e->ops->forward(e, &a, &err), 0);
+        float d, range;
+        row_diff(logits + (size_t)(n - 1) * V, wk_json_get(&cases->items[c], "last"), V, &d, &range);
+        ck_assert_msg(d <= 1e-3f * range, "case %zu: last: diff %g, range %g", c, d, range);
+        fprintf(stderr, "fixture case %zu (%d tokens): last-token diff %.2e of range %.2f\n", c, n, d / range, range);
+        const wk_json *pos = wk_json_get(&cases->items[c], "positions"), *at = wk_json_get(&cases->items[c], "at_positions");
+        for (size_t k = 0; k < pos->count; k++) {
+            int t = (int)pos->items[k].number;
+            row_diff(logits + (size_t)t * V, &at->items[k], V, &d, &range);
+            ck_assert_msg(d <= 1e-3f * range, "case %zu position %d: diff %g, range %g", c, t, d, range);
+        }
+        free(logits);
+        free(ids);
+    }
+    wk_engine_free(e);
+    wk_json_free(&ref);
+}
+END_TEST
+
+/* The attention export equals transformers' eager attention weights of the last 100 query rows,
+ * averaged over rows and summed over each KV group's query heads (HF repeat_kv grouping). */
+START_TEST(fixture_attention_export_matches_transformers) {
+    wk_json ref;
+    load_json("tests/data/fixture_refs.json", &ref);
+    const wk_json *att = wk_json_get(&ref, "attention");
+    int n;
+    int32_t *ids = json_ids(wk_json_get(att, "ids"), &n);
+    int rows = (int)wk_json_get(att, "rows")->number;
+    wk_engine *e;
+    wk_err err = {0};
+    wk_engine_opts o = {.max_chunk = 256}; /* the 100 rows span two chunks */
+    ck_assert_msg(wk_engine_cpu_open(FIXTURE, &o, &e, &err) == 0, "%s", err.msg);
+    int L = e->cfg.n_layers, H = e->cfg.n_kv_heads;
+    float *imp = malloc((size_t)L * H * n * sizeof *imp);
+    ck_assert_int_eq(wk_engine_attention(e, ids, n, rows, imp, &err), 0);
+    const wk_json *want = wk_json_get(att, "importance");
+    float worst = 0;
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) {
+            const wk_json *row = &want->items[l].items[h];
+            ck_assert_int_eq((int)row->count, n);
+            for (int t = 0; t < n; t++)
+                worst = fmaxf(worst, fabsf(imp[((size_t)l * H + h) * n + t] - (float)row->items[t].number));
+        }
+    fprintf(stderr, "fixture attention export: %d tokens, worst abs diff %.2e\n", n, worst);
+    ck_assert_float_lt(worst, 1e-4f);
+    free(imp);
+    free(ids);
+    wk_engine_free(e);
+    wk_json_free(&ref);
+}
+END_TEST
+
+/* Greedy generation on task prompts: the first token is transformers' argmax, and the continuation
+ * equals step-by-step argmax decoding on a fresh cache. */
+START_TEST(fixture_greedy_generation) {
+    wk_json ref;
+    load_json("tests/data/fixture_refs.json", &ref);
+    const wk_json *cases = wk_json_get(&ref, "logits");
+    wk_engine *e;
+    wk_err err = {0};
+    ck_assert_msg(wk_engine_cpu_open(FIXTURE, NULL, &e, &err) == 0, "%s", err.msg);
+    int V = e->cfg.vocab_size;
+    wk_sampler s;
+    ck_assert_int_eq(wk_sampler_init(&s, V, 0.0f, 0.0f, 1), 0);
+    float *logits = malloc((size_t)V * sizeof *logits);
+    for (size_t c = 1; c < cases->count; c++) {
+        int n;
+        int32_t *ids = json_ids(wk_json_get(&cases->items[c], "ids"), &n);
+        const wk_json *last = wk_json_get(&cases->items[c], "last");
+        float *want = malloc((size_t)V * sizeof *want);
+        for (int i = 0; i < V; i++) want[i] = (float)last->items[i].number;
+        int32_t out[8], n_out;
+        ck_assert_int_eq(wk_engine_generate(e, ids, n, 8, &s, e->cfg.eos_token_ids, e->cfg.n_eos, out, &n_out, &err), 0);
+        ck_assert_int_ge(n_out, 1);
+        ck_assert_int_eq(out[0], wk_sampler_argmax(want, V));
+        e->ops->kv_clear(e);
+        ck_assert_int_eq(wk_engine_prefill(e, ids, n, 0, logits, &err), 0);
+        for (int i = 0; i < n_out; i++) {
+            ck_assert_int_eq(out[i], wk_sampler_argmax(logits, V));
+            if (i + 1 < n_out) ck_assert_int_eq(wk_engine_prefill(e, &out[i], 1, n + i, logits, &err), 0);
+        }
+        free(want);
+        free(ids);
+    }
+    free(logits);
+    wk_sampler_free(&s);
+    wk_engine_free(e);
+    wk_json_free(&ref);
+}
+END_TEST
+
+START_TEST(fixture_tokenizer_ids) {
+    wk_json ref;
+    load_json("tests/data/fixture_refs.json", &ref);
+    const wk_json *cases = wk_json_get(&ref, "tokenizer");
+    wk_tokenizer *t;
+    wk_err err = {0};
+    ck_assert_msg(wk_tokenizer_load_dir(FIXTURE, &t, &err) == 0, "%s", err.msg);
+    for (size_t c = 0; c < cases->count; c++) {
+        const wk_json *text = wk_json_get(&cases->items[c], "text");
+        const char *keys[2] = {"ids", "ids_special"};
+        for (int k = 0; k < 2; k++) {
+            int32_t *ids;
+            size_t n;
+            ck_assert_int_eq(wk_tokenizer_encode(t, text->string, text->string_len, k ? WK_TOK_ADD_SPECIAL : 0, &ids, &n, &err), 0);
+            const wk_json *want = wk_json_get(&cases->items[c], keys[k]);
+            ck_assert_int_eq(n, want->count);
+            for (size_t i = 0; i < n; i++) ck_assert_int_eq(ids[i], (int)want->items[i].number);
+            free(ids);
+        }
+    }
+    wk_tokenizer_free(t);
+    wk_json_free(&ref);
+}
+END_TEST
+
+/* config.json variants: transformers-5 rope_parameters, llama3 scaling, eos lists, bad fields named. */
+START_TEST(config_parsing) {
+    wk_model_config c;
+    wk_err err = {0};
+    const char *v5 = "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 128,"
+                     " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"vocab_size\": 10, \"eos_token_id\": [3, 4],"
+                     " \"rope_parameters\": {\"rope_theta\": 500000.0, \"rope_type\": \"llama3\", \"factor\": 8.0,"
+                     " \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 8192}}";
+    ck_assert_msg(wk_model_config_parse(v5, strlen(v5), "config.json", &c, &err) == 0, "%s", err.msg);
+    ck_assert_float_eq(c.rope_theta, 500000.0f);
+    ck_assert_int_eq(c.rope_type, WK_ROPE_LLAMA3);
+    ck_assert_int_eq(c.n_kv_heads, 4);
+    ck_assert_int_eq(c.head_dim, 16);
+    ck_assert_int_eq(c.n_eos, 2);
+    ck_assert_int_eq(c.eos_token_ids[1], 4);
+    struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
+         " \"num_attention_heads\": 1, \"vocab_size\": 2}", "field hidden_size missing"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
+         " \"num_attention_heads\": 4, \"num_key_value_heads\": 3, \"vocab_size\": 2}", "not a multiple of num_key_value_heads"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
+         " \"num_attention_heads\": 4, \"vocab_size\": 2, \"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
+         "rope_scaling.rope_type 'yarn' is not supported"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64, \"intermediate_size\": 1, \"num_hidden_layers\": 1,"
+         " \"num_attention_heads\": 4, \"vocab_size\": 2, \"eos_token_id\": 7}", "eos_token_id beyond vocab_size"},
+        {"{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": -5}", "hidden_size = -5 out of range"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_lt(wk_model_config_parse(bad[i].json, strlen(bad[i].json), "config.json", &c, &err), 0);
+        ck_assert_msg(strstr(err.msg, bad[i].want) != NULL, "case %zu: %s", i, err.msg);
+    }
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("engine_cpu");
     TCase *tc = tcase_create("core");
@@ -320,6 +560,15 @@ static Suite *suite(void) {
     tcase_add_test(tc, load_errors_name_the_tensor);
     tcase_add_test(tc, forward_argument_checks);
     suite_add_tcase(s, tc);
+    TCase *ref = tcase_create("reference");
+    tcase_set_timeout(ref, 300);
+    tcase_add_loop_test(ref, hf_tiny_architectures_match_transformers, 0, 4);
+    tcase_add_test(ref, fixture_logits_match_transformers);
+    tcase_add_test(ref, fixture_attention_export_matches_transformers);
+    tcase_add_test(ref, fixture_greedy_generation);
+    tcase_add_test(ref, fixture_tokenizer_ids);
+    tcase_add_test(ref, config_parsing);
+    suite_add_tcase(s, ref);
     return s;
 }
 
