@@ -13,5 +13,6 @@ int wk_cmd_task(int argc, char **argv);
 int wk_cmd_score(int argc, char **argv);
 int wk_cmd_plot(int argc, char **argv);
 int wk_cmd_kv(int argc, char **argv);
+int wk_cmd_engine(int argc, char **argv);
 
 #endif
