@@ -14,7 +14,7 @@ typedef struct {
 static const wk_command commands[] = {
     {"study", wk_cmd_study, "the default what-if study over the bundled traces (table, database, plot)"},
     {"sim", wk_cmd_sim, "simulate requests: TTFT per policy on traces, models and devices"},
-    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert, gen, compare, ns3"},
     {"sweep", wk_cmd_sweep, "run a grid file over all cores, resumable, shardable over machines"},
     {"db", wk_cmd_db, "results database: summary, merge"},
     {"model", wk_cmd_model, "model specs and device profiles: list, show"},
