@@ -34,6 +34,25 @@ int wk_sem_importance_from_attention(const float *attn, int layers, int kv_heads
     return 0;
 }
 
+int wk_sem_importance_gqa(const float *attn, int layers, int q_heads, int kv_heads, int queries, int tokens,
+                          float *imp, wk_err *err) {
+    if (layers < 1 || kv_heads < 1 || q_heads < kv_heads || q_heads % kv_heads || queries < 1 || tokens < 1)
+        return wk_err_set(err, WK_EINVAL, "importance: %d query heads over %d kv heads, %d rows, %d tokens", q_heads,
+                          kv_heads, queries, tokens);
+    int group = q_heads / kv_heads;
+    for (int l = 0; l < layers; l++)
+        for (int h = 0; h < kv_heads; h++)
+            for (int t = 0; t < tokens; t++) {
+                double s = 0;
+                for (int g = 0; g < group; g++) {
+                    const float *a = attn + (((size_t)l * q_heads + (size_t)h * group + g) * queries) * tokens;
+                    for (int q = 0; q < queries; q++) s += a[(size_t)q * tokens + t];
+                }
+                imp[((size_t)l * kv_heads + h) * tokens + t] = (float)(s / queries);
+            }
+    return 0;
+}
+
 void wk_sem_suffix_sum(float *imp, int layers, int kv_heads, int tokens) {
     size_t per = (size_t)kv_heads * tokens;
     for (int l = layers - 2; l >= 0; l--)

@@ -29,6 +29,25 @@ START_TEST(importance_suffix_sum_and_order) {
 }
 END_TEST
 
+/* GQA: 4 query heads over 2 KV heads; query heads 0,1 -> KV head 0 and 2,3 -> KV head 1 (kv-head-major). */
+START_TEST(importance_gqa_grouping) {
+    float attn[1 * 4 * 2 * 2]; /* [L=1][Hq=4][Q=2][T=2] */
+    for (int qh = 0; qh < 4; qh++)
+        for (int q = 0; q < 2; q++) {
+            attn[(qh * 2 + q) * 2 + 0] = (float)qh * 0.1f;
+            attn[(qh * 2 + q) * 2 + 1] = 1.0f - (float)qh * 0.1f;
+        }
+    float imp[4];
+    wk_err err;
+    ck_assert_int_eq(wk_sem_importance_gqa(attn, 1, 4, 2, 2, 2, imp, &err), 0);
+    ck_assert_float_eq_tol(imp[0], 0.1f, 1e-6f);  /* heads 0 + 1: 0.0 + 0.1 */
+    ck_assert_float_eq_tol(imp[1], 1.9f, 1e-6f);
+    ck_assert_float_eq_tol(imp[2], 0.5f, 1e-6f);  /* heads 2 + 3: 0.2 + 0.3 */
+    ck_assert_float_eq_tol(imp[3], 1.5f, 1e-6f);
+    ck_assert_int_eq(wk_sem_importance_gqa(attn, 1, 3, 2, 2, 2, imp, &err), WK_EINVAL);
+}
+END_TEST
+
 /* With positive attention, each (head, token) arrives layer by layer in depth order. */
 START_TEST(order_is_depth_prefix) {
     const int L = 6, H = 2, T = 50;
@@ -273,6 +292,7 @@ int main(void) {
     Suite *s = suite_create("semantic");
     TCase *tc = tcase_create("all");
     tcase_add_test(tc, importance_suffix_sum_and_order);
+    tcase_add_test(tc, importance_gqa_grouping);
     tcase_add_test(tc, order_is_depth_prefix);
     tcase_add_test(tc, levels_plain);
     tcase_add_test(tc, levels_delta);
