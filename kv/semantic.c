@@ -176,6 +176,9 @@ static uint16_t absmax16(const uint16_t *x, int D) {
     return wk_float_to_half(a);
 }
 
+/* q * step, with a zero code exactly 0 even for a non-finite step (a unit whose absmax overflowed fp16) */
+static float scaled(int q, float step) { return q ? (float)q * step : 0.0f; }
+
 /* Reconstruction at `level` of x [D] (all intermediate values fp16-rounded, as the decoder stores them). When
  * sym is not NULL, also the symbols of that level (signed). */
 static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, float *xhat, int8_t *sym) {
@@ -187,10 +190,10 @@ static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, 
     for (int d = 0; d < D; d++) {
         float xv = wk_half_to_float(x[d]);
         int q = qround(xv, inv[0], M);
-        float r = h16((float)q * step0);
+        float r = h16(scaled(q, step0));
         for (int k = 1; k <= level; k++) {
             q = qround(xv - r, inv[k], 2);
-            r = h16(r + (float)q * st[k]);
+            r = h16(r + scaled(q, st[k]));
         }
         xhat[d] = r;
         if (sym) sym[d] = (int8_t)q;
@@ -576,7 +579,7 @@ static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const
                 if (v < -lim || v > lim)
                     return wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u code %d outside +-%d", i, v, lim);
                 q[d] = (int8_t)v;
-                float x = h->level == 0 ? h16((float)v * step0) : h16(wk_half_to_float(cur[d]) + (float)v * st);
+                float x = h->level == 0 ? h16(scaled(v, step0)) : h16(wk_half_to_float(cur[d]) + scaled(v, st));
                 vals[((size_t)i * 2 + kv) * D + d] = wk_float_to_half(x);
             }
             if (h->level == 0) m->step[2 * (size_t)id + kv] = step0; /* levels are set only on success */

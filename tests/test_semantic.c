@@ -288,6 +288,29 @@ START_TEST(refusals) {
 }
 END_TEST
 
+/* A unit with an inf or NaN element decodes to finite values at every level. */
+START_TEST(non_finite_input) {
+    fixture f;
+    setup(&f, 2, 1, 20, 16);
+    f.t.k[(size_t)f.order[0] * 16 + 1] = 0x7C00;
+    f.t.v[(size_t)f.order[1] * 16 + 2] = 0x7E00;
+    wk_sem_params p = wk_sem_defaults(2);
+    wk_err err;
+    for (int level = 0; level < WK_SEM_MAX_LEVELS; level++) {
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, f.order, f.N, level, &buf, &len, NULL, NULL, &err), 0);
+        ck_assert_int_eq(wk_sem_decode_batch(buf, len, &f.u, &f.m, &err), 0);
+        free(buf);
+    }
+    for (size_t i = 0; i < wk_kv_tensor_elems(&f.u); i++) {
+        ck_assert(isfinite(wk_half_to_float(f.u.k[i])));
+        ck_assert(isfinite(wk_half_to_float(f.u.v[i])));
+    }
+    teardown(&f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("semantic");
     TCase *tc = tcase_create("all");
@@ -300,6 +323,7 @@ int main(void) {
     tcase_add_test(tc, options_decode_to_same_values);
     tcase_add_test(tc, reorder_shortens_path);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
