@@ -521,8 +521,8 @@ static int read_ids(wk_rbuf *r, const sem_header *h, const wk_sem_map *m, uint32
             rc = WK_EFORMAT;
             break;
         }
-        int64_t id = prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
-        if (z > UINT32_MAX * 2ull || id < 0 || (uint64_t)id >= units) {
+        int64_t id = z > UINT32_MAX * 2ull ? -1 : prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
+        if (id < 0 || (uint64_t)id >= units) {
             rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range", i, at);
             break;
         }

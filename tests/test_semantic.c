@@ -278,6 +278,16 @@ START_TEST(refusals) {
     ck_assert_int_eq(wk_kv_tensor_alloc(&other, 2, 2, 31, 16, &err), 0);
     ck_assert_int_eq(wk_sem_decode_batch(b0, l0, &other, &f.m, &err), WK_EFORMAT);
     wk_kv_tensor_free(&other);
+    /* a 10-byte unit-id varint (found by fuzzing: overflowed the zigzag decode) */
+    size_t hdr = 25 + (size_t)p.nbins;
+    uint8_t huge[64];
+    memcpy(huge, b0, hdr);
+    memset(huge + hdr, 0xFF, 9);
+    huge[hdr + 9] = 0x01;
+    memset(huge + hdr + 10, 0, sizeof huge - hdr - 10);
+    huge[20] = 1, huge[21] = huge[22] = huge[23] = 0; /* n_units = 1 */
+    ck_assert_int_eq(wk_sem_decode_batch(huge, sizeof huge, &f.u, &f.m, &err), WK_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "out of range"));
     /* bad ids on the encoder side */
     uint32_t bad = (uint32_t)f.N;
     ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, &bad, 1, 0, &bd, &ld, NULL, NULL, &err), WK_EINVAL);
