@@ -182,6 +182,32 @@ START_TEST(corrupt_and_truncated_chunks) {
 }
 END_TEST
 
+/* An overflowed (inf) or NaN element: its token decodes to finite values (zeros), the rest as usual. */
+START_TEST(non_finite_input) {
+    wk_kv_tensor t, u;
+    synth(&t, 2, 2, 32, 16);
+    wk_err err;
+    ck_assert_int_eq(wk_kv_tensor_alloc(&u, 2, 2, 32, 16, &err), 0);
+    t.k[wk_kv_row(&t, 0, 1, 5) + 3] = 0x7C00; /* +inf */
+    t.v[wk_kv_row(&t, 1, 0, 7) + 2] = 0x7E00; /* NaN */
+    for (int delta = 0; delta < 2; delta++) {
+        wk_cg_params p = wk_cg_defaults();
+        p.delta = delta;
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(wk_cg_encode(&p, &t, 0, 2, 0, 32, &buf, &len, NULL, &err), 0);
+        ck_assert_int_eq(wk_cg_decode(buf, len, &u, &err), 0);
+        for (size_t i = 0; i < wk_kv_tensor_elems(&u); i++) {
+            ck_assert(isfinite(wk_half_to_float(u.k[i])));
+            ck_assert(isfinite(wk_half_to_float(u.v[i])));
+        }
+        free(buf);
+    }
+    wk_kv_tensor_free(&t);
+    wk_kv_tensor_free(&u);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cachegen");
     TCase *tc = tcase_create("all");
@@ -190,6 +216,7 @@ int main(void) {
     tcase_add_test(tc, delta_round_trip_lowers_error);
     tcase_add_test(tc, sub_range_chunk);
     tcase_add_test(tc, corrupt_and_truncated_chunks);
+    tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

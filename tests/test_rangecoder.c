@@ -123,6 +123,16 @@ START_TEST(table_storage) {
     wk_rbuf_init(&r, w.data, w.len, "t");
     ck_assert_int_eq(wk_rc_table_read(&u, 5, 12, &r, &err), WK_EFORMAT);
     wk_wbuf_free(&w);
+    /* a frequency that would wrap the running sum around 2^64 back to the right total */
+    wk_wbuf_init(&w);
+    wk_wbuf_u8(&w, 0);
+    wk_wbuf_u8(&w, 2);
+    wk_wbuf_varint(&w, 100);
+    wk_wbuf_varint(&w, UINT64_MAX - 49); /* 100 + this wraps to 50 */
+    wk_wbuf_varint(&w, 4046);            /* ... and this makes 4096 */
+    wk_rbuf_init(&r, w.data, w.len, "t");
+    ck_assert_int_eq(wk_rc_table_read(&u, 3, 12, &r, &err), WK_EFORMAT);
+    wk_wbuf_free(&w);
     uint64_t zero[4] = {0};
     ck_assert_int_eq(wk_rc_table_from_counts(&t, zero, 4, 8, &err), 0);
     ck_assert_uint_eq(wk_rc_freq(&t, 3), 64);
