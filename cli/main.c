@@ -12,7 +12,12 @@ typedef struct {
 } wk_command;
 
 static const wk_command commands[] = {
+    {"study", wk_cmd_study, "the default what-if study over the bundled traces (table, database, plot)"},
+    {"sim", wk_cmd_sim, "simulate requests: TTFT per policy on traces, models and devices"},
     {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
+    {"db", wk_cmd_db, "results database: summary"},
+    {"model", wk_cmd_model, "model specs and device profiles: list, show"},
+    {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
 };
 
 static void usage(FILE *out) {

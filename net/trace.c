@@ -2,6 +2,8 @@
  * writing of the file formats live in net/trace_io.c. */
 #include "net/trace.h"
 
+#include "core/stats.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,20 +176,6 @@ double wk_trace_time_to_deliver(const wk_trace *tr, double t0, double bytes) {
 
 double wk_trace_mean_mbps(const wk_trace *tr) { return tr->cum_bytes[tr->n] * 8.0 / 1e6 / tr->period_s; }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentile with linear interpolation between closest ranks (numpy's default). */
-static double percentile_sorted(const double *v, size_t n, double q) {
-    if (n == 1) return v[0];
-    double pos = q * (double)(n - 1);
-    size_t i = (size_t)floor(pos);
-    if (i + 1 >= n) return v[n - 1];
-    return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
-}
-
 int wk_trace_compute_stats(const wk_trace *tr, wk_trace_stats *st, wk_err *err) {
     size_t bins = (size_t)ceil(tr->period_s - 1e-9);
     if (bins == 0) bins = 1;
@@ -217,12 +205,12 @@ int wk_trace_compute_stats(const wk_trace *tr, wk_trace_stats *st, wk_err *err) 
         if (b + 1 < bins) cov_num += d * (rate[b + 1] - mean_bins);
     }
     memcpy(sorted, rate, bins * sizeof *sorted);
-    qsort(sorted, bins, sizeof *sorted, cmp_double);
+    wk_sort_doubles(sorted, bins);
     st->duration_s = tr->period_s;
     st->mean_mbps = wk_trace_mean_mbps(tr);
-    st->p5_mbps = percentile_sorted(sorted, bins, 0.05);
-    st->p50_mbps = percentile_sorted(sorted, bins, 0.50);
-    st->p95_mbps = percentile_sorted(sorted, bins, 0.95);
+    st->p5_mbps = wk_percentile_sorted(sorted, bins, 0.05);
+    st->p50_mbps = wk_percentile_sorted(sorted, bins, 0.50);
+    st->p95_mbps = wk_percentile_sorted(sorted, bins, 0.95);
     st->cov = mean_bins > 0 ? sqrt(var > 0 ? var : 0) / mean_bins : 0;
     st->autocorr_1s = cov_den > 0 ? cov_num / cov_den : 0;
     st->outage_frac = (double)outages / (double)bins;

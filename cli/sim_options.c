@@ -1,0 +1,146 @@
+/* Command-line parsing and execution of simulated grids. */
+#include "cli/sim_options.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY };
+
+static const struct option long_opts[] = {
+    {"trace", required_argument, 0, 't'},   {"policy", required_argument, 0, 'p'},
+    {"model", required_argument, 0, 'm'},   {"device", required_argument, 0, 'd'},
+    {"context", required_argument, 0, 'c'}, {"requests", required_argument, 0, 'n'},
+    {"db", required_argument, 0, 'o'},      {"delay-ms", required_argument, 0, OPT_DELAY},
+    {"events", required_argument, 0, OPT_EVENTS}, {"output-tokens", required_argument, 0, OPT_OUTPUT_TOKENS},
+    {"task", required_argument, 0, OPT_TASK}, {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
+    {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"quality", required_argument, 0, OPT_QUALITY},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+static int positive_int(const char *s, int *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v <= 0 || v > 100000000) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int bad(const char *usage, const char *what, const char *val) {
+    fprintf(stderr, "wikv: %s \"%s\"\n%s", what, val, usage);
+    return 2;
+}
+
+/* A list option given on the command line replaces the caller's default list. */
+static void replace_default(wk_strlist *l, int *replaced) {
+    if (!*replaced) wk_strlist_free(l);
+    *replaced = 1;
+}
+
+int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *usage) {
+    int replaced_traces = 0, replaced_policies = 0, replaced_models = 0, replaced_devices = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "t:p:m:d:c:n:o:h", long_opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            replace_default(&o->traces, &replaced_traces);
+            if (wk_strlist_add_traces(&o->traces, optarg)) return bad(usage, "no usable trace at", optarg);
+            break;
+        case 'p':
+            replace_default(&o->policies, &replaced_policies);
+            wk_strlist_add_policies(&o->policies, optarg);
+            break;
+        case 'm':
+            replace_default(&o->models, &replaced_models);
+            wk_strlist_add_csv(&o->models, optarg);
+            break;
+        case 'd':
+            replace_default(&o->devices, &replaced_devices);
+            wk_strlist_add_csv(&o->devices, optarg);
+            break;
+        case 'c': {
+            int n = wk_parse_int_list(optarg, o->contexts, WK_MAX_CONTEXTS);
+            if (n < 0) return bad(usage, "bad --context list", optarg);
+            o->n_contexts = (size_t)n;
+            break;
+        }
+        case 'n':
+            if (positive_int(optarg, &o->cfg.requests_per_trace)) return bad(usage, "bad --requests", optarg);
+            break;
+        case 'o': o->db_path = optarg; break;
+        case OPT_DELAY: {
+            char *end;
+            double ms = strtod(optarg, &end);
+            if (end == optarg || *end || ms < 0) return bad(usage, "bad --delay-ms", optarg);
+            o->cfg.link.one_way_delay_s = o->cfg.link.request_delay_s = ms / 1000;
+            break;
+        }
+        case OPT_OVERHEAD: {
+            int v;
+            if (strcmp(optarg, "0") == 0) v = 0;
+            else if (positive_int(optarg, &v)) return bad(usage, "bad --frame-overhead", optarg);
+            o->cfg.link.frame_overhead = v;
+            break;
+        }
+        case OPT_EVENTS:
+            if (strcmp(optarg, "none") == 0) o->cfg.events = WK_EVENTS_NONE;
+            else if (strcmp(optarg, "first") == 0) o->cfg.events = WK_EVENTS_FIRST;
+            else if (strcmp(optarg, "all") == 0) o->cfg.events = WK_EVENTS_ALL;
+            else return bad(usage, "bad --events (none|first|all)", optarg);
+            break;
+        case OPT_OUTPUT_TOKENS:
+            if (positive_int(optarg, &o->cfg.output_tokens)) return bad(usage, "bad --output-tokens", optarg);
+            break;
+        case OPT_TASK: o->cfg.task = optarg; break;
+        case OPT_QUALITY: o->cfg.quality_path = optarg; break;
+        case OPT_NO_PROGRESS: o->cfg.progress = 0; break;
+        case 'h': fputs(usage, stdout); return 1;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) return bad(usage, "unexpected argument", argv[optind]);
+    return 0;
+}
+
+void wk_sim_options_finish(wk_sim_options *o) {
+    o->cfg.traces = (const char *const *)o->traces.items;
+    o->cfg.n_traces = o->traces.n;
+    o->cfg.policies = (const char *const *)o->policies.items;
+    o->cfg.n_policies = o->policies.n;
+    o->cfg.models = (const char *const *)o->models.items;
+    o->cfg.n_models = o->models.n;
+    o->cfg.devices = (const char *const *)o->devices.items;
+    o->cfg.n_devices = o->devices.n;
+    o->cfg.contexts = o->contexts;
+    o->cfg.n_contexts = o->n_contexts;
+}
+
+void wk_sim_options_free(wk_sim_options *o) {
+    wk_strlist_free(&o->traces);
+    wk_strlist_free(&o->policies);
+    wk_strlist_free(&o->models);
+    wk_strlist_free(&o->devices);
+}
+
+int wk_sim_options_run(wk_sim_options *o, const char *command) {
+    wk_sim_options_finish(o);
+    if (o->traces.n == 0) {
+        fprintf(stderr, "wikv: no traces given (--trace FILE or FOLDER)\n");
+        return 2;
+    }
+    wk_results *db;
+    wk_err err = {0};
+    if (wk_results_open(o->db_path, &db, &err)) {
+        fprintf(stderr, "wikv: %s\n", err.msg);
+        return 1;
+    }
+    int64_t run_id = 0;
+    int rc = wk_runner_run(&o->cfg, db, command, &run_id, &err);
+    if (!rc) rc = wk_runner_print_summary(db, run_id, stdout, &err);
+    if (!rc) printf("\nrun %lld written to %s\n", (long long)run_id, o->db_path);
+    if (rc) fprintf(stderr, "wikv: %s\n", err.msg);
+    wk_results_close(db);
+    return rc ? wk_err_exit_status(&err) : 0;
+}

@@ -1,0 +1,31 @@
+/* A binary-heap event queue ordered by (time, insertion sequence): events at the same time pop in
+ * the order they were pushed, so every simulation is deterministic. */
+#ifndef WIKV_SIM_EVENT_QUEUE_H
+#define WIKV_SIM_EVENT_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct wk_event {
+    double t;
+    uint64_t seq;   /* set by push: tie-breaker */
+    int type;
+    int64_t arg;
+} wk_event;
+
+typedef struct wk_event_queue {
+    wk_event *heap;
+    size_t n, cap;
+    uint64_t next_seq;
+} wk_event_queue;
+
+void wk_event_queue_init(wk_event_queue *q);
+void wk_event_queue_free(wk_event_queue *q);
+void wk_event_queue_clear(wk_event_queue *q);
+int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err);
+/* Returns 0 and fills ev, or -1 when empty. */
+int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+
+#endif

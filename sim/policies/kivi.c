@@ -1,0 +1,81 @@
+/* kivi2 / kivi4: the KV cache quantized by KIVI (2 or 4 bits, scales and zero points per group, the
+ * most recent tokens in fp16) is streamed layer by layer; the device decodes with KIVI's fused
+ * kernels straight from the quantized cache once every layer has arrived. */
+#include "kv/kivi.h"
+#include "sim/policy.h"
+
+enum { P_GROUP, P_RESIDUAL };
+static const wk_param_desc params[] = {
+    {"group", "group size: tokens per key group, channels per value group", 8, 256, 32, 1},
+    {"residual", "most recent tokens kept in fp16", 0, 4096, 128, 1},
+};
+
+static wk_kivi_params kivi_params(const double *param, int bits) {
+    wk_kivi_params p = {bits, (int)param[P_GROUP], (int)param[P_RESIDUAL]};
+    if (p.residual < p.group) p.residual = p.group; /* KIVI requires R to be a multiple of G */
+    p.residual -= p.residual % p.group;
+    return p;
+}
+
+static int plan_bits(const double *param, const wk_request *req, wk_plan *plan, int bits, wk_err *err) {
+    const wk_model_spec *m = req->model;
+    wk_kivi_params kp = kivi_params(param, bits);
+    int64_t layer_bytes = (int64_t)m->n_kv_heads * wk_kivi_bytes(&kp, req->context_tokens, m->head_dim);
+    double values = (double)req->context_tokens * (double)wk_model_kv_values_per_token_layer(m);
+    for (int l = 0; l < m->n_layers; l++) {
+        wk_unit u = {.bytes = layer_bytes, .layer_first = l, .layer_count = 1, .token_count = req->context_tokens,
+                     .kv_head = -1, .kind = WK_UNIT_KV, .group = l, .values = values, .decoded_bytes = 0};
+        int rc = wk_plan_push(plan, &u, err);
+        if (rc) return rc;
+    }
+    plan->kv_values_total = values * m->n_layers;
+    return 0;
+}
+
+static int plan2(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
+    (void)state;
+    return plan_bits(param, req, plan, 2, err);
+}
+
+static int plan4(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
+    (void)state;
+    return plan_bits(param, req, plan, 4, err);
+}
+
+static long next_unit(void *state, const double *param, const wk_view *v) {
+    (void)state;
+    (void)param;
+    return wk_policy_next_in_order(v);
+}
+
+static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
+    (void)state;
+    (void)param;
+    if (wk_policy_decode_arrived(v, a)) return;
+    if (v->n_usable == v->plan->n) {
+        a->kind = WK_ACT_EMIT; /* the decode step reads the quantized cache */
+        a->kv_bytes_per_token = (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens;
+        return;
+    }
+    a->kind = WK_ACT_WAIT;
+}
+
+const wk_policy_ops wk_policy_kivi2 = {
+    .name = "kivi2",
+    .summary = "stream KIVI 2-bit KV layer by layer; decode from the quantized cache when all arrived",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .plan = plan2,
+    .next_unit = next_unit,
+    .decide = decide,
+};
+
+const wk_policy_ops wk_policy_kivi4 = {
+    .name = "kivi4",
+    .summary = "stream KIVI 4-bit KV layer by layer; decode from the quantized cache when all arrived",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .plan = plan4,
+    .next_unit = next_unit,
+    .decide = decide,
+};

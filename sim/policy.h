@@ -1,0 +1,115 @@
+/* Policies: how the context gets onto the device. Pure C, shared by sim and exec.
+ *
+ * A policy has a sender half (which unit to send next) and a receiver half (wait, decode arrived
+ * KV, prefill context locally, or emit the next token). Both read a wk_view and return a decision:
+ * no I/O, no clock reads, no allocation per decision, deterministic. `plan` builds the stream plan
+ * (units with real byte sizes) once per request; it may allocate.
+ *
+ * Parameters are described by a table (name, range, default) so that tools can list, set and search
+ * them: a policy is written "name" or "name:key=value,key=value". */
+#ifndef WIKV_SIM_POLICY_H
+#define WIKV_SIM_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "kv/unit.h"
+#include "models/device.h"
+#include "models/model_spec.h"
+
+#define WK_POLICY_MAX_PARAMS 16
+
+typedef struct wk_param_desc {
+    const char *name;
+    const char *help;
+    double min, max, def;
+    int is_int;
+} wk_param_desc;
+
+typedef struct wk_request {
+    const wk_model_spec *model;
+    const wk_device *device;  /* the receiving device */
+    int context_tokens;
+    int output_tokens;        /* tokens to generate, >= 1 */
+    const char *task;
+    uint64_t seed;
+} wk_request;
+
+/* Unit states on the device side. */
+enum { WK_US_PLANNED = 0, WK_US_SENT = 1, WK_US_ARRIVED = 2, WK_US_USABLE = 3 };
+
+typedef struct wk_view {
+    double now;                   /* session time, s (0 = request sent) */
+    const wk_request *req;
+    const wk_plan *plan;
+    const uint8_t *unit_state;    /* [plan->n] WK_US_* */
+    const uint32_t *arrival_order;/* [n_arrived] unit indices in order of arrival */
+    size_t n_sent, n_arrived, n_usable;
+    int64_t bytes_sent, bytes_arrived;  /* payload bytes */
+    double kv_values_usable;      /* KV values usable on the device */
+    double importance_usable;     /* attention importance of the usable KV (see plan->importance_total) */
+    double est_bw_Bps;            /* sender's estimate of the link rate (payload bytes/s) */
+    double stream_start;          /* when the server started sending */
+    int text_tokens_arrived;      /* context tokens whose text arrived */
+    int tokens_prefilled;         /* context tokens the device computed itself */
+    int tokens_emitted;
+    int last_emit_rejected;       /* the last EMIT failed the confidence test (token not kept) */
+    double last_token_at;         /* time of the last emitted token (or of the request) */
+    int sender_done;
+} wk_view;
+
+typedef enum { WK_ACT_WAIT, WK_ACT_DECODE_KV, WK_ACT_PREFILL, WK_ACT_EMIT, WK_ACT_DONE } wk_action_kind;
+
+typedef struct wk_action {
+    wk_action_kind kind;
+    size_t count;              /* DECODE_KV: decode the next `count` arrived-but-not-usable units */
+    int tokens;                /* PREFILL: context tokens to compute (from tokens_prefilled on) */
+    double kv_bytes_per_token; /* EMIT: KV bytes per token the decode step reads */
+    int force;                 /* EMIT: keep the token whatever the confidence test says (deadline) */
+    double wake_at;            /* WAIT: wake at this session time even if nothing arrives (< 0: no) */
+} wk_action;
+
+typedef struct wk_policy_ops {
+    const char *name;
+    const char *summary;
+    const wk_param_desc *params;
+    size_t n_params;
+    size_t state_size;
+    int (*plan)(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err);
+    /* optional: called at the start of every request (plans are reused across requests) */
+    void (*start)(void *state, const double *param, const wk_request *req, const wk_plan *plan);
+    /* sender: index of the next unit to send, or -1 when nothing more is to be sent now */
+    long (*next_unit)(void *state, const double *param, const wk_view *v);
+    /* receiver: the next action */
+    void (*decide)(void *state, const double *param, const wk_view *v, wk_action *a);
+} wk_policy_ops;
+
+typedef struct wk_policy {
+    const wk_policy_ops *ops;
+    double param[WK_POLICY_MAX_PARAMS];
+    void *state;
+    char spec[256];            /* canonical "name:key=value,..." with every parameter */
+} wk_policy;
+
+/* Parses "name[:key=value,...]" against the registry; unknown names/keys and out-of-range values
+ * are errors that list what is allowed. */
+int wk_policy_create(const char *spec, wk_policy *p, wk_err *err);
+void wk_policy_free(wk_policy *p);
+const wk_policy_ops *wk_policy_find(const char *name);
+/* All registered policies, NULL-terminated. */
+const wk_policy_ops *const *wk_policy_registry(void);
+/* Value of a named parameter of a created policy. */
+double wk_policy_param(const wk_policy *p, const char *name);
+
+/* Importance coverage of the usable KV in [0, 1]: attention mass present when the plan ranks units,
+ * else the fraction of KV values present; 1 when the device computed the whole context itself. */
+double wk_view_coverage(const wk_view *v);
+
+/* Helpers for policy code. */
+/* Sends units in plan order, one after another. */
+long wk_policy_next_in_order(const wk_view *v);
+/* Decode everything that arrived and is not yet usable; returns 1 if it set such an action. */
+int wk_policy_decode_arrived(const wk_view *v, wk_action *a);
+
+#endif

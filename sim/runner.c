@@ -1,0 +1,266 @@
+/* Grid runner for simulated studies: loads every input once, runs every cell, writes one run. */
+#include "sim/runner.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/progress.h"
+#include "core/stats.h"
+
+typedef struct {
+    wk_trace *traces;
+    wk_model_spec *models;
+    wk_device *devices;
+    wk_policy *policies;
+    size_t n_traces_loaded, n_policies_made;
+    wk_quality_table quality;
+} runner_inputs;
+
+static void free_inputs(runner_inputs *in) {
+    for (size_t i = 0; i < in->n_traces_loaded; i++) wk_trace_free(&in->traces[i]);
+    for (size_t i = 0; i < in->n_policies_made; i++) wk_policy_free(&in->policies[i]);
+    free(in->traces);
+    free(in->models);
+    free(in->devices);
+    free(in->policies);
+}
+
+static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *err) {
+    memset(in, 0, sizeof *in);
+    in->traces = calloc(cfg->n_traces ? cfg->n_traces : 1, sizeof *in->traces);
+    in->models = calloc(cfg->n_models ? cfg->n_models : 1, sizeof *in->models);
+    in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof *in->devices);
+    in->policies = calloc(cfg->n_policies ? cfg->n_policies : 1, sizeof *in->policies);
+    int rc = cfg->quality_path ? wk_quality_load(cfg->quality_path, &in->quality, err)
+                               : wk_quality_load_default(&in->quality, err);
+    if (rc) return rc;
+    if (!in->traces || !in->models || !in->devices || !in->policies)
+        return wk_err_set(err, WK_ENOMEM, "runner: out of memory");
+    for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
+        rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &in->traces[i], err);
+        if (!rc) in->n_traces_loaded++;
+    }
+    for (size_t i = 0; !rc && i < cfg->n_models; i++) rc = wk_model_spec_find(cfg->models[i], &in->models[i], err);
+    for (size_t i = 0; !rc && i < cfg->n_devices; i++) rc = wk_device_find(cfg->devices[i], &in->devices[i], err);
+    for (size_t i = 0; !rc && i < cfg->n_policies; i++) {
+        rc = wk_policy_create(cfg->policies[i], &in->policies[i], err);
+        if (!rc) in->n_policies_made++;
+    }
+    return rc;
+}
+
+/* 100 ms bins of a trace (first 600 s) for `wikv plot trace`. */
+static int store_trace_samples(wk_results *db, const wk_trace *tr, wk_err *err) {
+    enum { MAX_BINS = 6000 };
+    double dt = 0.1;
+    size_t n = (size_t)ceil(tr->period_s / dt - 1e-9);
+    if (n > MAX_BINS) n = MAX_BINS;
+    double *t = malloc(n * sizeof *t), *mbps = malloc(n * sizeof *mbps);
+    if (!t || !mbps) {
+        free(t);
+        free(mbps);
+        return wk_err_set(err, WK_ENOMEM, "runner: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        t[i] = (double)i * dt;
+        double end = fmin(t[i] + dt, tr->period_s);
+        mbps[i] = (wk_trace_bytes_before(tr, end) - wk_trace_bytes_before(tr, t[i])) * 8 / 1e6 / (end - t[i]);
+    }
+    int rc = wk_results_add_trace_samples(db, tr->name, t, mbps, n, err);
+    free(t);
+    free(mbps);
+    return rc;
+}
+
+static int store_timeline(wk_results *db, int64_t request_id, const wk_timeline *tl, wk_err *err) {
+    for (size_t i = 0; i < tl->n; i++) {
+        const wk_tl_entry *e = &tl->e[i];
+        int rc = wk_results_add_event(db, request_id, (int)i, e->t, wk_timeline_type_name(e->type), e->level, e->value,
+                                      err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+typedef struct {
+    const wk_trace *trace;
+    const wk_model_spec *model;
+    const wk_device *device;
+    wk_policy *policy;
+    int context;
+    int request;
+} cell;
+
+static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality, wk_sim *sim, const cell *c,
+                    wk_results *db, int64_t run_id, wk_timeline *tl, wk_err *err) {
+    wk_sim_config sc = {.trace = c->trace, .link = cfg->link, .model = c->model, .device = c->device,
+                        .context_tokens = c->context, .output_tokens = cfg->output_tokens, .task = cfg->task,
+                        .seed = (uint64_t)c->request, .quality = quality};
+    sc.link.trace_offset_s = c->trace->period_s * c->request / cfg->requests_per_trace;
+    int want_events = cfg->events == WK_EVENTS_ALL || (cfg->events == WK_EVENTS_FIRST && c->request == 0);
+    tl->n = 0;
+    tl->arrival_stride = 1;
+    wk_sim_result res;
+    int rc = wk_sim_request(sim, c->policy, &sc, want_events ? tl : NULL, &res, err);
+    if (rc) return rc;
+    if (want_events && sim->plan.n > 2000) { /* keep timelines small: thin out arrivals */
+        size_t stride = sim->plan.n / 1000, w = 0;
+        size_t arrivals = 0;
+        for (size_t i = 0; i < tl->n; i++) {
+            int keep = tl->e[i].type != WK_TL_ARRIVE || (++arrivals % stride == 0);
+            if (keep) tl->e[w++] = tl->e[i];
+        }
+        tl->n = w;
+    }
+    char cell_key[1024];
+    snprintf(cell_key, sizeof cell_key, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name,
+             c->device->name, c->context, c->request);
+    wk_request_row row = wk_results_empty_row("sim");
+    row.policy = c->policy->ops->name;
+    row.params = c->policy->spec;
+    row.trace = c->trace->name;
+    row.trace_mean_mbps = wk_trace_mean_mbps(c->trace);
+    row.model = c->model->name;
+    row.device = c->device->name;
+    row.task = cfg->task;
+    row.context_tokens = c->context;
+    row.seed = c->request;
+    row.cell = cell_key;
+    row.output_tokens = res.s.tokens;
+    if (res.s.ok) {
+        row.ttft_s = res.s.ttft_s;
+        row.tpot_s = res.s.tpot_s;
+        row.total_s = res.s.total_s;
+        row.bytes_sent = res.s.payload_bytes_sent;
+        row.link_utilisation = res.link_utilisation;
+        row.kv_fraction_at_first = res.s.kv_fraction_at_first;
+        row.net_wait_s = res.s.net_wait_s;
+        row.kv_decode_s = res.s.kv_decode_s;
+        row.compute_s = res.s.compute_s;
+        double accept, f1_rel; /* only measured tables give F1 */
+        if (!strcmp(quality->source, "measured") &&
+            wk_quality_lookup(quality, c->policy->ops->name, res.s.coverage_at_first, &accept, &f1_rel) == 0)
+            row.f1 = f1_rel;
+    } else {
+        row.status = "failed";
+        row.fail_reason = res.s.fail_reason;
+    }
+    int64_t request_id;
+    rc = wk_results_add_request(db, run_id, &row, &request_id, err);
+    if (!rc && want_events) rc = store_timeline(db, request_id, tl, err);
+    return rc;
+}
+
+static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *db, int64_t run_id, wk_err *err) {
+    size_t total = cfg->n_models * cfg->n_devices * cfg->n_contexts * cfg->n_traces * cfg->n_policies *
+                   (size_t)cfg->requests_per_trace;
+    wk_progress prog;
+    if (cfg->progress) wk_progress_start(&prog, "sim", total);
+    wk_sim sim;
+    wk_sim_init(&sim);
+    wk_timeline tl = {0};
+    int rc = 0;
+    for (size_t t = 0; !rc && t < cfg->n_traces; t++) rc = store_trace_samples(db, &in->traces[t], err);
+    for (size_t m = 0; !rc && m < cfg->n_models; m++)
+        for (size_t d = 0; !rc && d < cfg->n_devices; d++)
+            for (size_t x = 0; !rc && x < cfg->n_contexts; x++)
+                for (size_t p = 0; !rc && p < cfg->n_policies; p++)
+                    for (size_t t = 0; !rc && t < cfg->n_traces; t++)
+                        for (int r = 0; !rc && r < cfg->requests_per_trace; r++) {
+                            cell c = {&in->traces[t], &in->models[m], &in->devices[d], &in->policies[p],
+                                      cfg->contexts[x], r};
+                            rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, &tl, err);
+                            if (cfg->progress) wk_progress_step(&prog, 1);
+                        }
+    if (cfg->progress) wk_progress_finish(&prog);
+    wk_timeline_free(&tl);
+    wk_sim_free(&sim);
+    return rc;
+}
+
+int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err) {
+    if (!cfg->n_traces || !cfg->n_policies || !cfg->n_models || !cfg->n_devices || !cfg->n_contexts ||
+        cfg->requests_per_trace <= 0 || cfg->output_tokens <= 0)
+        return wk_err_set(err, WK_EINVAL, "sim: need at least one trace, policy, model, device, context and request");
+    runner_inputs in;
+    int rc = load_inputs(cfg, &in, err);
+    if (!rc) rc = wk_results_begin_run(db, "sim", command, run_id, err);
+    if (!rc) {
+        rc = run_grid(cfg, &in, db, *run_id, err);
+        if (!rc) rc = wk_results_finish_run(db, *run_id, err);
+        if (rc) {
+            wk_err ignored;
+            wk_results_fail_run(db, *run_id, err->msg, &ignored);
+        }
+    }
+    free_inputs(&in);
+    return rc;
+}
+
+typedef struct {
+    char policy[256], trace[256], model[64], device[64];
+    int context;
+} group_key;
+
+static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, double bytes, double util,
+                        size_t failed) {
+    wk_sort_doubles(ttft, n);
+    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %10.1f %6.2f %6zu\n", k->policy, k->trace, k->model,
+            k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
+            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN, n ? bytes / (double)n / 1e6 : NAN,
+            n ? util / (double)n : NAN, failed);
+}
+
+int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err) {
+    sqlite3 *h = wk_results_handle(db);
+    const char *sql = "SELECT policy, trace, model, device, context_tokens, status, ttft_s, bytes_sent,"
+                      " link_utilisation FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
+                      " ORDER BY model, device, context_tokens, trace, policy";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
+        return wk_err_set(err, WK_EDB, "summary: %s", sqlite3_errmsg(h));
+    sqlite3_bind_int64(st, 1, run_id);
+    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %10s %6s %6s\n", "policy", "trace", "model", "device", "context",
+            "ttft_p50", "ttft_p95", "sent_MB", "util", "failed");
+    size_t cap = 1024, n = 0, failed = 0, rows = 0;
+    double *ttft = malloc(cap * sizeof *ttft), bytes = 0, util = 0;
+    group_key cur = {0}, k;
+    int have = 0, rc = 0, step;
+    while (ttft && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        memset(&k, 0, sizeof k); /* groups are compared bytewise */
+        snprintf(k.policy, sizeof k.policy, "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(k.trace, sizeof k.trace, "%s", sqlite3_column_text(st, 1) ? (const char *)sqlite3_column_text(st, 1) : "-");
+        snprintf(k.model, sizeof k.model, "%s", sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "-");
+        snprintf(k.device, sizeof k.device, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "-");
+        k.context = sqlite3_column_int(st, 4);
+        if (have && memcmp(&k, &cur, sizeof k) != 0) {
+            print_group(out, &cur, ttft, n, bytes, util, failed);
+            n = failed = 0;
+            bytes = util = 0;
+        }
+        cur = k;
+        have = 1;
+        rows++;
+        if (strcmp((const char *)sqlite3_column_text(st, 5), "ok") != 0 || sqlite3_column_type(st, 6) == SQLITE_NULL) {
+            failed++;
+            continue;
+        }
+        if (n == cap) {
+            double *g = realloc(ttft, 2 * cap * sizeof *g);
+            if (!g) break;
+            ttft = g;
+            cap *= 2;
+        }
+        ttft[n++] = sqlite3_column_double(st, 6);
+        bytes += sqlite3_column_double(st, 7);
+        util += sqlite3_column_double(st, 8);
+    }
+    if (!ttft) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
+    else if (have) print_group(out, &cur, ttft, n, bytes, util, failed);
+    sqlite3_finalize(st);
+    free(ttft);
+    if (!rc && rows == 0) rc = wk_err_set(err, WK_ENOTFOUND, "summary: no complete requests in the database");
+    return rc;
+}

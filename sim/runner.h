@@ -1,0 +1,37 @@
+/* Runs a grid of simulated requests (traces x policies x models x devices x contexts, several
+ * requests per trace at spread start offsets) and writes every request to the results store in
+ * one run. Shared by `wikv sim` and `wikv study`. */
+#ifndef WIKV_SIM_RUNNER_H
+#define WIKV_SIM_RUNNER_H
+
+#include <stdio.h>
+
+#include "core/results.h"
+#include "sim/sim.h"
+
+typedef enum { WK_EVENTS_NONE, WK_EVENTS_FIRST, WK_EVENTS_ALL } wk_events_mode;
+
+typedef struct wk_runner_config {
+    const char *const *traces;   size_t n_traces;   /* trace files (PATH or PATH#COLUMN) */
+    const char *const *policies; size_t n_policies; /* policy specs */
+    const char *const *models;   size_t n_models;
+    const char *const *devices;  size_t n_devices;
+    const int *contexts;         size_t n_contexts;
+    int requests_per_trace;      /* start offsets spread evenly over each trace's period */
+    int output_tokens;
+    const char *task;
+    wk_link_params link;
+    wk_events_mode events;
+    int progress;                /* progress bar on stderr */
+    const char *quality_path;    /* quality table; NULL: the bundled assumed one */
+} wk_runner_config;
+
+/* Runs the grid into `db` as one run of kind 'sim'; *run_id gets its id. On failure the run is
+ * marked failed and nothing of it is reported. */
+int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err);
+
+/* Prints TTFT median and p95, mean bytes sent and link utilisation per policy and trace, for one
+ * run (run_id > 0) or all complete runs (run_id <= 0). */
+int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err);
+
+#endif

@@ -1,0 +1,276 @@
+/* The session loop: events from the clock update the view; whenever the device is idle the
+ * receiver half of the policy picks the next action, and whenever the link is free the sender half
+ * picks the next unit. */
+#include "sim/session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void wk_session_init(wk_session *s) {
+    memset(s, 0, sizeof *s);
+    s->max_session_s = 86400.0; /* a day: slower than that is a failed request, not a TTFT */
+}
+
+void wk_session_free(wk_session *s) {
+    free(s->unit_state);
+    free(s->arrival_order);
+    free(s->pending);
+    memset(s, 0, sizeof *s);
+}
+
+void wk_timeline_free(wk_timeline *tl) {
+    if (!tl) return;
+    free(tl->e);
+    tl->e = NULL;
+    tl->n = tl->cap = 0;
+}
+
+const char *wk_timeline_type_name(int type) {
+    static const char *names[] = {"arrive", "usable", "token", "prefill", "decode_kv", "emit"};
+    return type >= 0 && type <= WK_TL_EMIT ? names[type] : "?";
+}
+
+static void tl_add(wk_timeline *tl, double t, int type, int level, double value) {
+    if (!tl) return;
+    if (tl->n == tl->cap) {
+        size_t cap = tl->cap ? tl->cap * 2 : 256;
+        wk_tl_entry *e = realloc(tl->e, cap * sizeof *e);
+        if (!e) return; /* the timeline is diagnostic: a failed grow drops entries, not the run */
+        tl->e = e;
+        tl->cap = cap;
+    }
+    tl->e[tl->n++] = (wk_tl_entry){t, type, level, value};
+}
+
+static int reserve(wk_session *s, size_t n, wk_err *err) {
+    if (n <= s->cap) return 0;
+    uint8_t *st = realloc(s->unit_state, n);
+    uint32_t *ao = st ? realloc(s->arrival_order, n * sizeof *ao) : NULL;
+    if (st) s->unit_state = st;
+    if (ao) s->arrival_order = ao;
+    uint32_t *pe = ao ? realloc(s->pending, n * sizeof *pe) : NULL;
+    if (pe) s->pending = pe;
+    if (!st || !ao || !pe) return wk_err_set(err, WK_ENOMEM, "session: out of memory for %zu units", n);
+    s->cap = n;
+    return 0;
+}
+
+/* Mutable state of one run, beside the read-only view handed to the policy. */
+typedef struct run_state {
+    wk_view v;
+    size_t decode_cursor;   /* position in arrival_order from which undecoded units are searched */
+    size_t pending_n;
+    wk_action current;      /* action in progress */
+    double current_start;
+    int busy;
+    int sender_idle;        /* the sender returned -1 or the link is waiting for the next send slot */
+    double wait_accum_start;
+    double decode_s, compute_s;
+    int first_done;
+} run_state;
+
+static void fail(wk_session_result *out, const char *why) {
+    out->ok = 0;
+    snprintf(out->fail_reason, sizeof out->fail_reason, "%s", why);
+}
+
+static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_link *link,
+                       const wk_session_clock *clock, wk_err *err) {
+    (void)s;
+    long idx = pol->ops->next_unit(pol->state, pol->param, &r->v);
+    if (idx < 0 || (size_t)idx >= r->v.plan->n || s->unit_state[idx] != WK_US_PLANNED) {
+        r->sender_idle = 1;
+        r->v.sender_done = idx < 0;
+        return 0;
+    }
+    const wk_unit *u = &r->v.plan->units[idx];
+    s->unit_state[idx] = WK_US_SENT;
+    r->v.n_sent++;
+    r->v.bytes_sent += u->bytes;
+    double next_at;
+    int rc = link->send(link->self, r->v.now, (size_t)idx, u->bytes, &next_at, err);
+    if (rc) return rc;
+    /* sender-side rate estimate: an exponentially weighted mean of per-unit throughput */
+    double dt = next_at - r->v.now;
+    if (dt > 0 && u->bytes > 0) {
+        double rate = (double)u->bytes / dt;
+        r->v.est_bw_Bps = r->v.est_bw_Bps > 0 ? 0.7 * r->v.est_bw_Bps + 0.3 * rate : rate;
+    }
+    r->sender_idle = 0;
+    return clock->schedule(clock->self, next_at, WK_EV_SENDER, 0, err);
+}
+
+static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
+    const wk_unit *u = &r->v.plan->units[idx];
+    s->arrival_order[r->v.n_arrived++] = (uint32_t)idx;
+    r->v.bytes_arrived += u->bytes;
+    if (u->kind == WK_UNIT_TEXT) {
+        s->unit_state[idx] = WK_US_USABLE; /* text needs no decoding: the device prefills it */
+        r->v.n_usable++;
+        r->v.text_tokens_arrived += u->token_count;
+    } else {
+        s->unit_state[idx] = WK_US_ARRIVED;
+    }
+    if (tl && (tl->arrival_stride <= 1 || r->v.n_arrived % tl->arrival_stride == 0 || r->v.n_arrived == r->v.plan->n))
+        tl_add(tl, r->v.now, WK_TL_ARRIVE, u->level, (double)r->v.bytes_arrived);
+}
+
+/* Collects the next `count` arrived, not yet usable KV units, in arrival order. */
+static size_t collect_pending(wk_session *s, run_state *r, size_t count) {
+    size_t n = 0;
+    size_t i = r->decode_cursor;
+    while (i < r->v.n_arrived && n < count) {
+        uint32_t u = s->arrival_order[i++];
+        if (s->unit_state[u] == WK_US_ARRIVED) s->pending[n++] = u;
+    }
+    r->decode_cursor = i;
+    return n;
+}
+
+static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_result *out, wk_timeline *tl) {
+    const wk_action *a = &r->current;
+    double dt = r->v.now - r->current_start;
+    int before_first = !r->first_done;
+    switch (a->kind) {
+    case WK_ACT_DECODE_KV:
+        for (size_t i = 0; i < r->pending_n; i++) {
+            uint32_t u = s->pending[i];
+            s->unit_state[u] = WK_US_USABLE;
+            r->v.n_usable++;
+            r->v.kv_values_usable += r->v.plan->units[u].values;
+            r->v.importance_usable += r->v.plan->units[u].importance;
+        }
+        if (before_first) r->decode_s += dt;
+        if (tl && r->v.plan->kv_values_total > 0)
+            tl_add(tl, r->v.now, WK_TL_USABLE, 0, r->v.kv_values_usable / r->v.plan->kv_values_total);
+        break;
+    case WK_ACT_PREFILL:
+        r->v.tokens_prefilled += a->tokens;
+        if (before_first) r->compute_s += dt;
+        /* the step that computes the last context token yields the first output token */
+        if (r->v.tokens_prefilled >= r->v.req->context_tokens && r->v.tokens_emitted == 0) accepted = 1;
+        else break;
+        /* fall through */
+    case WK_ACT_EMIT:
+        if (a->kind == WK_ACT_EMIT && before_first) r->compute_s += dt;
+        r->v.last_emit_rejected = !accepted;
+        if (!accepted) break;
+        r->v.tokens_emitted++;
+        r->v.last_token_at = r->v.now;
+        tl_add(tl, r->v.now, WK_TL_TOKEN, 0, r->v.tokens_emitted);
+        if (!r->first_done) {
+            r->first_done = 1;
+            out->ttft_s = r->v.now;
+            out->payload_bytes_sent = r->v.bytes_sent;
+            double total = r->v.plan->kv_values_total;
+            double frac = total > 0 ? r->v.kv_values_usable / total : 0;
+            if (r->v.tokens_prefilled >= r->v.req->context_tokens) frac = 1.0; /* computed locally */
+            out->kv_fraction_at_first = frac > 1 ? 1 : frac;
+            out->coverage_at_first = wk_view_coverage(&r->v);
+        }
+        break;
+    default: break;
+    }
+    r->busy = 0;
+    r->pending_n = 0;
+}
+
+static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_clock *clock,
+                         const wk_session_backend *be, wk_timeline *tl, int *done, wk_err *err) {
+    wk_action a;
+    memset(&a, 0, sizeof a);
+    a.wake_at = -1;
+    pol->ops->decide(pol->state, pol->param, &r->v, &a);
+    if (a.kind == WK_ACT_DONE) {
+        *done = 1;
+        return 0;
+    }
+    if (a.kind == WK_ACT_WAIT) {
+        if (a.wake_at > r->v.now) return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+        return 0;
+    }
+    if (a.kind == WK_ACT_DECODE_KV) {
+        r->pending_n = collect_pending(s, r, a.count);
+        if (r->pending_n == 0) return wk_err_set(err, WK_ESTATE, "policy %s: decode with nothing arrived", pol->ops->name);
+    }
+    if (a.kind == WK_ACT_PREFILL && (a.tokens <= 0 || r->v.tokens_prefilled + a.tokens > r->v.req->context_tokens))
+        return wk_err_set(err, WK_ESTATE, "policy %s: prefill of %d tokens beyond the context", pol->ops->name, a.tokens);
+    double seconds = 0;
+    int accepted = 1;
+    int rc = be->run(be->self, &a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
+    if (rc) return rc;
+    if (a.kind == WK_ACT_EMIT && a.force) accepted = 1;
+    r->current = a;
+    r->current_start = r->v.now;
+    r->busy = 1;
+    static const int tl_type[] = {[WK_ACT_DECODE_KV] = WK_TL_DECODE_KV, [WK_ACT_PREFILL] = WK_TL_PREFILL,
+                                  [WK_ACT_EMIT] = WK_TL_EMIT};
+    tl_add(tl, r->v.now, tl_type[a.kind], 0, seconds);
+    return clock->schedule(clock->self, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
+}
+
+int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                   const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
+                   double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+    memset(out, 0, sizeof *out);
+    out->ok = 1;
+    out->ttft_s = out->total_s = out->tpot_s = NAN;
+    int rc = reserve(s, plan->n ? plan->n : 1, err);
+    if (rc) return rc;
+    memset(s->unit_state, WK_US_PLANNED, plan->n);
+    run_state r;
+    memset(&r, 0, sizeof r);
+    r.v.req = req;
+    r.v.plan = plan;
+    r.v.unit_state = s->unit_state;
+    r.v.arrival_order = s->arrival_order;
+    r.v.stream_start = request_delay_s;
+    out->stream_start = request_delay_s;
+    if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
+    rc = clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
+    int done = 0;
+    size_t events = 0;
+    while (!rc && !done) {
+        int type;
+        int64_t arg;
+        double now;
+        int none = 0;
+        rc = clock->next(clock->self, &now, &type, &arg, err);
+        if (rc == 1) { none = 1; rc = 0; }
+        if (rc) break;
+        if (none) {
+            if (!r.busy) fail(out, "policy waits but nothing is in flight (deadlock)");
+            break;
+        }
+        events++;
+        r.v.now = now;
+        if (now > s->max_session_s) {
+            fail(out, "session exceeded its time limit");
+            break;
+        }
+        if (type == WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
+        else if (type == WK_EV_ARRIVAL) on_arrival(s, &r, (size_t)arg, tl);
+        else if (type == WK_EV_COMPUTE_DONE) finish_action(s, &r, (int)arg, out, tl);
+        if (rc) break;
+        /* a sender that had nothing to send may have something now (e.g. after a request) */
+        if (r.sender_idle && !r.v.sender_done && type != WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
+        if (!rc && !r.busy && r.v.tokens_emitted < req->output_tokens)
+            rc = receiver_step(s, &r, pol, clock, be, tl, &done, err);
+        if (r.v.tokens_emitted >= req->output_tokens && !r.busy) done = 1;
+    }
+    out->events = events;
+    if (rc) return rc;
+    out->tokens = r.v.tokens_emitted;
+    out->payload_bytes_total = r.v.bytes_sent;
+    if (out->ok && r.v.tokens_emitted == 0) fail(out, "no token was produced");
+    if (out->ok) {
+        out->total_s = r.v.last_token_at;
+        out->tpot_s = out->tokens > 1 ? (out->total_s - out->ttft_s) / (out->tokens - 1) : NAN;
+        out->kv_decode_s = r.decode_s;
+        out->compute_s = r.compute_s;
+        out->net_wait_s = out->ttft_s - r.decode_s - r.compute_s;
+    }
+    return 0;
+}

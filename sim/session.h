@@ -1,0 +1,87 @@
+/* The session driver: runs one request by feeding a policy's decisions to a link, a backend and a
+ * clock, each a small vtable. The simulator plugs in the trace link, the device-profile backend and
+ * a virtual clock (sim/sim.h); the real run plugs in a socket link, the engine and the wall clock.
+ * One loop for both, so a policy behaves the same in each. */
+#ifndef WIKV_SIM_SESSION_H
+#define WIKV_SIM_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "sim/policy.h"
+
+enum { WK_EV_SENDER = 1, WK_EV_ARRIVAL = 2, WK_EV_COMPUTE_DONE = 3, WK_EV_TIMER = 4 };
+
+typedef struct wk_session_clock {
+    void *self;
+    int (*schedule)(void *self, double t, int type, int64_t arg, wk_err *err);
+    /* Waits for the next event: sets *now, *type, *arg; returns 0, or 1 when nothing is pending. */
+    int (*next)(void *self, double *now, int *type, int64_t *arg, wk_err *err);
+} wk_session_clock;
+
+typedef struct wk_session_link {
+    void *self;
+    /* Hands unit `index` (payload bytes) over at time t; reports its arrival as a WK_EV_ARRIVAL
+     * event through the clock and returns the time the sender may hand over the next unit. */
+    int (*send)(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err);
+} wk_session_link;
+
+typedef struct wk_session_backend {
+    void *self;
+    /* Runs an action on the device starting at v->now: for DECODE_KV the units are units[0..n).
+     * Returns the duration; for EMIT sets *accepted (the step passed the confidence test). */
+    int (*run)(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n, double *seconds,
+               int *accepted, wk_err *err);
+} wk_session_backend;
+
+/* Timeline of one request, for the events table (optional). */
+typedef enum { WK_TL_ARRIVE, WK_TL_USABLE, WK_TL_TOKEN, WK_TL_PREFILL, WK_TL_DECODE_KV, WK_TL_EMIT } wk_tl_type;
+typedef struct wk_tl_entry {
+    double t;
+    int type;    /* wk_tl_type */
+    int level;
+    double value;
+} wk_tl_entry;
+typedef struct wk_timeline {
+    wk_tl_entry *e;
+    size_t n, cap;
+    size_t arrival_stride; /* record every k-th arrival (and the last) */
+} wk_timeline;
+void wk_timeline_free(wk_timeline *tl);
+const char *wk_timeline_type_name(int type);
+
+typedef struct wk_session_result {
+    int ok;
+    char fail_reason[256];
+    double ttft_s;               /* request sent -> first token */
+    double total_s;              /* request sent -> last token */
+    double tpot_s;               /* mean time per output token after the first (NaN if one token) */
+    int tokens;
+    int64_t payload_bytes_sent;  /* by the first token */
+    int64_t payload_bytes_total; /* by the end */
+    double kv_fraction_at_first; /* KV values usable at the first token / values of the full KV */
+    double coverage_at_first;    /* importance coverage at the first token (wk_view_coverage) */
+    double net_wait_s, kv_decode_s, compute_s; /* receiver time before the first token, by cause */
+    double stream_start;
+    size_t events;               /* events processed (for speed benchmarks) */
+} wk_session_result;
+
+typedef struct wk_session {
+    /* working memory, reused across requests (no allocation per request once warmed up) */
+    uint8_t *unit_state;
+    uint32_t *arrival_order;
+    uint32_t *pending;     /* units of the DECODE_KV in progress */
+    size_t cap;
+    double max_session_s;  /* give up (fail the request) after this much session time */
+} wk_session;
+
+void wk_session_init(wk_session *s);
+void wk_session_free(wk_session *s);
+
+/* Runs one request. The plan must already be built by policy->ops->plan. `tl` may be NULL. */
+int wk_session_run(wk_session *s, wk_policy *policy, const wk_request *req, const wk_plan *plan,
+                   const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *backend,
+                   double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err);
+
+#endif
