@@ -4,6 +4,7 @@
  *   prefill <tokens> ms <median>      decode <context> ms_per_token <mean> gb_s <rate>
  *   greedy <id> <id> ...
  * bench/engine.sh runs this and tools/bench_transformers.py and prints the ratios. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 
 #define MAX_LENS 8
 
+#ifdef WIKV_HAVE_CUDA
 static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -27,6 +29,7 @@ static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+#endif
 
 static void usage(void) {
     printf("usage: bench_engine [--model synthetic:NAME|DIR] [--prefill N,N,...] [--decode-ctx N] [--decode-steps N]\n"
@@ -45,6 +48,17 @@ static int greedy_check(wk_engine *e, int n_out, wk_err *err) {
     e->ops->kv_clear(e);
     int rc = wk_engine_prefill(e, prompt, 32, 0, logits, err);
     int32_t tok = rc ? 0 : wk_sampler_argmax(logits, V);
+    if (!rc) { /* the top of the first row: how far apart the candidates are (near-ties flip greedy) */
+        printf("top5");
+        for (int k = 0; k < 5; k++) {
+            int best = -1;
+            for (int i = 0; i < V; i++)
+                if (logits[i] > -INFINITY && (best < 0 || logits[i] > logits[best])) best = i;
+            printf(" %d:%.4f", best, logits[best]);
+            logits[best] = -INFINITY;
+        }
+        printf("\n");
+    }
     free(logits);
     printf("greedy");
     for (int i = 0; i < n_out && !rc; i++) {

@@ -46,6 +46,7 @@ typedef struct {
     cudaStream_t stream;
     cublasHandle_t blas;
     int n_sm;
+    int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
     char device[320];
     cu_layer *layers;   /* [n_layers] */
     __half *embed;      /* (vocab, dim) */
@@ -391,14 +392,12 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
     return 0;
 }
 
-static int layer_forward(wk_engine *e, int l, const wk_forward_args *fa, wk_err *err) {
+/* RoPE + KV store of the chunk's q/k/v (in im->qkv), attention, and the export when asked. */
+static int attn_block(wk_engine *e, int l, const cu_layer *L, const wk_forward_args *fa, wk_err *err) {
     cu_impl *im = impl_of(e);
     const wk_model_config *c = &e->cfg;
-    const cu_layer *L = &im->layers[l];
-    int n = fa->n_tokens, hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
+    int n = fa->n_tokens, hd = c->head_dim;
     size_t off = (size_t)l * c->n_kv_heads * e->kv_capacity;
-    wk_cu_rmsnorm(im->xb, im->x, L->attn_norm, n, c->dim, c->norm_eps, im->stream);
-    if (gemm(im, im->qkv, CUDA_R_16F, L->wqkv, im->xb, n, c->dim, qd + 2 * kd, 0.0f, err)) return err->code;
     wk_cu_rope_args ra = {im->qkv, L->bqkv, L->q_norm, L->k_norm, im->inv_freq, im->q, im->k + off * hd, im->v + off * hd,
                           im->present + off, n, fa->pos, c->n_heads, c->n_kv_heads, hd, e->kv_capacity, c->norm_eps};
     wk_cu_rope_store(&ra, im->stream);
@@ -411,12 +410,45 @@ static int layer_forward(wk_engine *e, int l, const wk_forward_args *fa, wk_err 
                           im->stream);
         CK(cudaGetLastError());
     }
+    return 0;
+}
+
+/* Chunk of several tokens: cuBLAS GEMMs between the norm / SwiGLU kernels. */
+static int layer_forward(wk_engine *e, int l, const wk_forward_args *fa, wk_err *err) {
+    cu_impl *im = impl_of(e);
+    const wk_model_config *c = &e->cfg;
+    const cu_layer *L = &im->layers[l];
+    int n = fa->n_tokens, hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
+    wk_cu_rmsnorm(im->xb, im->x, L->attn_norm, n, c->dim, c->norm_eps, im->stream);
+    if (gemm(im, im->qkv, CUDA_R_16F, L->wqkv, im->xb, n, c->dim, qd + 2 * kd, 0.0f, err)) return err->code;
+    if (attn_block(e, l, L, fa, err)) return err->code;
     if (gemm(im, im->x, CUDA_R_32F, L->wo, im->att, n, qd, c->dim, 1.0f, err)) return err->code;
     wk_cu_rmsnorm(im->xb, im->x, L->ffn_norm, n, c->dim, c->norm_eps, im->stream);
     if (gemm(im, im->gu, CUDA_R_16F, L->wgu, im->xb, n, c->dim, 2 * c->hidden_dim, 0.0f, err)) return err->code;
     wk_cu_swiglu(im->hb, im->gu, n, c->hidden_dim, im->stream);
     CK(cudaGetLastError());
     return gemm(im, im->x, CUDA_R_32F, L->wdown, im->hb, n, c->hidden_dim, c->dim, 1.0f, err);
+}
+
+/* One token: fused matrix-vector kernels (norm folded into the input, SwiGLU and residual add into
+ * the output), so the step is bound by streaming the weights once. */
+static int layer_decode(wk_engine *e, int l, const wk_forward_args *fa, wk_err *err) {
+    cu_impl *im = impl_of(e);
+    const wk_model_config *c = &e->cfg;
+    const cu_layer *L = &im->layers[l];
+    int hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
+    wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps};
+    wk_cu_gemv(&g, im->stream);
+    CK(cudaGetLastError());
+    if (attn_block(e, l, L, fa, err)) return err->code;
+    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps};
+    wk_cu_gemv(&o, im->stream);
+    wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps};
+    wk_cu_gemv(&gu, im->stream);
+    wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps};
+    wk_cu_gemv(&d, im->stream);
+    CK(cudaGetLastError());
+    return 0;
 }
 
 static int ensure_logits(wk_engine *e, int rows, wk_err *err) {
@@ -459,8 +491,13 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_
     wk_cu_embed(im->x, im->embed, im->tokens, n, c->dim, im->stream);
     CK(cudaGetLastError());
     for (int l = 0; l < c->n_layers; l++)
-        if (layer_forward(e, l, a, err)) return err->code;
-    if (logit_rows > 0) {
+        if ((n == 1 && im->use_gemv ? layer_decode(e, l, a, err) : layer_forward(e, l, a, err))) return err->code;
+    if (logit_rows == 1 && im->use_gemv) {
+        wk_cu_gemv_args g = {im->lm_head, im->x + (size_t)(n - 1) * c->dim, im->final_norm, NULL, im->logits, c->dim,
+                             c->vocab_size, WK_GEMV_F32, c->norm_eps};
+        wk_cu_gemv(&g, im->stream);
+        CK(cudaGetLastError());
+    } else if (logit_rows > 0) {
         wk_cu_rmsnorm(im->xb, im->x + (size_t)(n - logit_rows) * c->dim, im->final_norm, logit_rows, c->dim, c->norm_eps, im->stream);
         CK(cudaGetLastError());
         if (gemm(im, im->logits, CUDA_R_32F, im->lm_head, im->xb, logit_rows, c->dim, c->vocab_size, 0.0f, err)) return err->code;
@@ -535,8 +572,8 @@ static int alloc_state(wk_engine *e, wk_err *err) {
     size_t m = (size_t)e->max_chunk, qd = (size_t)c->n_heads * c->head_dim, kd = (size_t)c->n_kv_heads * c->head_dim;
     size_t slots = (size_t)c->n_layers * c->n_kv_heads * e->kv_capacity;
     size_t dq = qd > (size_t)c->dim ? qd : (size_t)c->dim;
-    /* Decode partials: rows * splits <= 2 n_sm / n_kv + rows for any batch (wk_cu_attn_decode_splits). */
-    im->part_cap = (size_t)c->n_heads * (c->head_dim + 2) * ((2 * (size_t)im->n_sm + c->n_kv_heads - 1) / c->n_kv_heads + DECODE_ROW_BATCH + 1);
+    /* Decode partials: rows * splits <= 4 n_sm / n_kv + rows for any batch (wk_cu_attn_decode_splits). */
+    im->part_cap = (size_t)c->n_heads * (c->head_dim + 2) * ((4 * (size_t)im->n_sm + c->n_kv_heads - 1) / c->n_kv_heads + DECODE_ROW_BATCH + 1);
     if (dalloc((void **)&im->k, slots * c->head_dim * sizeof(__half), "KV cache (K)", err) ||
         dalloc((void **)&im->v, slots * c->head_dim * sizeof(__half), "KV cache (V)", err) ||
         dalloc((void **)&im->present, slots, "KV presence", err) ||
@@ -631,6 +668,8 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     rc = rc ? rc : alloc_weights(e, err);
     rc = rc ? rc : (synth ? synth_weights(e, err) : load_weights(e, src, err));
     if (rc) goto fail;
+    im->use_gemv = wk_cu_gemv_supported(e->cfg.dim) && wk_cu_gemv_supported(e->cfg.n_heads * e->cfg.head_dim) &&
+                   wk_cu_gemv_supported(e->cfg.hidden_dim) && !getenv("WIKV_CUDA_NO_GEMV");
     rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);
     rc = rc ? rc : alloc_state(e, err);

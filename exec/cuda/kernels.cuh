@@ -61,6 +61,23 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
  * slot, summed over the query heads of each group, into attn[kv_head][stride] (fp32). */
 void wk_cu_attn_export(const wk_cu_attn_args *a, int row0, float *attn, int stride, cudaStream_t s);
 
+/* Decode-step matrix-vector product y = W xn, W (rows, in) fp16 row-major. The input is RMSNorm(x)
+ * * norm_w of the fp32 residual x when x != NULL, else xh (fp16). Modes: F16 / F32 write y (out);
+ * ADD_F32 adds into y (the residual); SWIGLU reads rows r and r + out (gate, up) and writes
+ * silu(gate) * up as fp16 (out). Needs in % 8 == 0 and in <= 24576 (wk_cu_gemv_supported). */
+enum { WK_GEMV_F16 = 0, WK_GEMV_F32 = 1, WK_GEMV_ADD_F32 = 2, WK_GEMV_SWIGLU = 3 };
+typedef struct wk_cu_gemv_args {
+    const __half *w;      /* (out or 2 out, in) */
+    const float *x;       /* (in) fp32 residual to normalise, or NULL */
+    const float *norm_w;  /* (in) RMSNorm weight when x != NULL */
+    const __half *xh;     /* (in) fp16 input when x == NULL */
+    void *y;              /* (out) */
+    int in, out, mode;
+    float eps;
+} wk_cu_gemv_args;
+int wk_cu_gemv_supported(int in);
+void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s);
+
 /* out[r] = index of the largest of logits[r][0..vocab) (lowest index on ties), for r < rows. */
 void wk_cu_argmax(int32_t *out, const float *logits, int rows, int vocab, cudaStream_t s);
 

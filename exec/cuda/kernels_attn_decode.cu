@@ -130,7 +130,9 @@ __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_s
 
 int wk_cu_attn_decode_splits(const wk_cu_attn_args *a, int n_sm) {
     int T = a->pos0 + a->n_rows, max_splits = (T + TK - 1) / TK;
-    int want = (2 * n_sm + a->n_kv * a->n_rows - 1) / (a->n_kv * a->n_rows);
+    /* About 4 blocks per SM: each block then streams only a few 32-key tiles, and enough of them are
+     * in flight to cover the memory latency (2 per SM left the 4K-context step latency-bound). */
+    int want = (4 * n_sm + a->n_kv * a->n_rows - 1) / (a->n_kv * a->n_rows);
     if (want < 1) want = 1;
     return want < max_splits ? want : max_splits;
 }
