@@ -38,35 +38,51 @@ static void usage(void) {
 }
 
 #ifdef WIKV_HAVE_CUDA
-/* Fixed prompt shared with tools/bench_transformers.py: id i = (i * 7919 + 13) % vocab. */
-static int greedy_check(wk_engine *e, int n_out, wk_err *err) {
-    int V = e->cfg.vocab_size;
-    int32_t prompt[32];
-    for (int i = 0; i < 32; i++) prompt[i] = (int32_t)(((long long)i * 7919 + 13) % V);
-    float *logits = malloc(sizeof(float) * (size_t)V);
-    if (!logits) return wk_err_set(err, WK_ENOMEM, "out of memory");
-    e->ops->kv_clear(e);
-    int rc = wk_engine_prefill(e, prompt, 32, 0, logits, err);
-    int32_t tok = rc ? 0 : wk_sampler_argmax(logits, V);
-    if (!rc) { /* the top of the first row: how far apart the candidates are (near-ties flip greedy) */
-        printf("top5");
-        for (int k = 0; k < 5; k++) {
-            int best = -1;
-            for (int i = 0; i < V; i++)
-                if (logits[i] > -INFINITY && (best < 0 || logits[i] > logits[best])) best = i;
-            printf(" %d:%.4f", best, logits[best]);
-            logits[best] = -INFINITY;
-        }
-        printf("\n");
-    }
-    free(logits);
-    printf("greedy");
-    for (int i = 0; i < n_out && !rc; i++) {
-        printf(" %d", (int)tok);
-        if (i + 1 < n_out) rc = wk_engine_cuda_step_greedy(e, tok, 32 + i, &tok, err);
+/* Prints "top3 id:logit ..." of a logits row (destroys the row). */
+static void print_top3(float *logits, int V) {
+    printf("top3");
+    for (int k = 0; k < 3; k++) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        printf(" %d:%.4f", best, logits[best]);
+        logits[best] = -INFINITY;
     }
     printf("\n");
-    return rc;
+}
+
+/* Fixed prompt shared with tools/bench_transformers.py: id i = (i * 7919 + 13) % vocab; greedy
+ * continuation with the top-3 logits of every step (near-ties explain a divergence), then the same
+ * continuation through the device-side argmax, which must agree with the host one. */
+static int greedy_check(wk_engine *e, int n_out, wk_err *err) {
+    int V = e->cfg.vocab_size;
+    int32_t prompt[32], host[64], dev[64];
+    for (int i = 0; i < 32; i++) prompt[i] = (int32_t)(((long long)i * 7919 + 13) % V);
+    float *logits = malloc(sizeof(float) * (size_t)V);
+    if (!logits || n_out > 64) {
+        free(logits);
+        return wk_err_set(err, WK_ENOMEM, "out of memory");
+    }
+    e->ops->kv_clear(e);
+    int rc = wk_engine_prefill(e, prompt, 32, 0, logits, err);
+    for (int i = 0; i < n_out && !rc; i++) {
+        host[i] = wk_sampler_argmax(logits, V);
+        print_top3(logits, V);
+        wk_forward_args a = {.tokens = &host[i], .n_tokens = 1, .pos = 32 + i, .logits = logits, .logit_rows = 1};
+        if (i + 1 < n_out) rc = e->ops->forward(e, &a, err);
+    }
+    e->ops->kv_clear(e);
+    rc = rc ? rc : wk_engine_prefill(e, prompt, 32, 0, logits, err);
+    dev[0] = wk_sampler_argmax(logits, V);
+    for (int i = 1; i < n_out && !rc; i++) rc = wk_engine_cuda_step_greedy(e, dev[i - 1], 32 + i - 1, &dev[i], err);
+    free(logits);
+    if (rc) return rc;
+    printf("greedy");
+    for (int i = 0; i < n_out; i++) printf(" %d", (int)host[i]);
+    printf("\n");
+    if (memcmp(host, dev, sizeof(int32_t) * (size_t)n_out) != 0)
+        return wk_err_set(err, WK_ESTATE, "device argmax continuation differs from the host one");
+    return 0;
 }
 
 static int run(const char *model, const int *lens, int n_lens, int dctx, int dsteps, int chunk, int reps, wk_err *err) {

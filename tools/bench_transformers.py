@@ -129,9 +129,9 @@ def main():
         prompt = torch.tensor([[(i * 7919 + 13) % V for i in range(32)]], device="cuda")
         out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
         cache, tok, got = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True), []
-        top = out.logits[0, -1].float().topk(5)
-        print("top5 " + " ".join(f"{int(i)}:{float(v):.4f}" for v, i in zip(top.values, top.indices)), flush=True)
         for _ in range(8):
+            top = out.logits[0, -1].float().topk(3)
+            print("top3 " + " ".join(f"{int(i)}:{float(v):.4f}" for v, i in zip(top.values, top.indices)), flush=True)
             got.append(int(tok))
             out = model(input_ids=tok, past_key_values=cache, use_cache=True)
             tok = out.logits[:, -1].argmax(-1, keepdim=True)

@@ -23,6 +23,9 @@ extern "C" {
 #define FLASH_MIN_ROWS 8
 /* Rows per launch of the decode kernel when it serves a chunk (head_dim without a flash kernel). */
 #define DECODE_ROW_BATCH 16
+/* Grid cap of the decode matrix-vector kernel, in blocks per SM: only the LM head (16K blocks of 8
+ * rows) is capped, so that its input norm is not recomputed 16K times. */
+#define GEMV_BLOCKS_PER_SM 16
 
 #define CK(call)                                                                                                       \
     do {                                                                                                               \
@@ -437,15 +440,18 @@ static int layer_decode(wk_engine *e, int l, const wk_forward_args *fa, wk_err *
     const wk_model_config *c = &e->cfg;
     const cu_layer *L = &im->layers[l];
     int hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
-    wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps};
+    wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps,
+                         GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&g, im->stream);
     CK(cudaGetLastError());
     if (attn_block(e, l, L, fa, err)) return err->code;
-    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps};
+    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&o, im->stream);
-    wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps};
+    wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps,
+                          GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&gu, im->stream);
-    wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps};
+    wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps,
+                         GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&d, im->stream);
     CK(cudaGetLastError());
     return 0;
@@ -494,7 +500,7 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_
         if ((n == 1 && im->use_gemv ? layer_decode(e, l, a, err) : layer_forward(e, l, a, err))) return err->code;
     if (logit_rows == 1 && im->use_gemv) {
         wk_cu_gemv_args g = {im->lm_head, im->x + (size_t)(n - 1) * c->dim, im->final_norm, NULL, im->logits, c->dim,
-                             c->vocab_size, WK_GEMV_F32, c->norm_eps};
+                             c->vocab_size, WK_GEMV_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
         wk_cu_gemv(&g, im->stream);
         CK(cudaGetLastError());
     } else if (logit_rows > 0) {

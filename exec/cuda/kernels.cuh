@@ -74,6 +74,7 @@ typedef struct wk_cu_gemv_args {
     void *y;              /* (out) */
     int in, out, mode;
     float eps;
+    int max_blocks;       /* grid cap (e.g. 4 per SM); 0 = one block per 8 rows */
 } wk_cu_gemv_args;
 int wk_cu_gemv_supported(int in);
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s);

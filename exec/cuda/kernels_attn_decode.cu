@@ -63,9 +63,10 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
         for (int i = threadIdx.x; i < TK * nvec; i += blockDim.x) {
             int row = i / nvec, c = (i % nvec) * 8, t = t0 + row;
             uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
-            if (t < k1 && pres[t]) {
+            if (t < k1) { /* K, V and the presence byte are fetched together: no dependent load */
                 kv = *reinterpret_cast<const uint4 *>(Kg + (size_t)t * hd + c);
                 vv = *reinterpret_cast<const uint4 *>(Vg + (size_t)t * hd + c);
+                if (!pres[t]) kv = vv = make_uint4(0, 0, 0, 0);
             }
             *reinterpret_cast<uint4 *>(Ks + row * ld + c) = kv;
             *reinterpret_cast<uint4 *>(Vs + row * ld + c) = vv;
@@ -111,20 +112,45 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     }
 }
 
-/* grid (n_rows * n_heads), block 128: merges the splits of one (row, head); no visible slot -> 0. */
+/* grid (n_rows * n_heads), block 256: merges the splits of one (row, head); no visible slot -> 0.
+ * The split weights 2^(m_s - M) / L go to shared memory in parallel; then thread (e, j) sums
+ * acc_s[e] over the splits s = j (mod 256 / hd), reads coalesced over e, independent over s. */
 __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
+    extern __shared__ float wsm[]; /* (n_splits) weights, then (256) partial sums */
+    __shared__ float red[32];
     int rh = blockIdx.x, hd = a.hd, w = hd + 2;
     const float *pp = part + (size_t)rh * n_splits * w;
-    float M = -INFINITY, L = 0.0f;
-    for (int s = 0; s < n_splits; s++) M = fmaxf(M, pp[s * w + hd]);
-    for (int s = 0; s < n_splits; s++)
-        if (pp[s * w + hd] != -INFINITY) L += pp[s * w + hd + 1] * exp2f(pp[s * w + hd] - M);
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x) mx = fmaxf(mx, pp[s * w + hd]);
+    mx = warp_max(mx);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+    __syncthreads();
+    float M = -INFINITY;
+    for (int i = 0; i < (int)blockDim.x / 32; i++) M = fmaxf(M, red[i]);
+    __syncthreads();
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x) {
+        float m = pp[s * w + hd], wt = m == -INFINITY ? 0.0f : exp2f(m - M);
+        wsm[s] = wt;
+        L += pp[s * w + hd + 1] * wt;
+    }
+    L = warp_sum(L);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = L;
+    __syncthreads();
+    L = 0.0f;
+    for (int i = 0; i < (int)blockDim.x / 32; i++) L += red[i];
+    int groups = blockDim.x / hd > 0 ? blockDim.x / hd : 1, e = threadIdx.x % hd, j = threadIdx.x / hd;
+    float o = 0.0f;
+    if (j < groups && e < hd)
+        for (int s = j; s < n_splits; s += groups) o += pp[s * w + e] * wsm[s];
+    float *sums = wsm + n_splits;
+    sums[threadIdx.x] = o;
+    __syncthreads();
     __half *out = a.out + (size_t)rh * hd; /* (row, head) rows are contiguous: rh = r * n_heads + h */
-    for (int e = threadIdx.x; e < hd; e += blockDim.x) {
-        float o = 0.0f;
-        for (int s = 0; s < n_splits; s++)
-            if (pp[s * w + hd] != -INFINITY) o += pp[s * w + e] * exp2f(pp[s * w + hd] - M);
-        out[e] = __float2half(L > 0.0f ? o / L : 0.0f);
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float t = 0.0f;
+        for (int g = 0; g < groups; g++) t += sums[g * hd + i];
+        out[i] = __float2half(L > 0.0f ? t / L : 0.0f);
     }
 }
 
@@ -158,7 +184,7 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         attn_decode_kernel<4><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
     }
-    attn_reduce_kernel<<<a->n_rows * a->n_heads, 128, 0, s>>>(*a, part, n_splits);
+    attn_reduce_kernel<<<a->n_rows * a->n_heads, 256, (size_t)(n_splits + 256) * sizeof(float), s>>>(*a, part, n_splits);
 }
 
 /* ---- attention export ------------------------------------------------------------------------- */

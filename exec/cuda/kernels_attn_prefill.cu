@@ -116,17 +116,31 @@ __global__ __launch_bounds__(128) void attn_prefill_kernel(wk_cu_attn_args a) {
                     mma16816(s[nt + 1], qf[kk], b[2], b[3]);
                 }
             float mxa = -INFINITY, mxb = -INFINITY;
+            /* Tiles wholly inside every row's causal window (most of them) skip the position tests. */
+            bool inside = k0 + BK - 1 <= a.pos0 + rw && k0 >= window_lo(warp_last_pos, a.window);
+            if (inside) {
 #pragma unroll
-            for (int nt = 0; nt < SN; nt++)
+                for (int nt = 0; nt < SN; nt++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int kc = nt * 8 + 2 * tq + (e & 1), t = k0 + kc;
-                    int pos = e < 2 ? pa : pb, lo = e < 2 ? loa : lob;
-                    bool vis = t <= pos && t >= lo && (a.zero_mode || Ps[kc]);
-                    s[nt][e] = vis ? s[nt][e] * sl2 : -INFINITY;
-                    if (e < 2) mxa = fmaxf(mxa, s[nt][e]);
-                    else mxb = fmaxf(mxb, s[nt][e]);
-                }
+                    for (int e = 0; e < 4; e++) {
+                        bool vis = a.zero_mode || Ps[nt * 8 + 2 * tq + (e & 1)];
+                        s[nt][e] = vis ? s[nt][e] * sl2 : -INFINITY;
+                        if (e < 2) mxa = fmaxf(mxa, s[nt][e]);
+                        else mxb = fmaxf(mxb, s[nt][e]);
+                    }
+            } else {
+#pragma unroll
+                for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        int kc = nt * 8 + 2 * tq + (e & 1), t = k0 + kc;
+                        int pos = e < 2 ? pa : pb, lo = e < 2 ? loa : lob;
+                        bool vis = t <= pos && t >= lo && (a.zero_mode || Ps[kc]);
+                        s[nt][e] = vis ? s[nt][e] * sl2 : -INFINITY;
+                        if (e < 2) mxa = fmaxf(mxa, s[nt][e]);
+                        else mxb = fmaxf(mxb, s[nt][e]);
+                    }
+            }
             mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
             mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
             mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));

@@ -39,8 +39,12 @@ __device__ static inline float dot8(uint4 w, const __half *x) {
     return s;
 }
 
-/* grid (ceil(out / 8)), block 256, dynamic smem in * 2 bytes. Warp w of block b: row b * 8 + w
- * (SWIGLU: rows r and r + out of W). Lane l reads columns [8 (l + 32 j), +8). */
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
+
+/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
+ * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
+ * not once per 8 rows); SWIGLU: rows r and r + out of W. Lane l reads columns [8 (l + 32 j), +8). */
 template <bool SWIGLU>
 __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
     extern __shared__ __align__(16) __half xs[]; /* (in) */
@@ -56,8 +60,14 @@ __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
             *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(a.xh + i);
     }
     __syncthreads();
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row = blockIdx.x * GEMV_WARPS + warp;
-    if (row >= a.out) return;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)
+        gemv_row<SWIGLU>(a, xs, row, lane);
+}
+
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane) {
+    int in = a.in;
     const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
     float acc0 = 0.0f, acc1 = 0.0f;
     int c = lane * 8;
@@ -93,6 +103,7 @@ int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
 
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
     unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
+    if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
     size_t smem = (size_t)a->in * sizeof(__half);
     if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
     else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
