@@ -49,9 +49,18 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     int p = a.pos0 + r, lo = window_lo(p, a.window);
     int k0 = split * split_len, k1 = min(k0 + split_len, p + 1);
     k0 = max(k0, lo);
+    const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
+    /* The split's K and V rows are contiguous: ask L2 for all of them now, so the tile loads below
+     * (one at a time, behind barriers) hit L2 instead of each paying the DRAM latency. */
+    if (k1 > k0) {
+        const char *kb = reinterpret_cast<const char *>(Kg + (size_t)k0 * hd), *vb = reinterpret_cast<const char *>(Vg + (size_t)k0 * hd);
+        for (int off = threadIdx.x * 128; off < (k1 - k0) * hd * 2; off += blockDim.x * 128) {
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(kb + off));
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(vb + off));
+        }
+    }
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         Qs[i] = __half2float(a.q[(size_t)r * a.n_heads * hd + (size_t)g * G * hd + i]);
-    const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
     const uint8_t *pres = a.present + (size_t)g * a.cap;
     const float sl2 = rsqrtf((float)hd) * LOG2E;
     float m = -INFINITY, l = 0.0f, acc[2 * NP];
@@ -112,11 +121,11 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     }
 }
 
-/* grid (n_rows * n_heads), block 256: merges the splits of one (row, head); no visible slot -> 0.
+/* grid (n_rows * n_heads), block 512: merges the splits of one (row, head); no visible slot -> 0.
  * The split weights 2^(m_s - M) / L go to shared memory in parallel; then thread (e, j) sums
- * acc_s[e] over the splits s = j (mod 256 / hd), reads coalesced over e, independent over s. */
+ * acc_s[e] over the splits s = j (mod 512 / hd), reads coalesced over e, independent over s. */
 __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
-    extern __shared__ float wsm[]; /* (n_splits) weights, then (256) partial sums */
+    extern __shared__ float wsm[]; /* (n_splits) weights, then (blockDim) partial sums */
     __shared__ float red[32];
     int rh = blockIdx.x, hd = a.hd, w = hd + 2;
     const float *pp = part + (size_t)rh * n_splits * w;
@@ -140,9 +149,18 @@ __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_s
     L = 0.0f;
     for (int i = 0; i < (int)blockDim.x / 32; i++) L += red[i];
     int groups = blockDim.x / hd > 0 ? blockDim.x / hd : 1, e = threadIdx.x % hd, j = threadIdx.x / hd;
-    float o = 0.0f;
-    if (j < groups && e < hd)
-        for (int s = j; s < n_splits; s += groups) o += pp[s * w + e] * wsm[s];
+    float o = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f; /* four chains: loads issue back to back */
+    if (j < groups && e < hd) {
+        int s = j;
+        for (; s + 3 * groups < n_splits; s += 4 * groups) {
+            o += pp[s * w + e] * wsm[s];
+            o1 += pp[(s + groups) * w + e] * wsm[s + groups];
+            o2 += pp[(s + 2 * groups) * w + e] * wsm[s + 2 * groups];
+            o3 += pp[(s + 3 * groups) * w + e] * wsm[s + 3 * groups];
+        }
+        for (; s < n_splits; s += groups) o += pp[s * w + e] * wsm[s];
+    }
+    o += o1 + o2 + o3;
     float *sums = wsm + n_splits;
     sums[threadIdx.x] = o;
     __syncthreads();
@@ -184,7 +202,7 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         attn_decode_kernel<4><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
     }
-    attn_reduce_kernel<<<a->n_rows * a->n_heads, 256, (size_t)(n_splits + 256) * sizeof(float), s>>>(*a, part, n_splits);
+    attn_reduce_kernel<<<a->n_rows * a->n_heads, 512, (size_t)(n_splits + 512) * sizeof(float), s>>>(*a, part, n_splits);
 }
 
 /* ---- attention export ------------------------------------------------------------------------- */
