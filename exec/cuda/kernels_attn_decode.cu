@@ -50,15 +50,6 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     int k0 = split * split_len, k1 = min(k0 + split_len, p + 1);
     k0 = max(k0, lo);
     const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
-    /* The split's K and V rows are contiguous: ask L2 for all of them now, so the tile loads below
-     * (one at a time, behind barriers) hit L2 instead of each paying the DRAM latency. */
-    if (k1 > k0) {
-        const char *kb = reinterpret_cast<const char *>(Kg + (size_t)k0 * hd), *vb = reinterpret_cast<const char *>(Vg + (size_t)k0 * hd);
-        for (int off = threadIdx.x * 128; off < (k1 - k0) * hd * 2; off += blockDim.x * 128) {
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(kb + off));
-            asm volatile("prefetch.global.L2 [%0];" ::"l"(vb + off));
-        }
-    }
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         Qs[i] = __half2float(a.q[(size_t)r * a.n_heads * hd + (size_t)g * G * hd + i]);
     const uint8_t *pres = a.present + (size_t)g * a.cap;

@@ -50,19 +50,6 @@ __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
     extern __shared__ __align__(16) __half xs[]; /* (in) */
     __shared__ float red[32];
     int in = a.in;
-    {
-        /* Start streaming the warp's first row(s) into L2 before the input prologue (norm, barrier):
-         * otherwise every block idles DRAM for the prologue's latency (ncu: 47% of peak -> see README). */
-        int row = blockIdx.x * GEMV_WARPS + threadIdx.x / 32, lane = threadIdx.x % 32;
-        if (row < a.out) {
-            const char *r0 = reinterpret_cast<const char *>(a.w + (size_t)row * in);
-            const char *r1 = reinterpret_cast<const char *>(a.w + (size_t)(row + a.out) * in);
-            for (int off = lane * 128; off < in * 2; off += 32 * 128) {
-                asm volatile("prefetch.global.L2 [%0];" ::"l"(r0 + off));
-                if (SWIGLU) asm volatile("prefetch.global.L2 [%0];" ::"l"(r1 + off));
-            }
-        }
-    }
     if (a.x) {
         float ss = 0.0f;
         for (int i = threadIdx.x; i < in; i += blockDim.x) ss += a.x[i] * a.x[i];
