@@ -20,6 +20,9 @@ extern "C" {
  * with deterministic random weights generated on the GPU (see wk_engine_cuda_synth_key). */
 int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
 
+/* Environment: WIKV_CUDA_NO_GEMV=1 makes single-token steps use the cuBLAS path instead of the fused
+ * matrix-vector kernels (A/B timing; both are checked against the CPU engine by tests/gpu). */
+
 /* One decode step kept on the device: forward of `token` at `pos`, argmax of its logits there, and
  * only the chosen id copied back into *next. */
 int wk_engine_cuda_step_greedy(wk_engine *e, int32_t token, int pos, int32_t *next, wk_err *err);
