@@ -41,7 +41,7 @@ TEXTS = [
     "x",
     "a  \n",
     "zzqqj unseenwords xyzzy",
-    " ".join(CORPUS) * 3,  # ~40K characters: one long SentencePiece segment
+    " ".join(CORPUS),  # ~13K characters: one long SentencePiece segment
 ]
 
 GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
