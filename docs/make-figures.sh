@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-./build/wikv study --out "$out" --no-progress | grep -v "^figure:" | tee docs/study-table.txt
+./build/wikv study --out "$out" --no-progress | grep -v "^figure:\|^run " | tee docs/study-table.txt
 for f in "$out"/*.png "$out"/*.tsv; do cp "$f" docs/; done
