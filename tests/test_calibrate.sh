@@ -10,7 +10,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$wikv" calibrate --model "$src/models/fixtures/tiny-llama-tasks" --base jetson-agx-orin --backend cpu \
   --prefill 64,128,256 --decode 64,128,256 --steps 4 --name cpu-test -o "$tmp/cpu.profile" > "$tmp/out" 2>/dev/null
 grep -q "^name = cpu-test" "$tmp/cpu.profile" || fail "profile name"
-"$wikv" model show llama-3.1-8b "$tmp/cpu.profile" 1024 | grep -q "on cpu-test" || fail "profile does not load"
+shown=$("$wikv" model show llama-3.1-8b "$tmp/cpu.profile" 1024) || fail "profile does not load"
+echo "$shown" | grep -q "on cpu-test" || fail "profile not used: $shown"
 # every measured point is reported with its fitted and analytic prediction (timings vary with load:
 # only their presence and positivity are checked here)
 [ "$(awk '($1 == "prefill" || $1 == "decode") && $3 > 0 && $4 > 0 && $5 > 0' "$tmp/out" | wc -l)" -eq 6 ] ||
