@@ -91,19 +91,19 @@ int wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens,
     if (layers < 1 || kv_heads < 1 || tokens < 1)
         return wk_err_set(err, WK_EINVAL, "synthetic importance: shape %dx%dx%d", layers, kv_heads, tokens);
     for (int h = 0; h < kv_heads; h++) {
-        wk_kv_rng head_rng;
-        wk_kv_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
+        wk_rng head_rng;
+        wk_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
         /* heavy hitters persist across layers: one log-normal weight per token per head */
         double *hh = malloc(sizeof(double) * (size_t)tokens);
         if (!hh) return wk_err_set(err, WK_ENOMEM, "synthetic importance: out of memory");
-        for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_kv_rng_normal(&head_rng));
+        for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_rng_normal_polar(&head_rng));
         for (int l = 0; l < layers; l++) {
-            wk_kv_rng rng;
-            wk_kv_rng_seed(&rng, seed ^ ((uint64_t)(l * 4096 + h) * 0xD1B54A32D192ED03ull));
+            wk_rng rng;
+            wk_rng_seed(&rng, seed ^ ((uint64_t)(l * 4096 + h) * 0xD1B54A32D192ED03ull));
             float *row = imp + ((size_t)l * kv_heads + h) * tokens;
             double sum = 0;
             for (int t = 0; t < tokens; t++) {
-                double w = hh[t] * exp(0.5 * wk_kv_rng_normal(&rng));
+                double w = hh[t] * exp(0.5 * wk_rng_normal_polar(&rng));
                 row[t] = (float)w;
                 sum += w;
             }

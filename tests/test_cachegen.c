@@ -161,13 +161,13 @@ START_TEST(corrupt_and_truncated_chunks) {
     ck_assert_int_eq(wk_cg_encode(&p, &t, 0, 2, 0, 40, &buf, &len, NULL, &err), 0);
     for (size_t cut = 0; cut < len; cut += 7) ck_assert_int_eq(wk_cg_decode(buf, cut, &u, &err), WK_EFORMAT);
     uint8_t *bad = malloc(len);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 1);
+    wk_rng r;
+    wk_rng_seed(&r, 1);
     int rejected = 0;
     for (int trial = 0; trial < 300; trial++) {
         memcpy(bad, buf, len);
-        size_t at = wk_kv_rng_next(&r) % len;
-        bad[at] ^= (uint8_t)(1 + wk_kv_rng_next(&r) % 255);
+        size_t at = wk_rng_next(&r) % len;
+        bad[at] ^= (uint8_t)(1 + wk_rng_next(&r) % 255);
         rejected += wk_cg_decode(bad, len, &u, &err) != 0;
     }
     ck_assert_int_gt(rejected, 100); /* most damage is detected; the rest decodes to some values, never crashes */

@@ -8,10 +8,10 @@
 #include "tests/check_util.h"
 
 static void skewed(uint8_t *s, size_t n, int nsym, uint64_t seed) {
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, seed);
+    wk_rng r;
+    wk_rng_seed(&r, seed);
     for (size_t i = 0; i < n; i++) {
-        int x = (int)(fabs(wk_kv_rng_normal(&r)) * nsym / 6);
+        int x = (int)(fabs(wk_rng_normal_polar(&r)) * nsym / 6);
         s[i] = (uint8_t)(x < nsym ? x : nsym - 1);
     }
 }
@@ -56,11 +56,11 @@ START_TEST(short_streams_and_carries) {
     wk_rc_table t;
     ck_assert_int_eq(wk_rc_table_from_counts(&t, counts, 4, 16, &err), 0);
     ck_assert_uint_eq(wk_rc_freq(&t, 0), 1);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 9);
+    wk_rng r;
+    wk_rng_seed(&r, 9);
     for (int n = 0; n < 300; n++) {
         uint8_t s[300], d[300];
-        for (int i = 0; i < n; i++) s[i] = (uint8_t)(wk_kv_rng_next(&r) % 5 == 0 ? wk_kv_rng_next(&r) % 4 : 1);
+        for (int i = 0; i < n; i++) s[i] = (uint8_t)(wk_rng_next(&r) % 5 == 0 ? wk_rng_next(&r) % 4 : 1);
         wk_wbuf w;
         wk_wbuf_init(&w);
         wk_rc_encode_array(&t, s, (size_t)n, &w);
@@ -147,13 +147,13 @@ START_TEST(garbage_input) {
     wk_rc_table t;
     wk_err err;
     ck_assert_int_eq(wk_rc_table_from_counts(&t, c, 16, 12, &err), 0);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 4);
+    wk_rng r;
+    wk_rng_seed(&r, 4);
     int failures = 0;
     for (int trial = 0; trial < 2000; trial++) {
         uint8_t buf[64], out[200];
-        size_t len = wk_kv_rng_next(&r) % 64;
-        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)wk_kv_rng_next(&r);
+        size_t len = wk_rng_next(&r) % 64;
+        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)wk_rng_next(&r);
         if (len) buf[0] = 0;
         failures += wk_rc_decode_array(&t, buf, len, out, 200, &err) != 0;
     }
