@@ -20,6 +20,7 @@ static const char *usage =
     "  --events none|first|all  store request timelines (default first request of each cell)\n"
     "  --quality FILE       quality table for steps on partial KV (default models/quality/assumed.tsv;\n"
     "                       only a measured table gives sim rows an F1)\n"
+    "  --quality-target F   F1 relative to full KV the oracle must reach (default 0.95; 0: no oracle)\n"
     "  --db FILE            results database (default results.db)\n"
     "  --no-progress        no progress bar\n";
 
@@ -33,6 +34,7 @@ int wk_cmd_sim(int argc, char **argv) {
     o.cfg.link = wk_link_defaults();
     o.cfg.events = WK_EVENTS_FIRST;
     o.cfg.progress = 1;
+    o.cfg.quality_target = 0.95;
     o.contexts[0] = 8192;
     o.n_contexts = 1;
     wk_strlist_add(&o.models, "llama-3.1-8b");
@@ -42,7 +44,7 @@ int wk_cmd_sim(int argc, char **argv) {
     if (rc == 0) {
         char command[2048];
         wk_cli_command_line(argc, argv, "wikv", command, sizeof command);
-        rc = wk_sim_options_run(&o, command);
+        rc = wk_sim_options_run(&o, command, NULL);
     } else if (rc == 1) {
         rc = 0;
     }

@@ -7,12 +7,41 @@
 
 #include "cli/commands.h"
 #include "cli/sim_options.h"
+#include "plots/plot.h"
+
+/* The study's figures: per device, the TTFT CDF and TTFT against bandwidth of this run. */
+static int study_plots(const char *out, const char *db_path, int64_t run_id, const wk_strlist *devices) {
+    static const wk_plot_kind kinds[] = {WK_PLOT_TTFT_CDF, WK_PLOT_TTFT_VS_BW};
+    int status = 0;
+    for (size_t d = 0; d < devices->n; d++)
+        for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+            wk_plot_filter f = {0};
+            f.run_id = run_id;
+            f.device = devices->items[d];
+            wk_plot_opts opts = {0};
+            opts.log_x = 1; /* TTFTs and bandwidths both span orders of magnitude */
+            opts.log_y = kinds[k] == WK_PLOT_TTFT_VS_BW;
+            char fig[4096];
+            snprintf(fig, sizeof fig, "%s/%s-%s.png", out, wk_plot_kind_name(kinds[k]), devices->items[d]);
+            wk_plot_result res;
+            wk_err err = {0};
+            if (wk_plot_file(db_path, kinds[k], &f, &opts, fig, &res, &err)) {
+                fprintf(stderr, "wikv: plot: %s\n", err.msg);
+                status = 1;
+            } else {
+                printf("figure: %s (data %s)\n", res.fig, res.data);
+            }
+        }
+    return status;
+}
 
 static const char *usage =
     "usage: wikv study [--out DIR] [sim options]\n"
-    "Runs the default what-if study: all policies x the bundled traces (traces/) x jetson-agx-orin and\n"
+    "Runs the default what-if study: prefill, full, kivi2, kivi4, cachegen, wikv and hybrid x the bundled\n"
+    "traces (traces/) x jetson-agx-orin and\n"
     "rtx5080-laptop x llama-3.1-8b at 8192 tokens, 20 requests per trace. Writes DIR/results.db (default\n"
-    "DIR = results) and prints the summary table; every `wikv sim` option overrides its default.\n";
+    "DIR = results), prints the summary table and draws DIR/ttft-cdf-DEVICE.png and DIR/ttft-vs-bw-DEVICE.png\n"
+    "(with their data files); every `wikv sim` option overrides its default.\n";
 
 int wk_cmd_study(int argc, char **argv) {
     const char *out = "results";
@@ -39,11 +68,12 @@ int wk_cmd_study(int argc, char **argv) {
     o.cfg.link = wk_link_defaults();
     o.cfg.events = WK_EVENTS_FIRST;
     o.cfg.progress = 1;
+    o.cfg.quality_target = 0.95;
     o.contexts[0] = 8192;
     o.n_contexts = 1;
     wk_strlist_add(&o.models, "llama-3.1-8b");
     wk_strlist_add_csv(&o.devices, "jetson-agx-orin,rtx5080-laptop");
-    for (const wk_policy_ops *const *p = wk_policy_registry(); *p; p++) wk_strlist_add(&o.policies, (*p)->name);
+    wk_strlist_add_csv(&o.policies, "prefill,full,kivi2,kivi4,cachegen,wikv,hybrid");
     int rc = wk_sim_options_parse(&o, argc, argv, usage);
     int helped = rc == 1;
     if (rc == 0 && o.traces.n == 0 && wk_strlist_add_traces(&o.traces, traces)) {
@@ -53,7 +83,9 @@ int wk_cmd_study(int argc, char **argv) {
     if (rc == 0) {
         char command[2048];
         wk_cli_command_line(argc, argv, "wikv study", command, sizeof command);
-        rc = wk_sim_options_run(&o, command);
+        int64_t run_id = 0;
+        rc = wk_sim_options_run(&o, command, &run_id);
+        if (rc == 0) rc = study_plots(out, db_path, run_id, &o.devices);
     } else if (helped) {
         rc = 0;
     }

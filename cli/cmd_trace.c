@@ -169,15 +169,20 @@ static int trace_compare(int argc, char **argv) {
     return 0;
 }
 
-#define NS3_USAGE "usage: wikv trace ns3 --scenario wifi-walk|lte-drive --seconds S --seed N -o FILE [--format F]\n"
+#define NS3_USAGE                                                                                              \
+    "usage: wikv trace ns3 --scenario wifi-walk|wifi-walk-away|lte-drive --seconds S --seed N -o FILE\n"        \
+    "                      [--format pensieve|csv|mahimahi]\n"
 
 static int trace_ns3(int argc, char **argv) {
     const char *scenario = NULL, *out = NULL, *format = "pensieve";
     double seconds = 60;
     uint64_t seed = 1;
-    static const struct option opts[] = {{"scenario", required_argument, 0, 'c'}, {"seconds", required_argument, 0, 's'},
-                                         {"seed", required_argument, 0, 'S'},     {"format", required_argument, 0, 'f'},
-                                         {"output", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
+    static const struct option opts[] = {{"scenario", required_argument, 0, 'c'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"seed", required_argument, 0, 'S'},
+                                         {"format", required_argument, 0, 'f'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     optind = 1;
     int c, bad = 0;
@@ -191,7 +196,8 @@ static int trace_ns3(int argc, char **argv) {
             printf(NS3_USAGE "Simulates the scenario in ns-3 and samples delivered throughput every 100 ms.\n"
                              "wifi-walk: 802.11ax station walking away from and back to its AP at 1.5 m/s,\n"
                              "MinstrelHt rate control, saturating UDP downlink. lte-drive: a UE driving\n"
-                             "away from its eNB at 15 m/s, saturating UDP downlink.\n");
+                             "past its eNB at 15 m/s, from 420 m before it on, saturating UDP downlink.\n"
+                             "wifi-walk-away: as wifi-walk, walking away the whole time.\n");
             return 0;
         } else bad = 1;
     }
@@ -227,6 +233,6 @@ int wk_cmd_trace(int argc, char **argv) {
             "       wikv trace convert FILE --to mahimahi|pensieve|csv -o OUT\n"
             "       wikv trace gen --model MODEL --seconds S --seed N --format F -o FILE\n"
             "       wikv trace compare A B\n"
-            "       wikv trace ns3 --scenario wifi-walk|lte-drive --seconds S --seed N -o FILE\n");
+            "       wikv trace ns3 --scenario wifi-walk|wifi-walk-away|lte-drive --seconds S --seed N -o FILE\n");
     return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
 }

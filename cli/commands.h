@@ -7,9 +7,12 @@ int wk_cmd_sim(int argc, char **argv);
 int wk_cmd_study(int argc, char **argv);
 int wk_cmd_trace(int argc, char **argv);
 int wk_cmd_db(int argc, char **argv);
+int wk_cmd_sweep(int argc, char **argv);
 int wk_cmd_model(int argc, char **argv);
 int wk_cmd_task(int argc, char **argv);
 int wk_cmd_score(int argc, char **argv);
+int wk_cmd_plot(int argc, char **argv);
+int wk_cmd_kv(int argc, char **argv);
 int wk_cmd_engine(int argc, char **argv);
 
 #endif

@@ -14,10 +14,14 @@ typedef struct {
 static const wk_command commands[] = {
     {"study", wk_cmd_study, "the default what-if study over the bundled traces (table, database, plot)"},
     {"sim", wk_cmd_sim, "simulate requests: TTFT per policy on traces, models and devices"},
-    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert"},
-    {"db", wk_cmd_db, "results database: summary"},
+    {"trace", wk_cmd_trace, "bandwidth traces: stats, convert, gen, compare, ns3"},
+    {"sweep", wk_cmd_sweep, "run a grid file over all cores, resumable, shardable over machines"},
+    {"db", wk_cmd_db, "results database: summary, merge"},
     {"model", wk_cmd_model, "model specs and device profiles: list, show"},
     {"task", wk_cmd_task, "synthetic long-context tasks: gen"},
+    {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
+    {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
+    {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
     {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
 };
 

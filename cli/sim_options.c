@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY };
+enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY, OPT_TARGET };
 
 static const struct option long_opts[] = {
     {"trace", required_argument, 0, 't'},   {"policy", required_argument, 0, 'p'},
@@ -16,6 +16,7 @@ static const struct option long_opts[] = {
     {"events", required_argument, 0, OPT_EVENTS}, {"output-tokens", required_argument, 0, OPT_OUTPUT_TOKENS},
     {"task", required_argument, 0, OPT_TASK}, {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
     {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"quality", required_argument, 0, OPT_QUALITY},
+    {"quality-target", required_argument, 0, OPT_TARGET},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -95,6 +96,13 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
             break;
         case OPT_TASK: o->cfg.task = optarg; break;
         case OPT_QUALITY: o->cfg.quality_path = optarg; break;
+        case OPT_TARGET: {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || v < 0 || v > 1) return bad(usage, "bad --quality-target (0..1)", optarg);
+            o->cfg.quality_target = v;
+            break;
+        }
         case OPT_NO_PROGRESS: o->cfg.progress = 0; break;
         case 'h': fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return 2;
@@ -124,7 +132,7 @@ void wk_sim_options_free(wk_sim_options *o) {
     wk_strlist_free(&o->devices);
 }
 
-int wk_sim_options_run(wk_sim_options *o, const char *command) {
+int wk_sim_options_run(wk_sim_options *o, const char *command, int64_t *run_id_out) {
     wk_sim_options_finish(o);
     if (o->traces.n == 0) {
         fprintf(stderr, "wikv: no traces given (--trace FILE or FOLDER)\n");
@@ -140,6 +148,7 @@ int wk_sim_options_run(wk_sim_options *o, const char *command) {
     int rc = wk_runner_run(&o->cfg, db, command, &run_id, &err);
     if (!rc) rc = wk_runner_print_summary(db, run_id, stdout, &err);
     if (!rc) printf("\nrun %lld written to %s\n", (long long)run_id, o->db_path);
+    if (run_id_out) *run_id_out = run_id;
     if (rc) fprintf(stderr, "wikv: %s\n", err.msg);
     wk_results_close(db);
     return rc ? wk_err_exit_status(&err) : 0;

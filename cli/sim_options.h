@@ -22,7 +22,8 @@ int wk_sim_options_parse(wk_sim_options *opts, int argc, char **argv, const char
 /* Fills opts->cfg's arrays from the lists. */
 void wk_sim_options_finish(wk_sim_options *opts);
 void wk_sim_options_free(wk_sim_options *opts);
-/* Runs the grid into opts->db_path and prints the summary table; returns an exit status. */
-int wk_sim_options_run(wk_sim_options *opts, const char *command);
+/* Runs the grid into opts->db_path and prints the summary table; returns an exit status and sets
+ * *run_id (may be NULL). */
+int wk_sim_options_run(wk_sim_options *opts, const char *command, int64_t *run_id);
 
 #endif

@@ -30,7 +30,7 @@ static const char *schema_sql =
     " status TEXT NOT NULL CHECK(status IN ('ok','failed')), fail_reason TEXT,"
     " ttft_s REAL, tpot_s REAL, total_s REAL, output_tokens INTEGER, bytes_sent INTEGER,"
     " link_utilisation REAL, kv_fraction_at_first REAL, net_wait_s REAL, kv_decode_s REAL, compute_s REAL,"
-    " f1 REAL, answer TEXT, cell TEXT);"
+    " f1 REAL, answer TEXT, cell TEXT, oracle_ttft_s REAL);"
     "CREATE INDEX IF NOT EXISTS requests_run ON requests(run_id);"
     "CREATE INDEX IF NOT EXISTS requests_cell ON requests(cell);"
     "CREATE TABLE IF NOT EXISTS events("
@@ -104,8 +104,8 @@ static int ensure_schema(wk_results *r, wk_err *err) {
 static const char *insert_request_sql =
     "INSERT INTO requests(run_id, kind, policy, params, trace, trace_mean_mbps, model, device, task,"
     " context_tokens, seed, status, fail_reason, ttft_s, tpot_s, total_s, output_tokens, bytes_sent,"
-    " link_utilisation, kv_fraction_at_first, net_wait_s, kv_decode_s, compute_s, f1, answer, cell)"
-    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    " link_utilisation, kv_fraction_at_first, net_wait_s, kv_decode_s, compute_s, f1, answer, cell, oracle_ttft_s)"
+    " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 
 int wk_results_open(const char *path, wk_results **out, wk_err *err) {
     wk_results *r = calloc(1, sizeof *r);
@@ -148,27 +148,55 @@ static void utc_now(char *buf, size_t cap) {
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int wk_results_begin_run(wk_results *r, const char *kind, const char *command, int64_t *run_id, wk_err *err) {
+int wk_results_create_run(wk_results *r, const char *kind, const char *command, const char *note, int64_t *run_id,
+                          wk_err *err) {
     if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: a run is already open", r->path);
     char now[32];
     utc_now(now, sizeof now);
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(r->db,
-                           "INSERT INTO runs(kind, status, command, started_at, wikv_version) "
-                           "VALUES(?, 'running', ?, ?, ?)",
+                           "INSERT INTO runs(kind, status, command, started_at, wikv_version, note) "
+                           "VALUES(?, 'running', ?, ?, ?, ?)",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(r, err, "preparing run insert");
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, command, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, now, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 4, WIKV_VERSION_STRING, -1, SQLITE_STATIC);
+    if (note) sqlite3_bind_text(st, 5, note, -1, SQLITE_TRANSIENT);
+    else sqlite3_bind_null(st, 5);
     int step = sqlite3_step(st);
     sqlite3_finalize(st);
     if (step != SQLITE_DONE) return db_fail(r, err, "inserting run");
     *run_id = sqlite3_last_insert_rowid(r->db);
-    int rc = exec_sql(r, "BEGIN", err);
+    return 0;
+}
+
+int wk_results_resume_run(wk_results *r, int64_t run_id, wk_err *err) {
+    (void)run_id;
+    if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: a run is already open", r->path);
+    int rc = exec_sql(r, "BEGIN IMMEDIATE", err);
     if (!rc) r->in_transaction = 1;
     return rc;
+}
+
+int wk_results_begin_run(wk_results *r, const char *kind, const char *command, int64_t *run_id, wk_err *err) {
+    int rc = wk_results_create_run(r, kind, command, NULL, run_id, err);
+    return rc ? rc : wk_results_resume_run(r, *run_id, err);
+}
+
+int wk_results_find_running(wk_results *r, const char *note, int64_t *run_id, wk_err *err) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(r->db, "SELECT max(run_id) FROM runs WHERE status = 'running' AND note = ?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(r, err, "looking up runs");
+    sqlite3_bind_text(st, 1, note, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    int found = step == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+    if (found) *run_id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (step != SQLITE_ROW) return db_fail(r, err, "looking up runs");
+    return found ? 0 : wk_err_set(err, WK_ENOTFOUND, "%s: no running run with note %s", r->path, note);
 }
 
 static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
@@ -214,6 +242,7 @@ int wk_results_add_request(wk_results *r, int64_t run_id, const wk_request_row *
     bind_real_or_null(st, i++, row->f1);
     bind_text_or_null(st, i++, row->answer);
     bind_text_or_null(st, i++, row->cell);
+    bind_real_or_null(st, i++, row->oracle_ttft_s);
     if (sqlite3_step(st) != SQLITE_DONE) return db_fail(r, err, "inserting request");
     if (request_id) *request_id = sqlite3_last_insert_rowid(r->db);
     return 0;
@@ -262,6 +291,19 @@ int wk_results_finish_run(wk_results *r, int64_t run_id, wk_err *err) {
     return 0;
 }
 
+int wk_results_commit(wk_results *r, wk_err *err) {
+    if (!r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: no open transaction", r->path);
+    int rc = exec_sql(r, "COMMIT", err);
+    if (rc) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    r->in_transaction = 0;
+    return rc;
+}
+
+int wk_results_complete_run(wk_results *r, int64_t run_id, wk_err *err) {
+    if (r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: run still has an open transaction", r->path);
+    return set_run_status(r, run_id, "complete", NULL, err);
+}
+
 int wk_results_fail_run(wk_results *r, int64_t run_id, const char *reason, wk_err *err) {
     if (r->in_transaction) sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
     r->in_transaction = 0;
@@ -271,8 +313,14 @@ int wk_results_fail_run(wk_results *r, int64_t run_id, const char *reason, wk_er
 int wk_results_checkpoint(wk_results *r, wk_err *err) {
     if (!r->in_transaction) return wk_err_set(err, WK_ESTATE, "%s: no open run", r->path);
     int rc = exec_sql(r, "COMMIT", err);
-    if (rc) return rc;
-    return exec_sql(r, "BEGIN", err);
+    if (rc) {
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        r->in_transaction = 0;
+        return rc;
+    }
+    rc = exec_sql(r, "BEGIN IMMEDIATE", err);
+    if (rc) r->in_transaction = 0;
+    return rc;
 }
 
 int wk_results_add_trace_samples(wk_results *r, const char *trace, const double *t_s, const double *mbps, size_t n,
@@ -304,6 +352,6 @@ wk_request_row wk_results_empty_row(const char *kind) {
     row.status = "ok";
     row.trace_mean_mbps = row.ttft_s = row.tpot_s = row.total_s = NAN;
     row.link_utilisation = row.kv_fraction_at_first = row.net_wait_s = row.kv_decode_s = row.compute_s = NAN;
-    row.f1 = NAN;
+    row.f1 = row.oracle_ttft_s = NAN;
     return row;
 }

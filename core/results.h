@@ -12,7 +12,7 @@
  *   requests(request_id, run_id, kind, policy, params, trace, trace_mean_mbps, model, device, task,
  *        context_tokens, seed, status 'ok'|'failed', fail_reason, ttft_s, tpot_s, total_s,
  *        output_tokens, bytes_sent, link_utilisation, kv_fraction_at_first, net_wait_s,
- *        kv_decode_s, compute_s, f1, answer, cell)
+ *        kv_decode_s, compute_s, f1, answer, cell, oracle_ttft_s)
  *   events(request_id, seq, t_s, type, level, value)   -- the timeline of one request; types:
  *        'arrive' (value = cumulative payload bytes arrived, level = unit level), 'usable' (value =
  *        fraction of the plan's KV usable on the device), 'token' (value = token index),
@@ -44,6 +44,7 @@ typedef struct wk_request_row {
     double link_utilisation, kv_fraction_at_first;
     double net_wait_s, kv_decode_s, compute_s;
     double f1;
+    double oracle_ttft_s;   /* sim: the oracle's lower bound for the same request (sim/oracle.h) */
 } wk_request_row;
 
 /* Opens or creates the database; refuses a file that is not a wikv database or has another schema
@@ -53,6 +54,18 @@ void wk_results_close(wk_results *db);
 
 /* Commits a 'running' run row, then opens the run's transaction. */
 int wk_results_begin_run(wk_results *db, const char *kind, const char *command, int64_t *run_id, wk_err *err);
+/* The two halves of begin_run, for runs written by several processes or resumed after a kill:
+ * create commits the 'running' row (with `note`, e.g. a sweep's grid fingerprint); resume opens a
+ * transaction on an existing run. */
+int wk_results_create_run(wk_results *db, const char *kind, const char *command, const char *note, int64_t *run_id,
+                          wk_err *err);
+int wk_results_resume_run(wk_results *db, int64_t run_id, wk_err *err);
+/* Commits the open transaction of a resumed run and leaves it closed (the run stays 'running'). */
+int wk_results_commit(wk_results *db, wk_err *err);
+/* Finds the newest 'running' run whose note equals `note`; WK_ENOTFOUND when there is none. */
+int wk_results_find_running(wk_results *db, const char *note, int64_t *run_id, wk_err *err);
+/* Marks a run complete when no transaction is open (after its writers have committed). */
+int wk_results_complete_run(wk_results *db, int64_t run_id, wk_err *err);
 int wk_results_add_request(wk_results *db, int64_t run_id, const wk_request_row *row, int64_t *request_id,
                            wk_err *err);
 int wk_results_add_event(wk_results *db, int64_t request_id, int seq, double t_s, const char *type, int level,
@@ -68,6 +81,10 @@ int wk_results_fail_run(wk_results *db, int64_t run_id, const char *reason, wk_e
 /* For sweeps that commit cell by cell: commit what was written so far and open a new transaction,
  * keeping the run 'running'. */
 int wk_results_checkpoint(wk_results *db, wk_err *err);
+
+/* Copies every run, request, event and trace sample of the database at part_path into db, with
+ * fresh ids, in one transaction. Refuses a part of another schema version or not made by wikv. */
+int wk_results_merge(wk_results *db, const char *part_path, wk_err *err);
 
 /* Low-level access for readers (summary, plots, merge): the sqlite3 handle. */
 struct sqlite3 *wk_results_handle(wk_results *db);

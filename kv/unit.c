@@ -15,6 +15,7 @@ void wk_plan_clear(wk_plan *p) {
     p->n = 0;
     p->kv_values_total = 0;
     p->importance_total = 0;
+    p->token_importance = NULL;
 }
 
 int wk_plan_push(wk_plan *p, const wk_unit *u, wk_err *err) {

@@ -31,6 +31,8 @@ typedef struct wk_plan {
     size_t n, cap;
     double kv_values_total; /* values of the full context's KV: denominators of "fraction present" */
     double importance_total;/* attention importance of the full KV (0 when the policy ranks nothing) */
+    const float *token_importance; /* [context] importance of each token's KV (all layers, heads), or
+                                      NULL; owned by the policy; lets local prefill count as coverage */
 } wk_plan;
 
 void wk_plan_init(wk_plan *p);

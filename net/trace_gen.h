@@ -5,8 +5,8 @@
  * (exponential with a floor). On leaving a state the next one is drawn from that state's transition row.
  * Inside a state the rate is mean * lognormal(AR(1) noise): the AR(1) coefficient gives the sample to
  * sample correlation of fading, so a 100 ms grid does not look like white noise. Every sample is rounded
- * to 0.01 Mbit/s so that files written from the same seed are identical byte for byte on any libm whose
- * exp/log differ in the last bit.
+ * to 0.01 Mbit/s, so a libm whose exp/log differ from glibc's in the last bit changes a file only if a
+ * sample lands within ~1e-13 of a rounding boundary: files from the same seed are portable in practice.
  *
  * Parameter sets (WK_GEN_* below). Means and spreads are calibrated to the published measurements named
  * with each; the reference statistics of the public traces beside the project (traces-public/

@@ -294,8 +294,8 @@ int wk_wire_encode(const wk_wire_msg *m, uint8_t *buf, size_t cap, size_t *len, 
     int rc = encode_payload(m, &w, err);
     if (rc) return rc;
     if (w.overflow)
-        return wk_err_set(err, WK_EINVAL, "wire encode %s: buffer of %zu bytes is too small", wk_wire_type_name(m->h.type),
-                          cap);
+        return wk_err_set(err, WK_EINVAL, "wire encode %s: buffer of %zu bytes is too small",
+                          wk_wire_type_name(m->h.type), cap);
     return wk_wire_encode_frame(&m->h, buf + WK_WIRE_HEADER_BYTES, w.off, buf, cap, len, err);
 }
 

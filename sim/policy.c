@@ -12,12 +12,28 @@ extern const wk_policy_ops wk_policy_prefill;
 extern const wk_policy_ops wk_policy_full;
 extern const wk_policy_ops wk_policy_kivi2;
 extern const wk_policy_ops wk_policy_kivi4;
+extern const wk_policy_ops wk_policy_cachegen;
+extern const wk_policy_ops wk_policy_wikv;
+extern const wk_policy_ops wk_policy_hybrid;
+extern const wk_policy_ops wk_policy_h2o;
+extern const wk_policy_ops wk_policy_snapkv;
+extern const wk_policy_ops wk_policy_streamingllm;
+extern const wk_policy_ops wk_policy_pyramidkv;
+extern const wk_policy_ops wk_policy_simcalkv;
 
 static const wk_policy_ops *const registry[] = {
     &wk_policy_prefill,
     &wk_policy_full,
     &wk_policy_kivi2,
     &wk_policy_kivi4,
+    &wk_policy_cachegen,
+    &wk_policy_wikv,
+    &wk_policy_hybrid,
+    &wk_policy_h2o,
+    &wk_policy_snapkv,
+    &wk_policy_streamingllm,
+    &wk_policy_pyramidkv,
+    &wk_policy_simcalkv,
     NULL,
 };
 
@@ -101,6 +117,7 @@ int wk_policy_create(const char *spec, wk_policy *p, wk_err *err) {
 
 void wk_policy_free(wk_policy *p) {
     if (!p) return;
+    if (p->state && p->ops && p->ops->release) p->ops->release(p->state);
     free(p->state);
     p->state = NULL;
 }
@@ -113,12 +130,12 @@ double wk_policy_param(const wk_policy *p, const char *name) {
 
 double wk_view_coverage(const wk_view *v) {
     if (v->tokens_prefilled >= v->req->context_tokens) return 1.0;
-    double c = v->plan->importance_total > 0 ? v->importance_usable / v->plan->importance_total
+    double c = v->plan->importance_total > 0 ? (v->importance_usable + v->importance_local) / v->plan->importance_total
                : v->plan->kv_values_total > 0 ? v->kv_values_usable / v->plan->kv_values_total : 0;
     return c > 1 ? 1 : c;
 }
 
-long wk_policy_next_in_order(const wk_view *v) { return v->n_sent < v->plan->n ? (long)v->n_sent : -1; }
+long wk_policy_next_in_order(const wk_view *v) { return v->n_sent < v->plan->n ? (long)v->n_sent : WK_SEND_DONE; }
 
 int wk_policy_decode_arrived(const wk_view *v, wk_action *a) {
     if (v->n_arrived <= v->n_usable) return 0;

@@ -19,6 +19,8 @@
 #include "models/model_spec.h"
 
 #define WK_POLICY_MAX_PARAMS 16
+#define WK_SEND_LATER (-1L)
+#define WK_SEND_DONE (-2L)
 
 typedef struct wk_param_desc {
     const char *name;
@@ -48,7 +50,8 @@ typedef struct wk_view {
     size_t n_sent, n_arrived, n_usable;
     int64_t bytes_sent, bytes_arrived;  /* payload bytes */
     double kv_values_usable;      /* KV values usable on the device */
-    double importance_usable;     /* attention importance of the usable KV (see plan->importance_total) */
+    double importance_usable;     /* attention importance of the usable streamed KV (plan->importance_total) */
+    double importance_local;      /* importance of the tokens the device prefilled (plan->token_importance) */
     double est_bw_Bps;            /* sender's estimate of the link rate (payload bytes/s) */
     double stream_start;          /* when the server started sending */
     int text_tokens_arrived;      /* context tokens whose text arrived */
@@ -64,7 +67,9 @@ typedef enum { WK_ACT_WAIT, WK_ACT_DECODE_KV, WK_ACT_PREFILL, WK_ACT_EMIT, WK_AC
 typedef struct wk_action {
     wk_action_kind kind;
     size_t count;              /* DECODE_KV: decode the next `count` arrived-but-not-usable units */
-    int tokens;                /* PREFILL: context tokens to compute (from tokens_prefilled on) */
+    int tokens;                /* PREFILL: context tokens to compute */
+    int position;              /* PREFILL: first of them; the cache holds everything before it (set by
+                                  wk_action defaults to tokens_prefilled) */
     double kv_bytes_per_token; /* EMIT: KV bytes per token the decode step reads */
     int force;                 /* EMIT: keep the token whatever the confidence test says (deadline) */
     double wake_at;            /* WAIT: wake at this session time even if nothing arrives (< 0: no) */
@@ -79,10 +84,13 @@ typedef struct wk_policy_ops {
     int (*plan)(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err);
     /* optional: called at the start of every request (plans are reused across requests) */
     void (*start)(void *state, const double *param, const wk_request *req, const wk_plan *plan);
-    /* sender: index of the next unit to send, or -1 when nothing more is to be sent now */
+    /* sender: index of the next unit to send, WK_SEND_LATER (ask again after the next event) or
+     * WK_SEND_DONE (never ask again) */
     long (*next_unit)(void *state, const double *param, const wk_view *v);
     /* receiver: the next action */
     void (*decide)(void *state, const double *param, const wk_view *v, wk_action *a);
+    /* optional: frees what plan() allocated inside the state */
+    void (*release)(void *state);
 } wk_policy_ops;
 
 typedef struct wk_policy {

@@ -8,6 +8,7 @@
 
 #include "core/progress.h"
 #include "core/stats.h"
+#include "sim/oracle.h"
 
 typedef struct {
     wk_trace *traces;
@@ -16,6 +17,9 @@ typedef struct {
     wk_policy *policies;
     size_t n_traces_loaded, n_policies_made;
     wk_quality_table quality;
+    wk_oracle_curves *oracle;    /* [n_models * n_contexts], prepared on first use */
+    uint8_t *oracle_ready;
+    double oracle_coverage;      /* coverage the quality target needs */
 } runner_inputs;
 
 static void free_inputs(runner_inputs *in) {
@@ -25,6 +29,8 @@ static void free_inputs(runner_inputs *in) {
     free(in->models);
     free(in->devices);
     free(in->policies);
+    free(in->oracle);
+    free(in->oracle_ready);
 }
 
 static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *err) {
@@ -36,8 +42,22 @@ static int load_inputs(const wk_runner_config *cfg, runner_inputs *in, wk_err *e
     int rc = cfg->quality_path ? wk_quality_load(cfg->quality_path, &in->quality, err)
                                : wk_quality_load_default(&in->quality, err);
     if (rc) return rc;
-    if (!in->traces || !in->models || !in->devices || !in->policies)
+    size_t n_curves = (cfg->n_models ? cfg->n_models : 1) * (cfg->n_contexts ? cfg->n_contexts : 1);
+    in->oracle = calloc(n_curves, sizeof *in->oracle);
+    in->oracle_ready = calloc(n_curves, 1);
+    if (!in->traces || !in->models || !in->devices || !in->policies || !in->oracle || !in->oracle_ready)
         return wk_err_set(err, WK_ENOMEM, "runner: out of memory");
+    in->oracle_coverage = 1.0;
+    if (cfg->quality_target > 0) { /* least coverage whose F1 reaches the target */
+        for (int k = 0; k <= 1000; k++) {
+            double accept, f1;
+            if (wk_quality_lookup(&in->quality, "default", k / 1000.0, &accept, &f1) == 0 &&
+                f1 >= cfg->quality_target) {
+                in->oracle_coverage = k / 1000.0;
+                break;
+            }
+        }
+    }
     for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
         rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &in->traces[i], err);
         if (!rc) in->n_traces_loaded++;
@@ -91,10 +111,30 @@ typedef struct {
     wk_policy *policy;
     int context;
     int request;
+    size_t curve;      /* index of the (model, context) oracle curves */
 } cell;
 
-static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality, wk_sim *sim, const cell *c,
-                    wk_results *db, int64_t run_id, wk_timeline *tl, wk_err *err) {
+static void cell_key(const cell *c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name, c->device->name,
+             c->context, c->request);
+}
+
+static int oracle_for(const wk_runner_config *cfg, runner_inputs *in, const cell *c, const wk_link_params *link,
+                      double *out, wk_err *err) {
+    *out = NAN;
+    if (cfg->quality_target <= 0) return 0;
+    if (!in->oracle_ready[c->curve]) {
+        int rc = wk_oracle_prepare(c->model, c->context, in->oracle_coverage, &in->oracle[c->curve], err);
+        if (rc) return rc;
+        in->oracle_ready[c->curve] = 1;
+    }
+    *out = wk_oracle_ttft(&in->oracle[c->curve], c->trace, link, c->model, c->device);
+    return 0;
+}
+
+static int run_cell(const wk_runner_config *cfg, runner_inputs *in, wk_sim *sim, const cell *c, wk_results *db,
+                    int64_t run_id, int own_txn, wk_timeline *tl, wk_err *err) {
+    const wk_quality_table *quality = &in->quality;
     wk_sim_config sc = {.trace = c->trace, .link = cfg->link, .model = c->model, .device = c->device,
                         .context_tokens = c->context, .output_tokens = cfg->output_tokens, .task = cfg->task,
                         .seed = (uint64_t)c->request, .quality = quality};
@@ -104,6 +144,8 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
     tl->arrival_stride = 1;
     wk_sim_result res;
     int rc = wk_sim_request(sim, c->policy, &sc, want_events ? tl : NULL, &res, err);
+    double oracle = NAN;
+    if (!rc) rc = oracle_for(cfg, in, c, &sc.link, &oracle, err);
     if (rc) return rc;
     if (want_events && sim->plan.n > 2000) { /* keep timelines small: thin out arrivals */
         size_t stride = sim->plan.n / 1000, w = 0;
@@ -114,9 +156,8 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
         }
         tl->n = w;
     }
-    char cell_key[1024];
-    snprintf(cell_key, sizeof cell_key, "%s|%s|%s|%s|%d|%d", c->policy->spec, c->trace->name, c->model->name,
-             c->device->name, c->context, c->request);
+    char key[1024];
+    cell_key(c, key, sizeof key);
     wk_request_row row = wk_results_empty_row("sim");
     row.policy = c->policy->ops->name;
     row.params = c->policy->spec;
@@ -127,8 +168,9 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
     row.task = cfg->task;
     row.context_tokens = c->context;
     row.seed = c->request;
-    row.cell = cell_key;
+    row.cell = key;
     row.output_tokens = res.s.tokens;
+    row.oracle_ttft_s = oracle;
     if (res.s.ok) {
         row.ttft_s = res.s.ttft_s;
         row.tpot_s = res.s.tpot_s;
@@ -148,30 +190,63 @@ static int run_cell(const wk_runner_config *cfg, const wk_quality_table *quality
         row.fail_reason = res.s.fail_reason;
     }
     int64_t request_id;
-    rc = wk_results_add_request(db, run_id, &row, &request_id, err);
+    if (own_txn) rc = wk_results_resume_run(db, run_id, err);
+    if (!rc) rc = wk_results_add_request(db, run_id, &row, &request_id, err);
     if (!rc && want_events) rc = store_timeline(db, request_id, tl, err);
+    if (own_txn) {
+        if (!rc) rc = wk_results_commit(db, err);
+        else {
+            wk_err ignored;
+            wk_results_commit(db, &ignored); /* nothing of a failed cell is kept: it was not added */
+        }
+    }
     return rc;
 }
 
-static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *db, int64_t run_id, wk_err *err) {
-    size_t total = cfg->n_models * cfg->n_devices * cfg->n_contexts * cfg->n_traces * cfg->n_policies *
-                   (size_t)cfg->requests_per_trace;
+
+
+static int in_skip(const wk_runner_slice *slice, const char *key) {
+    size_t lo = 0, hi = slice ? slice->n_skip : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(slice->skip[mid], key);
+        if (c == 0) return 1;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return 0;
+}
+
+static int in_slice(const wk_runner_slice *slice, size_t i) {
+    if (!slice) return 1;
+    size_t n = slice->shard_n > 0 ? (size_t)slice->shard_n : 1, jobs = slice->jobs > 0 ? (size_t)slice->jobs : 1;
+    return i % n == (size_t)slice->shard_k && (i / n) % jobs == (size_t)slice->job;
+}
+
+/* Every cell in order; `slice` NULL = all cells inside the caller's transaction. */
+static int run_grid(const wk_runner_config *cfg, runner_inputs *in, const wk_runner_slice *slice, wk_results *db,
+                    int64_t run_id, wk_err *err) {
+    size_t total = wk_runner_cell_count(cfg);
     wk_progress prog;
     if (cfg->progress) wk_progress_start(&prog, "sim", total);
     wk_sim sim;
     wk_sim_init(&sim);
     wk_timeline tl = {0};
     int rc = 0;
-    for (size_t t = 0; !rc && t < cfg->n_traces; t++) rc = store_trace_samples(db, &in->traces[t], err);
+    size_t index = 0;
     for (size_t m = 0; !rc && m < cfg->n_models; m++)
         for (size_t d = 0; !rc && d < cfg->n_devices; d++)
             for (size_t x = 0; !rc && x < cfg->n_contexts; x++)
                 for (size_t p = 0; !rc && p < cfg->n_policies; p++)
                     for (size_t t = 0; !rc && t < cfg->n_traces; t++)
-                        for (int r = 0; !rc && r < cfg->requests_per_trace; r++) {
+                        for (int r = 0; !rc && r < cfg->requests_per_trace; r++, index++) {
+                            if (!in_slice(slice, index)) continue;
                             cell c = {&in->traces[t], &in->models[m], &in->devices[d], &in->policies[p],
-                                      cfg->contexts[x], r};
-                            rc = run_cell(cfg, &in->quality, &sim, &c, db, run_id, &tl, err);
+                                      cfg->contexts[x], r, m * cfg->n_contexts + x};
+                            char key[1024];
+                            cell_key(&c, key, sizeof key);
+                            if (!in_skip(slice, key))
+                                rc = run_cell(cfg, in, &sim, &c, db, run_id, slice != NULL, &tl, err);
                             if (cfg->progress) wk_progress_step(&prog, 1);
                         }
     if (cfg->progress) wk_progress_finish(&prog);
@@ -180,15 +255,50 @@ static int run_grid(const wk_runner_config *cfg, runner_inputs *in, wk_results *
     return rc;
 }
 
-int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err) {
+size_t wk_runner_cell_count(const wk_runner_config *cfg) {
+    return cfg->n_models * cfg->n_devices * cfg->n_contexts * cfg->n_traces * cfg->n_policies *
+           (size_t)(cfg->requests_per_trace > 0 ? cfg->requests_per_trace : 0);
+}
+
+static int check_config(const wk_runner_config *cfg, wk_err *err) {
     if (!cfg->n_traces || !cfg->n_policies || !cfg->n_models || !cfg->n_devices || !cfg->n_contexts ||
         cfg->requests_per_trace <= 0 || cfg->output_tokens <= 0)
         return wk_err_set(err, WK_EINVAL, "sim: need at least one trace, policy, model, device, context and request");
+    return 0;
+}
+
+int wk_runner_store_traces(const wk_runner_config *cfg, wk_results *db, wk_err *err) {
+    int rc = 0;
+    for (size_t i = 0; !rc && i < cfg->n_traces; i++) {
+        wk_trace tr;
+        rc = wk_trace_load(cfg->traces[i], WK_FMT_AUTO, &tr, err);
+        if (rc) break;
+        rc = store_trace_samples(db, &tr, err);
+        wk_trace_free(&tr);
+    }
+    return rc;
+}
+
+int wk_runner_run_slice(const wk_runner_config *cfg, const wk_runner_slice *slice, wk_results *db, int64_t run_id,
+                        wk_err *err) {
+    int rc = check_config(cfg, err);
+    if (rc) return rc;
     runner_inputs in;
-    int rc = load_inputs(cfg, &in, err);
+    rc = load_inputs(cfg, &in, err);
+    if (!rc) rc = run_grid(cfg, &in, slice, db, run_id, err);
+    free_inputs(&in);
+    return rc;
+}
+
+int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err) {
+    int rc = check_config(cfg, err);
+    if (rc) return rc;
+    runner_inputs in;
+    rc = load_inputs(cfg, &in, err);
     if (!rc) rc = wk_results_begin_run(db, "sim", command, run_id, err);
     if (!rc) {
-        rc = run_grid(cfg, &in, db, *run_id, err);
+        for (size_t t = 0; !rc && t < in.n_traces_loaded; t++) rc = store_trace_samples(db, &in.traces[t], err);
+        if (!rc) rc = run_grid(cfg, &in, NULL, db, *run_id, err);
         if (!rc) rc = wk_results_finish_run(db, *run_id, err);
         if (rc) {
             wk_err ignored;
@@ -204,28 +314,37 @@ typedef struct {
     int context;
 } group_key;
 
-static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, double bytes, double util,
-                        size_t failed) {
+typedef struct {
+    double bytes, util, kv;
+    double *ratio;     /* ttft / oracle of each request */
+    size_t n_ratio;
+} group_sums;
+
+static void print_group(FILE *out, const group_key *k, double *ttft, size_t n, const group_sums *g, size_t failed) {
     wk_sort_doubles(ttft, n);
-    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %10.1f %6.2f %6zu\n", k->policy, k->trace, k->model,
-            k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
-            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN, n ? bytes / (double)n / 1e6 : NAN,
-            n ? util / (double)n : NAN, failed);
+    double dn = (double)n;
+    wk_sort_doubles(g->ratio, g->n_ratio);
+    fprintf(out, "%-12s %-28s %-14s %-16s %7d %9.3f %9.3f %8.2f %10.1f %6.2f %6.2f %6zu\n", k->policy, k->trace,
+            k->model, k->device, k->context, n ? wk_percentile_sorted(ttft, n, 0.5) : NAN,
+            n ? wk_percentile_sorted(ttft, n, 0.95) : NAN,
+            g->n_ratio ? wk_percentile_sorted(g->ratio, g->n_ratio, 0.5) : NAN, n ? g->bytes / dn / 1e6 : NAN,
+            n ? g->util / dn : NAN, n ? g->kv / dn : NAN, failed);
 }
 
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err) {
     sqlite3 *h = wk_results_handle(db);
     const char *sql = "SELECT policy, trace, model, device, context_tokens, status, ttft_s, bytes_sent,"
-                      " link_utilisation FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
+                      " link_utilisation, kv_fraction_at_first, oracle_ttft_s FROM complete_requests WHERE (?1 <= 0 OR run_id = ?1)"
                       " ORDER BY model, device, context_tokens, trace, policy";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) != SQLITE_OK)
         return wk_err_set(err, WK_EDB, "summary: %s", sqlite3_errmsg(h));
     sqlite3_bind_int64(st, 1, run_id);
-    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %10s %6s %6s\n", "policy", "trace", "model", "device", "context",
-            "ttft_p50", "ttft_p95", "sent_MB", "util", "failed");
+    fprintf(out, "%-12s %-28s %-14s %-16s %7s %9s %9s %8s %10s %6s %6s %6s\n", "policy", "trace", "model", "device",
+            "context", "ttft_p50", "ttft_p95", "x_oracle", "sent_MB", "util", "kv@1st", "failed");
     size_t cap = 1024, n = 0, failed = 0, rows = 0;
-    double *ttft = malloc(cap * sizeof *ttft), bytes = 0, util = 0;
+    double *ttft = malloc(cap * sizeof *ttft), *ratio = malloc(cap * sizeof *ratio);
+    group_sums sums = {0, 0, 0, ratio, 0};
     group_key cur = {0}, k;
     int have = 0, rc = 0, step;
     while (ttft && (step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -236,9 +355,9 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
         snprintf(k.device, sizeof k.device, "%s", sqlite3_column_text(st, 3) ? (const char *)sqlite3_column_text(st, 3) : "-");
         k.context = sqlite3_column_int(st, 4);
         if (have && memcmp(&k, &cur, sizeof k) != 0) {
-            print_group(out, &cur, ttft, n, bytes, util, failed);
+            print_group(out, &cur, ttft, n, &sums, failed);
             n = failed = 0;
-            bytes = util = 0;
+            sums = (group_sums){0, 0, 0, ratio, 0};
         }
         cur = k;
         have = 1;
@@ -248,19 +367,24 @@ int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *e
             continue;
         }
         if (n == cap) {
-            double *g = realloc(ttft, 2 * cap * sizeof *g);
-            if (!g) break;
-            ttft = g;
+            double *g = realloc(ttft, 2 * cap * sizeof *g), *h2 = g ? realloc(ratio, 2 * cap * sizeof *h2) : NULL;
+            if (g) ttft = g;
+            if (h2) ratio = sums.ratio = h2;
+            if (!g || !h2) break;
             cap *= 2;
         }
         ttft[n++] = sqlite3_column_double(st, 6);
-        bytes += sqlite3_column_double(st, 7);
-        util += sqlite3_column_double(st, 8);
+        sums.bytes += sqlite3_column_double(st, 7);
+        sums.util += sqlite3_column_double(st, 8);
+        sums.kv += sqlite3_column_double(st, 9);
+        if (sqlite3_column_type(st, 10) != SQLITE_NULL && sqlite3_column_double(st, 10) > 0)
+            ratio[sums.n_ratio++] = sqlite3_column_double(st, 6) / sqlite3_column_double(st, 10);
     }
-    if (!ttft) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
-    else if (have) print_group(out, &cur, ttft, n, bytes, util, failed);
+    if (!ttft || !ratio) rc = wk_err_set(err, WK_ENOMEM, "summary: out of memory");
+    else if (have) print_group(out, &cur, ttft, n, &sums, failed);
     sqlite3_finalize(st);
     free(ttft);
+    free(ratio);
     if (!rc && rows == 0) rc = wk_err_set(err, WK_ENOTFOUND, "summary: no complete requests in the database");
     return rc;
 }

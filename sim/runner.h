@@ -24,13 +24,33 @@ typedef struct wk_runner_config {
     wk_events_mode events;
     int progress;                /* progress bar on stderr */
     const char *quality_path;    /* quality table; NULL: the bundled assumed one */
+    double quality_target;       /* F1 relative to full KV that the oracle must reach (0: no oracle) */
 } wk_runner_config;
 
 /* Runs the grid into `db` as one run of kind 'sim'; *run_id gets its id. On failure the run is
  * marked failed and nothing of it is reported. */
 int wk_runner_run(const wk_runner_config *cfg, wk_results *db, const char *command, int64_t *run_id, wk_err *err);
 
-/* Prints TTFT median and p95, mean bytes sent and link utilisation per policy and trace, for one
+/* A slice of a grid, for sweeps: cells are numbered in a fixed order (models, devices, contexts,
+ * policies, traces, requests); cell i belongs to shard i % shard_n (0-based shard_k) and, inside
+ * it, to job (i / shard_n) % jobs. Cells whose key is in `skip` (sorted, strcmp) are not rerun.
+ * Each cell is written in its own transaction, so several processes can write one run and a kill
+ * loses at most the cell in flight. */
+typedef struct wk_runner_slice {
+    int shard_k, shard_n;
+    int job, jobs;
+    char **skip;
+    size_t n_skip;
+} wk_runner_slice;
+
+size_t wk_runner_cell_count(const wk_runner_config *cfg);
+/* Writes the trace samples of every trace of the grid (own transaction). */
+int wk_runner_store_traces(const wk_runner_config *cfg, wk_results *db, wk_err *err);
+/* Runs the slice's cells into an existing run (created by wk_results_create_run). */
+int wk_runner_run_slice(const wk_runner_config *cfg, const wk_runner_slice *slice, wk_results *db, int64_t run_id,
+                        wk_err *err);
+
+/* Prints TTFT median and p95, and the median ratio to the oracle, mean bytes sent and link utilisation per policy and trace, for one
  * run (run_id > 0) or all complete runs (run_id <= 0). */
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err);
 

@@ -82,7 +82,7 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     long idx = pol->ops->next_unit(pol->state, pol->param, &r->v);
     if (idx < 0 || (size_t)idx >= r->v.plan->n || s->unit_state[idx] != WK_US_PLANNED) {
         r->sender_idle = 1;
-        r->v.sender_done = idx < 0;
+        r->v.sender_done = idx == WK_SEND_DONE;
         return 0;
     }
     const wk_unit *u = &r->v.plan->units[idx];
@@ -129,6 +129,25 @@ static size_t collect_pending(wk_session *s, run_state *r, size_t count) {
     return n;
 }
 
+/* With per-token importance (plans that mix local prefill and streamed KV), streamed KV of tokens the
+ * device computed itself counts once: as local. */
+static int superseded(const wk_view *v, const wk_unit *u) {
+    return v->plan->token_importance && u->kind == WK_UNIT_KV && u->token_first + u->token_count <= v->tokens_prefilled;
+}
+
+static void account_local_prefill(wk_session *s, wk_view *v, const wk_action *a) {
+    for (int t = a->position; t < a->position + a->tokens; t++) v->importance_local += v->plan->token_importance[t];
+    int end = a->position + a->tokens;
+    for (size_t u = 0; u < v->plan->n; u++) {
+        const wk_unit *un = &v->plan->units[u];
+        if (s->unit_state[u] == WK_US_USABLE && un->kind == WK_UNIT_KV && un->token_first >= a->position &&
+            un->token_first + un->token_count <= end) {
+            v->importance_usable -= un->importance;
+            v->kv_values_usable -= un->values;
+        }
+    }
+}
+
 static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_result *out, wk_timeline *tl) {
     const wk_action *a = &r->current;
     double dt = r->v.now - r->current_start;
@@ -139,8 +158,10 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
             uint32_t u = s->pending[i];
             s->unit_state[u] = WK_US_USABLE;
             r->v.n_usable++;
-            r->v.kv_values_usable += r->v.plan->units[u].values;
-            r->v.importance_usable += r->v.plan->units[u].importance;
+            if (!superseded(&r->v, &r->v.plan->units[u])) {
+                r->v.kv_values_usable += r->v.plan->units[u].values;
+                r->v.importance_usable += r->v.plan->units[u].importance;
+            }
         }
         if (before_first) r->decode_s += dt;
         if (tl && r->v.plan->kv_values_total > 0)
@@ -148,9 +169,10 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
         break;
     case WK_ACT_PREFILL:
         r->v.tokens_prefilled += a->tokens;
+        if (r->v.plan->token_importance) account_local_prefill(s, &r->v, a);
         if (before_first) r->compute_s += dt;
         /* the step that computes the last context token yields the first output token */
-        if (r->v.tokens_prefilled >= r->v.req->context_tokens && r->v.tokens_emitted == 0) accepted = 1;
+        if (a->position + a->tokens >= r->v.req->context_tokens && r->v.tokens_emitted == 0) accepted = 1;
         else break;
         /* fall through */
     case WK_ACT_EMIT:
@@ -182,6 +204,7 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
     wk_action a;
     memset(&a, 0, sizeof a);
     a.wake_at = -1;
+    a.position = r->v.tokens_prefilled;
     pol->ops->decide(pol->state, pol->param, &r->v, &a);
     if (a.kind == WK_ACT_DONE) {
         *done = 1;
@@ -195,7 +218,7 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
         r->pending_n = collect_pending(s, r, a.count);
         if (r->pending_n == 0) return wk_err_set(err, WK_ESTATE, "policy %s: decode with nothing arrived", pol->ops->name);
     }
-    if (a.kind == WK_ACT_PREFILL && (a.tokens <= 0 || r->v.tokens_prefilled + a.tokens > r->v.req->context_tokens))
+    if (a.kind == WK_ACT_PREFILL && (a.tokens <= 0 || a.position < 0 || a.position + a.tokens > r->v.req->context_tokens))
         return wk_err_set(err, WK_ESTATE, "policy %s: prefill of %d tokens beyond the context", pol->ops->name, a.tokens);
     double seconds = 0;
     int accepted = 1;

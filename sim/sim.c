@@ -71,7 +71,7 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
         return 0;
     }
     case WK_ACT_PREFILL:
-        *seconds = wk_device_prefill_s(d, m, a->tokens, v->tokens_prefilled);
+        *seconds = wk_device_prefill_s(d, m, a->tokens, a->position);
         return 0;
     case WK_ACT_EMIT:
         *accepted = step_accepted(b, v);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "kv/kivi.h"
+#include "sim/oracle.h"
 #include "sim/sim.h"
 #include "tests/check_util.h"
 
@@ -129,6 +130,173 @@ START_TEST(output_tokens_give_time_per_token) {
 }
 END_TEST
 
+/* CacheGen picks its finest level when the link is fast and its coarsest when it is slow. */
+START_TEST(cachegen_adapts_level_to_bandwidth) {
+    load_fixtures();
+    wk_trace fast, slow;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("fast", 100000.0, 1.0, &fast, &err), 0);
+    ck_assert_int_eq(wk_trace_constant("slow", 10.0, 1.0, &slow, &err), 0);
+    wk_sim_config cfg = config(&fast, &laptop, 8192);
+    wk_sim_result rf, rs;
+    run_one("cachegen", &cfg, &rf);
+    cfg.trace = &slow;
+    run_one("cachegen", &cfg, &rs);
+    /* first chunk at the default level 2, then the finest (fast) or the coarsest (slow) */
+    wk_sim sim;
+    wk_sim_init(&sim);
+    wk_policy pol;
+    ck_assert_int_eq(wk_policy_create("cachegen", &pol, &err), 0);
+    wk_sim_result tmp;
+    ck_assert_int_eq(wk_sim_request(&sim, &pol, &cfg, NULL, &tmp, &err), 0);
+    int64_t coarse = sim.plan.units[2].bytes, finest = 0, coarsest = 0;
+    for (size_t c = 1; c < 8; c++) {
+        finest += sim.plan.units[c * 5 + 4].bytes;
+        coarsest += sim.plan.units[c * 5 + 0].bytes;
+    }
+    ck_assert_int_eq(rf.s.payload_bytes_sent, coarse + finest);
+    ck_assert_int_eq(rs.s.payload_bytes_sent, coarse + coarsest);
+    ck_assert(finest > coarsest);
+    wk_policy_free(&pol);
+    wk_sim_free(&sim);
+    wk_trace_free(&fast);
+    wk_trace_free(&slow);
+}
+END_TEST
+
+/* WiKV without a confidence test (every step passes) emits at its first threshold. */
+START_TEST(wikv_emits_at_first_threshold) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("c200", 200.0, 1.0, &tr, &err), 0);
+    wk_sim_config cfg = config(&tr, &laptop, 4096);
+    wk_sim_result res;
+    run_one("wikv:threshold=0.4,ttft_deadline=0", &cfg, &res);
+    ck_assert_msg(res.s.kv_fraction_at_first >= 0.4 && res.s.kv_fraction_at_first < 0.41, "fraction %g",
+                  res.s.kv_fraction_at_first);
+    /* ranked by importance: the first 40% of the vectors carry more than 40% of the attention mass */
+    ck_assert_msg(res.s.coverage_at_first > 0.5, "coverage %g", res.s.coverage_at_first);
+    run_one("wikv:threshold=1,ttft_deadline=0", &cfg, &res);
+    ck_assert_double_eq_tol(res.s.kv_fraction_at_first, 1.0, 1e-9);
+    wk_trace_free(&tr);
+}
+END_TEST
+
+/* On a slow link the TTFT deadline forces the first token. */
+START_TEST(wikv_deadline_forces_first_token) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("c5", 5.0, 1.0, &tr, &err), 0);
+    wk_sim_config cfg = config(&tr, &laptop, 8192);
+    wk_sim_result res;
+    double ttft = run_one("wikv:ttft_deadline=2", &cfg, &res);
+    double deadline = cfg.link.request_delay_s + 2.0;
+    double step = wk_device_decode_s(&laptop, &llama, 8192, 131072.0);
+    ck_assert_msg(ttft >= deadline && ttft <= deadline + 2 * step + 0.05, "ttft %g deadline %g", ttft, deadline);
+    ck_assert(res.s.kv_fraction_at_first < 0.25);
+    wk_trace_free(&tr);
+}
+END_TEST
+
+/* A confidence test that fails below a coverage makes WiKV wait for more of the stream. */
+START_TEST(wikv_waits_when_confidence_test_fails) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("c200", 200.0, 1.0, &tr, &err), 0);
+    wk_quality_table q;
+    memset(&q, 0, sizeof q);
+    strcpy(q.source, "assumed");
+    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
+    q.rows[1] = (wk_quality_row){"default", 0.9499, 0.0, 0.9};
+    q.rows[2] = (wk_quality_row){"default", 0.95, 1.0, 1.0};
+    q.n = 3;
+    wk_sim_config cfg = config(&tr, &laptop, 4096);
+    cfg.quality = &q;
+    wk_sim_result res;
+    run_one("wikv:threshold=0.25,step=0.05,ttft_deadline=0", &cfg, &res);
+    ck_assert_msg(res.s.coverage_at_first >= 0.95, "coverage %g", res.s.coverage_at_first);
+    wk_trace_free(&tr);
+}
+END_TEST
+
+/* hybrid: on a crawling link the device prefills nearly everything (TTFT close to prefill's); on a
+ * fast link it streams and beats local prefill; it never double-counts coverage. */
+START_TEST(hybrid_meets_in_the_middle) {
+    load_fixtures();
+    wk_trace slow, fast;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("slow", 0.5, 1.0, &slow, &err), 0);
+    ck_assert_int_eq(wk_trace_constant("fast", 2000.0, 1.0, &fast, &err), 0);
+    wk_sim_config cfg = config(&slow, &orin, 4096);
+    wk_sim_result hy, pf;
+    run_one("hybrid:threshold=1", &cfg, &hy);
+    run_one("prefill:chunk=512", &cfg, &pf);
+    ck_assert_msg(hy.s.ttft_s <= pf.s.ttft_s * 1.05, "slow: hybrid %g prefill %g", hy.s.ttft_s, pf.s.ttft_s);
+    ck_assert(hy.s.coverage_at_first <= 1.0 + 1e-9);
+    cfg.trace = &fast;
+    run_one("hybrid:threshold=1", &cfg, &hy);
+    run_one("prefill:chunk=512", &cfg, &pf);
+    ck_assert_msg(hy.s.ttft_s < 0.5 * pf.s.ttft_s, "fast: hybrid %g prefill %g", hy.s.ttft_s, pf.s.ttft_s);
+    ck_assert_msg(hy.s.coverage_at_first > 0.999 && hy.s.coverage_at_first <= 1.0 + 1e-9, "coverage %g",
+                  hy.s.coverage_at_first);
+    wk_trace_free(&slow);
+    wk_trace_free(&fast);
+}
+END_TEST
+
+/* The oracle is a lower bound: no policy that reaches full coverage beats it. */
+START_TEST(oracle_bounds_every_full_quality_policy) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    double t[] = {0, 2, 4};
+    double mbps[] = {300, 20, 120};
+    ck_assert_int_eq(wk_trace_from_capacity("var", t, mbps, 3, 6.0, &tr, &err), 0);
+    wk_oracle_curves *oc = malloc(sizeof *oc);
+    ck_assert_int_eq(wk_oracle_prepare(&llama, 4096, 1.0, oc, &err), 0);
+    const char *policies[] = {"prefill", "full", "kivi2", "kivi4", "cachegen", "wikv:threshold=1,ttft_deadline=0",
+                              "hybrid:threshold=1"};
+    for (int off = 0; off < 6; off += 2) {
+        wk_sim_config cfg = config(&tr, &laptop, 4096);
+        cfg.link.trace_offset_s = off;
+        double bound = wk_oracle_ttft(oc, &tr, &cfg.link, &llama, &laptop);
+        for (size_t p = 0; p < sizeof policies / sizeof policies[0]; p++) {
+            wk_sim_result res;
+            double ttft = run_one(policies[p], &cfg, &res);
+            ck_assert_msg(ttft >= bound, "%s at offset %d: ttft %g < oracle %g", policies[p], off, ttft, bound);
+        }
+    }
+    free(oc);
+    wk_trace_free(&tr);
+}
+END_TEST
+
+/* Eviction policies stream budget x layers x heads fp16 vectors; H2O keeps more attention mass than
+ * StreamingLLM at the same budget. */
+START_TEST(eviction_policies_stream_their_budget) {
+    load_fixtures();
+    wk_trace tr;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_constant("c500", 500.0, 1.0, &tr, &err), 0);
+    wk_sim_config cfg = config(&tr, &laptop, 4096);
+    wk_sim_result h2o, sl, snap;
+    run_one("h2o:budget=512", &cfg, &h2o);
+    run_one("streamingllm:budget=512", &cfg, &sl);
+    run_one("snapkv:budget=512", &cfg, &snap);
+    int64_t expect = 512LL * 32 * 8 * 2 * 128 * 2;
+    ck_assert_int_eq(h2o.s.payload_bytes_sent, expect);
+    ck_assert_int_eq(sl.s.payload_bytes_sent, expect);
+    ck_assert_int_eq(snap.s.payload_bytes_sent, expect);
+    ck_assert_double_eq_tol(h2o.s.kv_fraction_at_first, 512.0 / 4096, 1e-9);
+    ck_assert_msg(h2o.s.coverage_at_first > sl.s.coverage_at_first, "h2o %g streamingllm %g", h2o.s.coverage_at_first,
+                  sl.s.coverage_at_first);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 START_TEST(policy_specs_are_validated) {
     wk_policy p;
     wk_err err;
@@ -195,6 +363,13 @@ int main(void) {
     tcase_add_test(tc, kivi_is_faster_than_full_on_slow_link);
     tcase_add_test(tc, prefill_overlaps_text_arrival_with_compute);
     tcase_add_test(tc, output_tokens_give_time_per_token);
+    tcase_add_test(tc, cachegen_adapts_level_to_bandwidth);
+    tcase_add_test(tc, wikv_emits_at_first_threshold);
+    tcase_add_test(tc, wikv_deadline_forces_first_token);
+    tcase_add_test(tc, wikv_waits_when_confidence_test_fails);
+    tcase_add_test(tc, hybrid_meets_in_the_middle);
+    tcase_add_test(tc, oracle_bounds_every_full_quality_policy);
+    tcase_add_test(tc, eviction_policies_stream_their_budget);
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, bundled_specs_and_devices_load);

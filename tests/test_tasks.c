@@ -180,6 +180,12 @@ START_TEST(rejects_bad_length) {
     ck_assert_int_eq(wk_task_kind_parse("topic", &k, &err), 0);
     ck_assert_int_eq(k, WK_TASK_TOPIC);
     ck_assert_str_eq(wk_task_metric(WK_TASK_VARTRACK), "contains_all");
+    /* the smallest context still holds every answer, even where the task text alone is longer */
+    for (int t = 0; t < WK_TASK_KINDS; t++) {
+        wk_task_item it = gen((wk_task_kind)t, 5, WK_TASK_MIN_TOKENS);
+        for (size_t i = 0; i < it.n_answers; i++) ck_assert_ptr_nonnull(strstr(it.context, it.answers[i]));
+        wk_task_item_free(&it);
+    }
 }
 END_TEST
 

@@ -70,7 +70,7 @@ START_TEST(long_run_means_in_model_range) {
     for (size_t i = 0; i < wk_gen_model_count(); i++) {
         const wk_gen_model *m = wk_gen_model_at(i);
         wk_trace tr;
-        gen(m->name, 3000, 11, 1, &tr, NULL);
+        gen(m->name, 2000, 11, 1, &tr, NULL);
         double mean = wk_trace_mean_mbps(&tr);
         ck_assert_msg(mean >= m->expect_lo_mbps && mean <= m->expect_hi_mbps, "%s: mean %g not in [%g, %g]", m->name,
                       mean, m->expect_lo_mbps, m->expect_hi_mbps);

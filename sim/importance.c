@@ -1,0 +1,17 @@
+/* Synthetic importance for simulated plans. */
+#include "sim/importance.h"
+
+#include "kv/semantic.h"
+
+#define WK_SIM_IMPORTANCE_SEED 0x5EED
+
+int wk_sim_attention(const wk_model_spec *m, int context, float *raw, wk_err *err) {
+    return wk_sem_synth_importance(WK_SIM_IMPORTANCE_SEED, m->n_layers, m->n_kv_heads, context, raw, err);
+}
+
+int wk_sim_importance(const wk_model_spec *m, int context, float *imp, wk_err *err) {
+    int rc = wk_sim_attention(m, context, imp, err);
+    if (rc) return rc;
+    wk_sem_suffix_sum(imp, m->n_layers, m->n_kv_heads, context);
+    return 0;
+}

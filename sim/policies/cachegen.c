@@ -1,0 +1,124 @@
+/* cachegen: CacheGen's bandwidth-adaptive streaming. The context is cut into chunks of tokens; every
+ * chunk is encoded at several quality levels (kv/cachegen.h; sizes measured by kv/codec_size.h). Before
+ * sending each chunk the sender picks the finest level whose remaining bytes, at the throughput
+ * measured so far, still meet the time budget (CacheGen's SLO-driven adaptation; the first chunk goes at
+ * `first_level`). The device entropy-decodes chunks as they arrive and decodes the first token once
+ * every chunk is in. */
+#include <math.h>
+#include <string.h>
+
+#include "kv/codec_size.h"
+#include "sim/policy.h"
+
+enum { P_CHUNK, P_SLO, P_FIRST_LEVEL, P_MIN_LEVEL, P_MAX_LEVEL };
+static const wk_param_desc params[] = {
+    {"chunk", "context tokens per chunk", 64, 65536, 1024, 1},
+    {"slo", "time budget in seconds for the whole stream, per 8K context tokens", 0.05, 10000, 2.0, 0},
+    {"first_level", "level of the first chunk, before any throughput is measured", 0, WK_CG_LEVELS - 1, 2, 1},
+    {"min_level", "coarsest level allowed", 0, WK_CG_LEVELS - 1, 0, 1},
+    {"max_level", "finest level allowed", 0, WK_CG_LEVELS - 1, WK_CG_LEVELS - 1, 1},
+};
+
+typedef struct {
+    wk_codec_sizes sizes;
+    int sizes_for[3];
+    size_t chunks;
+    size_t next_chunk;
+} cachegen_state;
+
+static int ensure_sizes(cachegen_state *st, const wk_model_spec *m, wk_err *err) {
+    if (st->sizes_for[0] == m->n_layers && st->sizes_for[1] == m->n_kv_heads && st->sizes_for[2] == m->head_dim)
+        return 0;
+    wk_codec_size_params p = wk_codec_size_defaults(m->n_layers, m->n_kv_heads, m->head_dim);
+    int rc = wk_codec_sizes_measure(&p, &st->sizes, err);
+    if (rc) return rc;
+    st->sizes_for[0] = m->n_layers;
+    st->sizes_for[1] = m->n_kv_heads;
+    st->sizes_for[2] = m->head_dim;
+    return 0;
+}
+
+/* Units: chunk c at level k is unit c * WK_CG_LEVELS + k (the sender sends one level per chunk). */
+static int plan(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
+    cachegen_state *st = state;
+    const wk_model_spec *m = req->model;
+    int rc = ensure_sizes(st, m, err);
+    if (rc) return rc;
+    int chunk = (int)param[P_CHUNK];
+    double values_per_token = (double)m->n_layers * (double)wk_model_kv_values_per_token_layer(m);
+    st->chunks = 0;
+    for (int t = 0; t < req->context_tokens; t += chunk) {
+        int n = req->context_tokens - t < chunk ? req->context_tokens - t : chunk;
+        for (int level = 0; level < WK_CG_LEVELS; level++) {
+            wk_unit u = {.bytes = (int64_t)ceil(wk_codec_unit_bytes(&st->sizes, WK_CODEC_CACHEGEN, level, 0,
+                                                                    m->n_layers, n)),
+                         .layer_first = 0, .layer_count = m->n_layers, .token_first = t, .token_count = n,
+                         .kv_head = -1, .level = (int16_t)level, .kind = WK_UNIT_KV, .group = t / chunk,
+                         .values = values_per_token * n, .decoded_bytes = 2 * values_per_token * n};
+            rc = wk_plan_push(plan, &u, err);
+            if (rc) return rc;
+        }
+        st->chunks++;
+    }
+    plan->kv_values_total = values_per_token * req->context_tokens;
+    return 0;
+}
+
+static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
+    (void)param;
+    (void)req;
+    (void)plan;
+    ((cachegen_state *)state)->next_chunk = 0;
+}
+
+/* Bytes of chunks [c, end) at one level. */
+static double remaining_bytes(const wk_plan *plan, size_t c, size_t chunks, int level) {
+    double bytes = 0;
+    for (size_t i = c; i < chunks; i++) bytes += (double)plan->units[i * WK_CG_LEVELS + (size_t)level].bytes;
+    return bytes;
+}
+
+static long next_unit(void *state, const double *param, const wk_view *v) {
+    cachegen_state *st = state;
+    if (st->next_chunk >= st->chunks) return WK_SEND_DONE;
+    int lo = (int)param[P_MIN_LEVEL], hi = (int)param[P_MAX_LEVEL];
+    if (hi < lo) hi = lo;
+    int level = (int)param[P_FIRST_LEVEL];
+    if (v->est_bw_Bps > 0) {
+        double budget_end = v->stream_start + param[P_SLO] * v->req->context_tokens / 8192.0;
+        double left = budget_end - v->now;
+        level = lo;
+        for (int k = hi; k >= lo; k--)
+            if (left > 0 && remaining_bytes(v->plan, st->next_chunk, st->chunks, k) / v->est_bw_Bps <= left) {
+                level = k;
+                break;
+            }
+    }
+    if (level < lo) level = lo;
+    if (level > hi) level = hi;
+    return (long)(st->next_chunk++ * WK_CG_LEVELS + (size_t)level);
+}
+
+static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
+    (void)state;
+    (void)param;
+    if (wk_policy_decode_arrived(v, a)) return;
+    if (v->kv_values_usable >= v->plan->kv_values_total) {
+        a->kind = WK_ACT_EMIT;
+        a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
+        return;
+    }
+    a->kind = WK_ACT_WAIT;
+}
+
+const wk_policy_ops wk_policy_cachegen = {
+    .name = "cachegen",
+    .summary = "chunked, entropy-coded KV at a per-chunk quality level that meets a time budget",
+    .params = params,
+    .n_params = sizeof params / sizeof params[0],
+    .state_size = sizeof(cachegen_state),
+    .plan = plan,
+    .start = start,
+    .next_unit = next_unit,
+    .decide = decide,
+};
