@@ -1,5 +1,6 @@
 /* config.json -> wk_model_config. Every field is range-checked so that later allocations sized from
  * the config cannot overflow; a bad or unsupported field is named in the error. */
+#include <math.h>
 #include "exec/model_config.h"
 
 #include <stdio.h>
@@ -214,4 +215,24 @@ long long wk_model_config_n_params(const wk_model_config *c) {
     if (c->qk_norm) layer += 2LL * c->head_dim;
     long long emb = (long long)c->vocab_size * c->dim;
     return emb * (c->tie_embeddings ? 1 : 2) + layer * c->n_layers + c->dim;
+}
+
+void wk_model_config_rope_inv_freq(const wk_model_config *c, float *inv_freq) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        double f = 1.0 / pow((double)c->rope_theta, (2.0 * i) / c->head_dim);
+        if (c->rope_type == WK_ROPE_LINEAR) f /= c->rope_factor;
+        else if (c->rope_type == WK_ROPE_LLAMA3) {
+            double lo_wl = c->rope_orig_max_pos / c->rope_low_freq_factor;
+            double hi_wl = c->rope_orig_max_pos / c->rope_high_freq_factor;
+            double wl = 2.0 * 3.14159265358979323846 / f;
+            if (wl > lo_wl) f /= c->rope_factor;
+            else if (wl >= hi_wl) {
+                double smooth = (c->rope_orig_max_pos / wl - c->rope_low_freq_factor) /
+                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0 - smooth) * f / c->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = (float)f;
+    }
 }

@@ -47,6 +47,9 @@ typedef struct wk_model_config {
 int wk_model_config_parse(const char *text, size_t len, const char *what, wk_model_config *cfg, wk_err *err);
 /* Reads DIR/config.json. */
 int wk_model_config_load_dir(const char *dir, wk_model_config *cfg, wk_err *err);
+/* RoPE inverse frequencies inv_freq[head_dim / 2] with the config's scaling (none, linear, llama3),
+ * shared by every engine backend so they rotate identically. */
+void wk_model_config_rope_inv_freq(const wk_model_config *c, float *inv_freq);
 /* Number of parameters the config implies (embeddings counted once when tied). */
 long long wk_model_config_n_params(const wk_model_config *cfg);
 

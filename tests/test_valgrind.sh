@@ -7,7 +7,7 @@ src=$2
 if ! command -v valgrind >/dev/null; then echo "SKIP: valgrind not installed"; exit 0; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-valgrind --quiet --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+valgrind --quiet --error-exitcode=9 --suppressions="$src/tests/valgrind.supp" --leak-check=full --errors-for-leak-kinds=definite,indirect \
   "$wikv" sim --trace "$src/traces/lte-static-90s-seed1.txt" --policy prefill,full,kivi2,cachegen,hybrid \
   --context 1024 --requests 2 --db "$tmp/v.db" --no-progress >"$tmp/out" 2>"$tmp/err"
 status=$?

@@ -178,8 +178,8 @@ def curriculum(p, rng, max_len, tokens_per_batch, induction_frac=0.10):
     """(kind, length, count) for training progress p in [0, 1)."""
     if p < induction_frac:
         kind, length = "induction", int(rng.uniform(128, 768))
-    elif p < 0.55:
-        kind = "induction" if rng.random() < 0.1 else "tasks"
+    elif p < induction_frac + 0.4:  # short tasks first: retrieval is learned at 512-2048 tokens
+        kind = "induction" if rng.random() < 0.15 else "tasks"
         length = int(math.exp(rng.uniform(math.log(512), math.log(2048))))
     else:
         kind = "induction" if rng.random() < 0.05 else "tasks"

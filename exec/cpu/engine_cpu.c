@@ -100,26 +100,6 @@ static void rope(float *v, int hd, int pos, const float *inv_freq) {
     }
 }
 
-static void rope_init(const wk_model_config *c, float *inv_freq) {
-    int half = c->head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        double f = 1.0 / pow((double)c->rope_theta, (2.0 * i) / c->head_dim);
-        if (c->rope_type == WK_ROPE_LINEAR) f /= c->rope_factor;
-        else if (c->rope_type == WK_ROPE_LLAMA3) {
-            double lo_wl = c->rope_orig_max_pos / c->rope_low_freq_factor;
-            double hi_wl = c->rope_orig_max_pos / c->rope_high_freq_factor;
-            double wl = 2.0 * 3.14159265358979323846 / f;
-            if (wl > lo_wl) f /= c->rope_factor;
-            else if (wl >= hi_wl) {
-                double smooth = (c->rope_orig_max_pos / wl - c->rope_low_freq_factor) /
-                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (1.0 - smooth) * f / c->rope_factor + smooth * f;
-            }
-        }
-        inv_freq[i] = (float)f;
-    }
-}
-
 /* ---- KV cache -------------------------------------------------------------------------------- */
 
 static size_t kv_index(const wk_kv_cache *kv, int layer, int head, int token) {
@@ -396,7 +376,7 @@ static int alloc_state(wk_engine *e, wk_err *err) {
     if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att_out || !s->hb || !s->hb2 || !s->scores || !s->rope_inv_freq ||
         !kv->k || !kv->v || !kv->present)
         return wk_err_set(err, WK_ENOMEM, "engine: cannot allocate run state / KV cache (%zu slots)", slots);
-    rope_init(c, s->rope_inv_freq);
+    wk_model_config_rope_inv_freq(c, s->rope_inv_freq);
     return 0;
 }
 

@@ -137,26 +137,6 @@ static int alloc_weights(wk_engine *e, wk_err *err) {
     return 0;
 }
 
-/* Same inverse frequencies as the CPU reference's rope_init (default, linear and llama3 scaling). */
-static void rope_inv_freq(const wk_model_config *c, float *inv_freq) {
-    int half = c->head_dim / 2;
-    for (int i = 0; i < half; i++) {
-        double f = 1.0 / pow((double)c->rope_theta, (2.0 * i) / c->head_dim);
-        if (c->rope_type == WK_ROPE_LINEAR) f /= c->rope_factor;
-        else if (c->rope_type == WK_ROPE_LLAMA3) {
-            double lo_wl = c->rope_orig_max_pos / c->rope_low_freq_factor;
-            double hi_wl = c->rope_orig_max_pos / c->rope_high_freq_factor;
-            double wl = 2.0 * 3.14159265358979323846 / f;
-            if (wl > lo_wl) f /= c->rope_factor;
-            else if (wl >= hi_wl) {
-                double smooth = (c->rope_orig_max_pos / wl - c->rope_low_freq_factor) /
-                                (c->rope_high_freq_factor - c->rope_low_freq_factor);
-                f = (1.0 - smooth) * f / c->rope_factor + smooth * f;
-            }
-        }
-        inv_freq[i] = (float)f;
-    }
-}
 
 static uint32_t syn_key(int layer, int kind) { return (uint32_t)((layer + 1) * 16 + kind); }
 
@@ -676,7 +656,7 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     if (rc) goto fail;
     im->use_gemv = wk_cu_gemv_supported(e->cfg.dim) && wk_cu_gemv_supported(e->cfg.n_heads * e->cfg.head_dim) &&
                    wk_cu_gemv_supported(e->cfg.hidden_dim) && !getenv("WIKV_CUDA_NO_GEMV");
-    rope_inv_freq(&e->cfg, inv_freq);
+    wk_model_config_rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);
     rc = rc ? rc : alloc_state(e, err);
     if (rc) goto fail;
