@@ -19,6 +19,10 @@ void wk_event_queue_clear(wk_event_queue *q) {
 static int before(const wk_event *a, const wk_event *b) { return a->t < b->t || (a->t == b->t && a->seq < b->seq); }
 
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err) {
+    return wk_event_queue_push_owned(q, t, 0, type, arg, err);
+}
+
+int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err) {
     if (q->n == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 64;
         wk_event *h = realloc(q->heap, cap * sizeof *h);
@@ -27,7 +31,7 @@ int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_e
         q->cap = cap;
     }
     size_t i = q->n++;
-    wk_event ev = {t, q->next_seq++, type, arg};
+    wk_event ev = {t, q->next_seq++, owner, type, arg};
     while (i > 0) {
         size_t parent = (i - 1) / 2;
         if (!before(&ev, &q->heap[parent])) break;

@@ -11,6 +11,7 @@
 typedef struct wk_event {
     double t;
     uint64_t seq;   /* set by push: tie-breaker */
+    int32_t owner;  /* which session the event is for, when several share a queue (0 otherwise) */
     int type;
     int64_t arg;
 } wk_event;
@@ -25,6 +26,8 @@ void wk_event_queue_init(wk_event_queue *q);
 void wk_event_queue_free(wk_event_queue *q);
 void wk_event_queue_clear(wk_event_queue *q);
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err);
+/* The same for an event of session `owner`. */
+int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
 
