@@ -202,7 +202,12 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
         return 0;
     }
     if (a.kind == WK_ACT_WAIT) {
-        if (a.wake_at > r->v.now) return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+        /* a policy that keeps waiting for the same deadline asks again after every arrival: one
+         * pending wake-up serves them all (a second one at the same instant would change nothing) */
+        if (a.wake_at > r->v.now && a.wake_at != r->timer_at) {
+            r->timer_at = a.wake_at;
+            return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+        }
         return 0;
     }
     if (a.kind == WK_ACT_DECODE_KV) {
@@ -247,6 +252,7 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
     r->be = be;
     r->tl = tl;
     r->out = out;
+    r->timer_at = NAN;
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
     return clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
@@ -265,6 +271,7 @@ int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done,
     if (type == WK_EV_SENDER) rc = sender_step(s, r, r->pol, r->link, r->clock, err);
     else if (type == WK_EV_ARRIVAL) on_arrival(s, r, (size_t)arg, r->tl);
     else if (type == WK_EV_COMPUTE_DONE) finish_action(s, r, (int)arg, r->out, r->tl);
+    else if (type == WK_EV_TIMER && now >= r->timer_at) r->timer_at = NAN;
     /* a sender that had nothing to send may have something now (e.g. after a request) */
     if (!rc && r->sender_idle && !r->v.sender_done && type != WK_EV_SENDER)
         rc = sender_step(s, r, r->pol, r->link, r->clock, err);

@@ -88,6 +88,7 @@ typedef struct wk_session_live {
     int first_done;
     int done;
     size_t events;
+    double timer_at;        /* the receiver's pending wake-up (NaN: none): not posted twice */
 } wk_session_live;
 
 typedef struct wk_session {

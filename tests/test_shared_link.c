@@ -246,6 +246,31 @@ START_TEST(random_flows_never_exceed_capacity) {
 }
 END_TEST
 
+/* The cursor behind the link's fast path answers exactly what wk_trace_time_to_deliver answers. */
+START_TEST(trace_cursor_matches_time_to_deliver) {
+    wk_trace traces[2];
+    make_traces(&traces[0], &traces[1]);
+    uint64_t seed = 12345;
+    for (int k = 0; k < 2; k++) {
+        const wk_trace *tr = &traces[k];
+        for (int trial = 0; trial < 300; trial++) {
+            double t0 = (rng_unit(&seed) * 3 - 0.2) * tr->period_s;
+            wk_trace_cursor c;
+            wk_trace_cursor_init(tr, t0, &c);
+            double bytes = 0;
+            for (int q = 0; q < 40; q++) { /* growing, as in a busy period, with jumps back */
+                bytes = rng_unit(&seed) < 0.1 ? rng_unit(&seed) * 1e5 : bytes + rng_unit(&seed) * 3e6;
+                double want = wk_trace_time_to_deliver(tr, t0, bytes), got = wk_trace_cursor_time(tr, &c, bytes);
+                ck_assert_msg(want == got, "%s t0 %.17g bytes %.17g: %.17g vs %.17g", tr->name, t0, bytes, got, want);
+            }
+            ck_assert(wk_trace_cursor_time(tr, &c, 0) == wk_trace_time_to_deliver(tr, t0, 0));
+        }
+    }
+    wk_trace_free(&traces[0]);
+    wk_trace_free(&traces[1]);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("shared_link");
     TCase *tc = tcase_create("core");
@@ -254,6 +279,7 @@ int main(void) {
     tcase_add_test(tc, equal_flows_share_a_constant_link);
     tcase_add_test(tc, devices_sharing_a_link_wait_n_times_longer);
     tcase_add_test(tc, random_flows_never_exceed_capacity);
+    tcase_add_test(tc, trace_cursor_matches_time_to_deliver);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

@@ -358,6 +358,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("sim");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60); /* plans of the ranked policies take seconds on a loaded machine */
     tcase_add_test(tc, full_ttft_matches_closed_form);
     tcase_add_test(tc, framing_overhead_adds_wire_bytes);
     tcase_add_test(tc, kivi_is_faster_than_full_on_slow_link);

@@ -35,6 +35,8 @@ typedef struct {
     size_t level0_units;
     double next_check;         /* fraction of level-0 KV at which the next attempt happens */
     int attempted;             /* an attempt is in flight (its outcome shows in the next view) */
+    double kv_bytes_per_token; /* of the fp16 cache steps read (per request: decide runs per event) */
+    double first_deadline;     /* seconds after the stream starts at which the first token is forced */
 } wikv_state;
 
 static int ensure_sizes(wikv_state *st, const wk_model_spec *m, int batch, wk_err *err) {
@@ -109,11 +111,12 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
 }
 
 static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
-    (void)req;
     (void)plan;
     wikv_state *st = state;
     st->next_check = param[P_THRESHOLD];
     st->attempted = 0;
+    st->kv_bytes_per_token = wk_model_kv_bytes_per_token(req->model, 16); /* decoded into an fp16 cache */
+    st->first_deadline = param[P_TTFT_DEADLINE] * req->context_tokens / 8192.0;
 }
 
 static long next_unit(void *state, const double *param, const wk_view *v) {
@@ -122,9 +125,9 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
     return wk_policy_next_in_order(v);
 }
 
-static double deadline(const double *param, const wk_view *v) {
+static double deadline(const wikv_state *st, const double *param, const wk_view *v) {
     if (v->tokens_emitted == 0) {
-        double d = param[P_TTFT_DEADLINE] * v->req->context_tokens / 8192.0;
+        double d = st->first_deadline;
         return d > 0 ? v->stream_start + d : INFINITY;
     }
     return param[P_TOKEN_DEADLINE] > 0 ? v->last_token_at + param[P_TOKEN_DEADLINE] : INFINITY;
@@ -138,8 +141,8 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
         st->next_check = fmax(st->next_check, fraction) + param[P_STEP];
     }
     if (wk_policy_decode_arrived(v, a)) return;
-    a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16); /* decoded into an fp16 cache */
-    double due = deadline(param, v);
+    a->kv_bytes_per_token = st->kv_bytes_per_token;
+    double due = deadline(st, param, v);
     if (fraction >= 1.0 || v->now >= due) {
         a->kind = WK_ACT_EMIT;
         a->force = 1;
