@@ -1,5 +1,9 @@
-/* A binary-heap event queue ordered by (time, insertion sequence): events at the same time pop in
- * the order they were pushed, so every simulation is deterministic. */
+/* An event queue ordered by (time, insertion sequence): events at the same time pop in the order
+ * they were pushed, so every simulation is deterministic.
+ *
+ * Two parts, popped by comparing their heads: a run of events pushed in non-decreasing time order
+ * (a FIFO: a link's arrivals come in send order, so most events land here at O(1)), and a binary heap
+ * for the rest. The pop order is exactly that of one heap on (time, sequence). */
 #ifndef WIKV_SIM_EVENT_QUEUE_H
 #define WIKV_SIM_EVENT_QUEUE_H
 
@@ -18,7 +22,9 @@ typedef struct wk_event {
 
 typedef struct wk_event_queue {
     wk_event *heap;
-    size_t n, cap;
+    size_t n, cap;          /* events in the heap */
+    wk_event *run;          /* [run_head, run_n): sorted by (t, seq) */
+    size_t run_head, run_n, run_cap;
     uint64_t next_seq;
 } wk_event_queue;
 
@@ -30,5 +36,7 @@ int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_e
 int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+/* Events pending. */
+size_t wk_event_queue_size(const wk_event_queue *q);
 
 #endif

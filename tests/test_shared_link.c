@@ -271,6 +271,51 @@ START_TEST(trace_cursor_matches_time_to_deliver) {
 }
 END_TEST
 
+/* The queue (sorted run + heap) pops exactly in (time, push order), for random interleavings of
+ * pushes in order, out of order, at equal times, and pops; checked against a linear scan. */
+START_TEST(event_queue_pops_in_time_then_push_order) {
+    enum { CAP = 1500 };
+    static double ref_t[CAP];
+    static int64_t ref_arg[CAP];
+    static int alive[CAP];
+    uint64_t seed = 777;
+    wk_event_queue q;
+    wk_event_queue_init(&q);
+    wk_err err;
+    for (int trial = 0; trial < 20; trial++) {
+        wk_event_queue_clear(&q);
+        int pushed = 0, left = 0;
+        double now = 0;
+        while (pushed < CAP || left > 0) {
+            if (pushed < CAP && (left == 0 || rng_unit(&seed) < 0.55)) {
+                double u = rng_unit(&seed);
+                double t = u < 0.4 ? now + rng_unit(&seed) : u < 0.6 ? now : now + floor(rng_unit(&seed) * 4) * 0.5;
+                ck_assert_int_eq(wk_event_queue_push(&q, t, 1, pushed, &err), 0);
+                ref_t[pushed] = t;
+                ref_arg[pushed] = pushed;
+                alive[pushed++] = 1;
+                left++;
+            } else {
+                int best = -1;
+                for (int i = 0; i < pushed; i++)
+                    if (alive[i] && (best < 0 || ref_t[i] < ref_t[best])) best = i; /* first pushed wins ties */
+                wk_event ev;
+                ck_assert_int_eq(wk_event_queue_pop(&q, &ev), 0);
+                ck_assert_msg(ev.arg == ref_arg[best] && ev.t == ref_t[best], "popped %lld, expected %d", (long long)ev.arg,
+                              best);
+                alive[best] = 0;
+                left--;
+                now = ev.t;
+            }
+            ck_assert_uint_eq(wk_event_queue_size(&q), (size_t)left);
+        }
+        wk_event ev;
+        ck_assert_int_eq(wk_event_queue_pop(&q, &ev), -1);
+    }
+    wk_event_queue_free(&q);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("shared_link");
     TCase *tc = tcase_create("core");
@@ -280,6 +325,7 @@ int main(void) {
     tcase_add_test(tc, devices_sharing_a_link_wait_n_times_longer);
     tcase_add_test(tc, random_flows_never_exceed_capacity);
     tcase_add_test(tc, trace_cursor_matches_time_to_deliver);
+    tcase_add_test(tc, event_queue_pops_in_time_then_push_order);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
