@@ -9,7 +9,7 @@ prefill and wikv (sim/policies/), every step passing the confidence test (no qua
 usage: sim_transcription.py CASES_FILE [SECONDS]
 CASES_FILE is written by bench_sim_speed: per case the trace, link, model, device, policy parameters,
 plan unit sizes and request offsets with the TTFT the C simulator computed. For each case this
-recomputes every TTFT, then times repeated requests for about SECONDS, and prints
+recomputes every TTFT, then times repeated requests for about SECONDS of CPU time, and prints
     result POLICY TRACE REQUESTS_PER_SECOND MAX_RELATIVE_DIFFERENCE
 """
 import bisect
@@ -532,12 +532,12 @@ def main():
             rel = abs(got - want) / abs(want) if want != 0 else abs(got)
             if not rel <= worst:
                 worst = rel if rel == rel else math.inf
-        done, start = 0, time.perf_counter()
+        done, start = 0, time.process_time()
         while True:
             for offset, _ in c.requests:
                 run_request(c, policy, offset)
             done += len(c.requests)
-            elapsed = time.perf_counter() - start
+            elapsed = time.process_time() - start
             if elapsed >= seconds:
                 break
         print("result %s %s %.3f %.3e" % (c.policy, c.trace_name, done / elapsed, worst), flush=True)
