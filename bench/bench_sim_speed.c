@@ -1,13 +1,29 @@
-/* Simulator speed: simulated requests per second and events per second, per policy, for an
- * 8K-context Llama-3.1-8B request on a jetson-agx-orin over a varying (Mahimahi) trace and a capacity
- * trace. The baseline printed beside it is the cost of the link model alone (one exact
- * time-to-deliver query per unit), measured in the same run. */
+/* Simulator speed: simulated requests per second on one core, per policy, for an 8K-context
+ * Llama-3.1-8B request on a jetson-agx-orin over a varying Mahimahi-style trace and a capacity trace:
+ * wikv at its unit granularity (units of `batch` vectors, as the policy streams them) and the coarse
+ * policies (full, kivi2, cachegen, prefill). Plans are built once per policy, outside the timing, as
+ * a sweep reuses them.
+ *
+ * Baseline, measured in the same run: bench/sim_transcription.py, a plain Python transcription of the
+ * same timeline model (trace queries, link model, session loop, the five policies, roofline). This
+ * program writes each case (trace, link, model, device, policy parameters, the plan's unit sizes and
+ * the request offsets) with the TTFTs it computed to a temporary file; the Python recomputes every
+ * TTFT, checks it to 1e-9 relative and reports its own speed. Targets: >= 10,000 wikv requests/s per
+ * core and >= 100x the transcription. Speeds are CPU time of each process (one core each), and each
+ * case is timed in C right before the transcription times it, so other load on the machine skews
+ * the ratio little.
+ *
+ * usage: bench_sim_speed [SECONDS_PER_CASE]   (default 1) */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
-#include "core/progress.h"
 #include "sim/sim.h"
+
+enum { N_OFFSETS = 97, N_CHECK = 24 };
 
 static int make_trace(wk_trace *tr, int mahimahi, wk_err *err) {
     if (!mahimahi) {
@@ -19,14 +35,141 @@ static int make_trace(wk_trace *tr, int mahimahi, wk_err *err) {
         return wk_trace_from_capacity("synthetic-capacity", t, mbps, 64, 32.0, tr, err);
     }
     enum { N = 200000 };
-    static double ms[N];
+    double *ms = malloc(N * sizeof *ms);
+    if (!ms) return wk_err_set(err, WK_ENOMEM, "bench: out of memory");
     for (int i = 0; i < N; i++) ms[i] = (double)(i / 8 + (i % 5 == 0)); /* ~96 Mbit/s with jitter */
     for (int i = 1; i < N; i++) if (ms[i] < ms[i - 1]) ms[i] = ms[i - 1];
-    return wk_trace_from_opportunities("synthetic-mahimahi", ms, N, tr, err);
+    int rc = wk_trace_from_opportunities("synthetic-mahimahi", ms, N, tr, err);
+    free(ms);
+    return rc;
+}
+
+/* CPU seconds of this process: requests per second per core, whatever else the machine runs (the
+ * transcription measures itself the same way, with time.process_time). */
+static double cpu_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double offset_of(const wk_trace *tr, long request) { return (double)(request % N_OFFSETS) * tr->period_s / N_OFFSETS; }
+
+/* Writes one case for the transcription: everything its timeline depends on, and our TTFTs. */
+static int write_case(FILE *f, const wk_sim_config *cfg, const wk_policy *pol, const wk_plan *plan, const double *ttft) {
+    const wk_trace *tr = cfg->trace;
+    const wk_model_spec *m = cfg->model;
+    const wk_device *d = cfg->device;
+    const wk_link_params *l = &cfg->link;
+    fprintf(f, "case %s %s\n", pol->ops->name, tr->name);
+    fprintf(f, "trace %s %.17g %zu\n", tr->kind == WK_TRACE_OPPORTUNITIES ? "opportunities" : "capacity", tr->period_s, tr->n);
+    for (size_t i = 0; i < tr->n; i++) fprintf(f, "%.17g %.17g\n", tr->t_s[i], tr->rate_Bps ? tr->rate_Bps[i] : 0.0);
+    fprintf(f, "link %.17g %.17g %d %d %d\n", l->one_way_delay_s, l->request_delay_s, l->frame_payload, l->frame_overhead,
+            l->unit_header);
+    fprintf(f, "model %d %d %d %d %d %d %d\n", m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, m->hidden,
+            m->intermediate, m->vocab);
+    fprintf(f, "device %.17g %.17g %.17g %.17g %.17g %.17g %.17g\n", d->peak_fp16_flops, d->mem_bw_Bps,
+            d->prefill_efficiency, d->decode_efficiency, d->kv_decode_Bps, d->h2d_Bps, d->step_overhead_s);
+    fprintf(f, "request %d %d\n", cfg->context_tokens, cfg->output_tokens);
+    fprintf(f, "policy %s %zu\n", pol->ops->name, pol->ops->n_params);
+    for (size_t i = 0; i < pol->ops->n_params; i++) fprintf(f, "%s %.17g\n", pol->ops->params[i].name, pol->param[i]);
+    fprintf(f, "plan %zu %.17g %.17g\n", plan->n, plan->kv_values_total, plan->importance_total);
+    for (size_t i = 0; i < plan->n; i++) {
+        const wk_unit *u = &plan->units[i];
+        fprintf(f, "%lld %d %.17g %.17g %.17g %d %d\n", (long long)u->bytes, (int)u->kind, u->values, u->decoded_bytes,
+                u->importance, u->token_count, (int)u->level);
+    }
+    fprintf(f, "requests %d\n", N_CHECK);
+    for (int r = 0; r < N_CHECK; r++) fprintf(f, "%.17g %.17g\n", offset_of(tr, r), ttft[r]);
+    return ferror(f) ? -1 : 0;
+}
+
+typedef struct {
+    char policy[64], trace[256];
+    double c_rps;
+    double py_rps, py_rel;  /* transcription's speed and largest relative TTFT difference; NaN: not run */
+} bench_case;
+
+static int run_case(const char *spec, const wk_trace *tr, const wk_model_spec *model, const wk_device *dev,
+                    double seconds, FILE *cases, bench_case *out, wk_err *err) {
+    wk_policy pol;
+    int rc = wk_policy_create(spec, &pol, err);
+    if (rc) return rc;
+    wk_sim sim;
+    wk_sim_init(&sim);
+    wk_sim_config cfg = {.trace = tr, .link = wk_link_defaults(), .model = model, .device = dev,
+                         .context_tokens = 8192, .output_tokens = 1, .task = "none"};
+    double ttft[N_CHECK];
+    wk_sim_result res;
+    for (int r = 0; !rc && r < N_CHECK; r++) { /* also builds the plan, outside the timing */
+        cfg.link.trace_offset_s = offset_of(tr, r);
+        rc = wk_sim_request(&sim, &pol, &cfg, NULL, &res, err);
+        ttft[r] = res.s.ok ? res.s.ttft_s : NAN;
+    }
+    double start = cpu_now_s(), now = start;
+    long requests = 0;
+    size_t events = 0;
+    while (!rc && now - start < seconds) {
+        for (int k = 0; !rc && k < 64; k++, requests++) {
+            cfg.link.trace_offset_s = offset_of(tr, requests);
+            rc = wk_sim_request(&sim, &pol, &cfg, NULL, &res, err);
+            events += res.s.events;
+        }
+        now = cpu_now_s();
+    }
+    if (!rc) {
+        double dt = now - start;
+        printf("%-10s %-20s %12.0f %10.2f %14.0f %8zu\n", pol.ops->name, tr->name, requests / dt, dt / requests * 1e6,
+               events / dt, sim.plan.n);
+        snprintf(out->policy, sizeof out->policy, "%s", pol.ops->name);
+        snprintf(out->trace, sizeof out->trace, "%s", tr->name);
+        out->c_rps = requests / dt;
+        if (cases && write_case(cases, &cfg, &pol, &sim.plan, ttft)) rc = wk_err_set(err, WK_EIO, "bench: cannot write cases");
+    }
+    wk_sim_free(&sim);
+    wk_policy_free(&pol);
+    return rc;
+}
+
+/* Runs the transcription over one case file; fills c->py_rps and c->py_rel. */
+static void run_python(const char *path, double seconds, bench_case *c) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "python3 '%s/bench/sim_transcription.py' '%s' %g", WIKV_SOURCE_DIR, path, seconds);
+    c->py_rps = c->py_rel = NAN;
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    char line[512];
+    while (fgets(line, sizeof line, p)) {
+        char pol[64], trace[256];
+        double rps, rel;
+        if (sscanf(line, "result %63s %255s %lf %lf", pol, trace, &rps, &rel) == 4 && !strcmp(pol, c->policy) &&
+            !strcmp(trace, c->trace)) {
+            c->py_rps = rps;
+            c->py_rel = rel;
+        } else {
+            fputs(line, stdout); /* the script's own message */
+        }
+    }
+    if (pclose(p) != 0) c->py_rps = c->py_rel = NAN;
+}
+
+/* Prints the comparison; 0 when every case was checked and matched. */
+static int print_comparison(const bench_case *cases, size_t n) {
+    printf("\nbaseline: plain Python transcription of the same timeline model (bench/sim_transcription.py)\n");
+    printf("%-10s %-20s %12s %12s %10s %14s\n", "policy", "trace", "C req/s", "Python req/s", "C/Python", "max rel diff");
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const bench_case *c = &cases[i];
+        int ok = c->py_rel <= 1e-9;
+        printf("%-10s %-20s %12.0f %12.1f %9.0fx %14.2e%s\n", c->policy, c->trace, c->c_rps, c->py_rps,
+               c->c_rps / c->py_rps, c->py_rel, ok ? "" : isnan(c->py_rel) ? "  NOT CHECKED (python3?)" : "  MISMATCH");
+        bad |= !ok;
+    }
+    return bad;
 }
 
 int main(int argc, char **argv) {
-    double seconds_per_case = argc > 1 ? atof(argv[1]) : 1.0;
+    double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    if (!(seconds > 0)) seconds = 1.0;
     wk_err err;
     wk_model_spec model;
     wk_device dev;
@@ -34,59 +177,36 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    printf("bench_sim_speed: llama-3.1-8b, 8192-token context, jetson-agx-orin, 1 output token\n");
-    printf("%-10s %-20s %12s %14s %10s\n", "policy", "trace", "requests/s", "events/s", "units");
-    for (int mm = 0; mm < 2; mm++) {
+    static const char *specs[] = {"wikv", "full", "kivi2", "cachegen", "prefill"};
+    enum { N_SPECS = sizeof specs / sizeof specs[0] };
+    bench_case results[2 * N_SPECS];
+    size_t n_results = 0;
+    printf("bench_sim_speed: llama-3.1-8b, 8192-token context, jetson-agx-orin, 1 output token, one core (CPU time)\n");
+    printf("%-10s %-20s %12s %10s %14s %8s\n", "policy", "trace", "requests/s", "us/request", "events/s", "units");
+    int rc = 0;
+    for (int mm = 1; !rc && mm >= 0; mm--) {
         wk_trace tr;
-        if (make_trace(&tr, mm, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            return 1;
-        }
-        for (const wk_policy_ops *const *ops = wk_policy_registry(); *ops; ops++) {
-            wk_policy pol;
-            if (wk_policy_create((*ops)->name, &pol, &err)) return 1;
-            wk_sim sim;
-            wk_sim_init(&sim);
-            wk_sim_config cfg = {.trace = &tr, .link = wk_link_defaults(), .model = &model, .device = &dev,
-                                 .context_tokens = 8192, .output_tokens = 1, .task = "none"};
-            double start = wk_now_s(), now = start;
-            long requests = 0;
-            size_t events = 0;
-            while (now - start < seconds_per_case) {
-                for (int k = 0; k < 64; k++) {
-                    cfg.link.trace_offset_s = (double)(requests % 97) * tr.period_s / 97;
-                    wk_sim_result res;
-                    if (wk_sim_request(&sim, &pol, &cfg, NULL, &res, &err)) {
-                        fprintf(stderr, "%s\n", err.msg);
-                        return 1;
-                    }
-                    events += res.s.events;
-                    requests++;
-                }
-                now = wk_now_s();
+        rc = make_trace(&tr, mm, &err);
+        for (size_t p = 0; !rc && p < N_SPECS; p++) {
+            /* each case goes to the transcription right after its C timing */
+            char path[] = "/tmp/wikv-bench-sim-XXXXXX";
+            int fd = mkstemp(path);
+            FILE *cases = fd >= 0 ? fdopen(fd, "w") : NULL;
+            if (!cases) {
+                rc = wk_err_set(&err, WK_EIO, "bench: cannot create a temporary file");
+                break;
             }
-            printf("%-10s %-20s %12.0f %14.0f %10zu\n", pol.ops->name, tr.name, requests / (now - start),
-                   events / (now - start), sim.plan.n);
-            wk_sim_free(&sim);
-            wk_policy_free(&pol);
+            bench_case *c = &results[n_results++];
+            rc = run_case(specs[p], &tr, &model, &dev, seconds, cases, c, &err);
+            fclose(cases);
+            if (!rc) run_python(path, seconds, c);
+            unlink(path);
         }
-        /* baseline: the link model alone, one query per unit of a 256-unit plan */
-        wk_link_model link;
-        wk_link_params lp = wk_link_defaults();
-        double start = wk_now_s(), now = start, sink = 0;
-        long queries = 0;
-        while (now - start < seconds_per_case) {
-            wk_link_init(&link, &tr, &lp);
-            for (int u = 0; u < 256; u++) {
-                double arrival;
-                sink += wk_link_send(&link, 0, 4 << 20, &arrival);
-            }
-            queries += 256;
-            now = wk_now_s();
-        }
-        printf("%-10s %-20s %12.0f %14s (link-model queries/s; checksum %.3g)\n", "baseline", tr.name,
-               queries / (now - start), "-", sink);
-        wk_trace_free(&tr);
+        if (!rc) wk_trace_free(&tr);
     }
-    return 0;
+    if (rc) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    return print_comparison(results, n_results);
 }

@@ -21,6 +21,10 @@ static const char *usage =
     "  --quality FILE       quality table for steps on partial KV (default models/quality/assumed.tsv;\n"
     "                       only a measured table gives sim rows an F1)\n"
     "  --quality-target F   F1 relative to full KV the oracle must reach (default 0.95; 0: no oracle)\n"
+    "  --devices-per-link LIST  run each request by N devices sharing one link (fair share of the\n"
+    "                       trace), for each N listed, e.g. 1,2,4,8; one row per device, device\n"
+    "                       column \"NAME xN\"; prints how TTFT grows with N (default: one device)\n"
+    "  --stagger-ms MS      device k of a shared link sends its request k x MS later (default 0)\n"
     "  --db FILE            results database (default results.db)\n"
     "  --no-progress        no progress bar\n";
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY, OPT_TARGET };
+enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY, OPT_TARGET, OPT_SHARE, OPT_STAGGER };
 
 static const struct option long_opts[] = {
     {"trace", required_argument, 0, 't'},   {"policy", required_argument, 0, 'p'},
@@ -17,6 +17,7 @@ static const struct option long_opts[] = {
     {"task", required_argument, 0, OPT_TASK}, {"no-progress", no_argument, 0, OPT_NO_PROGRESS},
     {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"quality", required_argument, 0, OPT_QUALITY},
     {"quality-target", required_argument, 0, OPT_TARGET},
+    {"devices-per-link", required_argument, 0, OPT_SHARE}, {"stagger-ms", required_argument, 0, OPT_STAGGER},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -103,6 +104,21 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
             o->cfg.quality_target = v;
             break;
         }
+        case OPT_SHARE: {
+            int n = wk_parse_int_list(optarg, o->devices_per_link, WK_MAX_CONTEXTS);
+            for (int i = 0; i < n; i++)
+                if (o->devices_per_link[i] > 1024) n = -1;
+            if (n < 0) return bad(usage, "bad --devices-per-link list (1 to 1024 each)", optarg);
+            o->n_devices_per_link = (size_t)n;
+            break;
+        }
+        case OPT_STAGGER: {
+            char *end;
+            double ms = strtod(optarg, &end);
+            if (end == optarg || *end || !(ms >= 0) || ms > 1e9) return bad(usage, "bad --stagger-ms", optarg);
+            o->cfg.stagger_s = ms / 1000;
+            break;
+        }
         case OPT_NO_PROGRESS: o->cfg.progress = 0; break;
         case 'h': fputs(usage, stdout); return 1;
         default: fputs(usage, stderr); return 2;
@@ -123,6 +139,8 @@ void wk_sim_options_finish(wk_sim_options *o) {
     o->cfg.n_devices = o->devices.n;
     o->cfg.contexts = o->contexts;
     o->cfg.n_contexts = o->n_contexts;
+    o->cfg.devices_per_link = o->devices_per_link;
+    o->cfg.n_devices_per_link = o->n_devices_per_link;
 }
 
 void wk_sim_options_free(wk_sim_options *o) {
@@ -147,6 +165,7 @@ int wk_sim_options_run(wk_sim_options *o, const char *command, int64_t *run_id_o
     int64_t run_id = 0;
     int rc = wk_runner_run(&o->cfg, db, command, &run_id, &err);
     if (!rc) rc = wk_runner_print_summary(db, run_id, stdout, &err);
+    if (!rc) rc = wk_runner_print_sharing(db, run_id, stdout, &err);
     if (!rc) printf("\nrun %lld written to %s\n", (long long)run_id, o->db_path);
     if (run_id_out) *run_id_out = run_id;
     if (rc) fprintf(stderr, "wikv: %s\n", err.msg);

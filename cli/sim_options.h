@@ -12,6 +12,8 @@ typedef struct wk_sim_options {
     wk_strlist traces, policies, models, devices;
     int contexts[WK_MAX_CONTEXTS];
     size_t n_contexts;
+    int devices_per_link[WK_MAX_CONTEXTS];
+    size_t n_devices_per_link;
     const char *db_path;
     wk_runner_config cfg;
 } wk_sim_options;

@@ -16,6 +16,7 @@ void wk_link_init(wk_link_model *l, const wk_trace *trace, const wk_link_params 
     l->epoch_bytes = 0;
     l->free_at = -INFINITY;
     l->wire_bytes_total = 0;
+    wk_trace_cursor_init(trace, l->epoch_start, &l->cursor);
 }
 
 double wk_link_wire_bytes(const wk_link_params *p, int64_t payload) {
@@ -30,10 +31,11 @@ double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival
     if (t > l->free_at) { /* pipe idle: a new busy period starts now */
         l->epoch_start = t + offset;
         l->epoch_bytes = 0;
+        wk_trace_cursor_init(l->trace, l->epoch_start, &l->cursor);
     }
     l->epoch_bytes += wire;
     l->wire_bytes_total += wire;
-    double done = wk_trace_time_to_deliver(l->trace, l->epoch_start, l->epoch_bytes) - offset;
+    double done = wk_trace_cursor_time(l->trace, &l->cursor, l->epoch_bytes) - offset; /* = time_to_deliver */
     l->free_at = done;
     if (arrival) *arrival = done + l->p.one_way_delay_s;
     return done;

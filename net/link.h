@@ -32,6 +32,7 @@ typedef struct wk_link_model {
     double epoch_bytes;  /* wire bytes handed over since epoch_start */
     double free_at;      /* session time at which the pipe has delivered everything handed over */
     double wire_bytes_total;
+    wk_trace_cursor cursor; /* deliveries from epoch_start */
 } wk_link_model;
 
 void wk_link_init(wk_link_model *l, const wk_trace *trace, const wk_link_params *p);

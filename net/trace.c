@@ -142,30 +142,81 @@ double wk_trace_bytes_before(const wk_trace *tr, double t) {
     return loops * tr->cum_bytes[tr->n] + bytes_within_period(tr, r);
 }
 
-static double opportunity_time(const wk_trace *tr, double t0, double bytes) {
+/* Time of the opportunity that carries the last of `bytes` when the first is opportunity `first`. */
+static double opportunity_from(const wk_trace *tr, double first, double bytes) {
     double packets = ceil(bytes / WK_MAHIMAHI_PACKET_BYTES);
-    double last = first_opportunity_at_or_after(tr, t0) + packets - 1;
+    double last = first + packets - 1;
     double loops = floor(last / (double)tr->n);
     size_t idx = (size_t)(last - loops * (double)tr->n);
     return loops * tr->period_s + tr->t_s[idx];
 }
 
-static double capacity_time(const wk_trace *tr, double t0, double bytes) {
-    double per_period = tr->cum_bytes[tr->n];
-    double target = wk_trace_bytes_before(tr, t0) + bytes;
-    double loops = floor(target / per_period);
-    double rem = target - loops * per_period;
-    if (rem <= 0 && loops > 0) { loops -= 1; rem += per_period; }
-    /* smallest segment i whose end cumulative count reaches rem */
+static double opportunity_time(const wk_trace *tr, double t0, double bytes) {
+    return opportunity_from(tr, first_opportunity_at_or_after(tr, t0), bytes);
+}
+
+/* Smallest segment i whose end cumulative count reaches rem (cum_bytes[i + 1] >= rem), searched
+ * outwards from `hint` first: consecutive queries of a busy period land on or near the last one. */
+static size_t segment_reaching(const wk_trace *tr, double rem, size_t hint) {
     size_t lo = 0, hi = tr->n - 1;
+    if (hint < tr->n) { /* narrow [lo, hi] around the hint by doubling steps; the answer stays inside */
+        if (tr->cum_bytes[hint + 1] >= rem) {
+            hi = hint;
+            for (size_t step = 1; hi > 0; step *= 2) {
+                size_t probe = hi >= step ? hi - step : 0;
+                if (tr->cum_bytes[probe + 1] >= rem) hi = probe;
+                else { lo = probe + 1; break; }
+                if (probe == 0) break;
+            }
+        } else {
+            lo = hint + 1;
+            for (size_t step = 1; lo < tr->n - 1; step *= 2) {
+                size_t probe = lo + step < tr->n - 1 ? lo + step : tr->n - 1;
+                if (tr->cum_bytes[probe + 1] >= rem) { hi = probe; break; }
+                lo = probe + 1;
+                if (probe == tr->n - 1) break;
+            }
+            if (lo > hi) lo = hi;
+        }
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (tr->cum_bytes[mid + 1] >= rem) hi = mid;
         else lo = mid + 1;
     }
+    return lo;
+}
+
+/* Earliest time >= t0 at which `before_t0 + bytes` bytes have been delivered since time 0. */
+static double capacity_from(const wk_trace *tr, double t0, double before_t0, double bytes, size_t *hint) {
+    double per_period = tr->cum_bytes[tr->n];
+    double target = before_t0 + bytes;
+    double loops = floor(target / per_period);
+    double rem = target - loops * per_period;
+    if (rem <= 0 && loops > 0) { loops -= 1; rem += per_period; }
+    size_t lo = segment_reaching(tr, rem, *hint);
+    *hint = lo;
     double within = tr->rate_Bps[lo] > 0 ? (rem - tr->cum_bytes[lo]) / tr->rate_Bps[lo] : 0;
     double t = loops * tr->period_s + tr->t_s[lo] + within;
     return t > t0 ? t : t0;
+}
+
+static double capacity_time(const wk_trace *tr, double t0, double bytes) {
+    size_t hint = (size_t)-1;
+    return capacity_from(tr, t0, wk_trace_bytes_before(tr, t0), bytes, &hint);
+}
+
+void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
+    if (t0 < 0) t0 = 0;
+    c->t0 = t0;
+    c->base = tr->kind == WK_TRACE_OPPORTUNITIES ? first_opportunity_at_or_after(tr, t0) : wk_trace_bytes_before(tr, t0);
+    c->hint = (size_t)-1;
+}
+
+double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
+    if (!(bytes > 0)) return c->t0;
+    return tr->kind == WK_TRACE_OPPORTUNITIES ? opportunity_from(tr, c->base, bytes)
+                                              : capacity_from(tr, c->t0, c->base, bytes, &c->hint);
 }
 
 double wk_trace_time_to_deliver(const wk_trace *tr, double t0, double bytes) {

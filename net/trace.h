@@ -55,6 +55,16 @@ int wk_trace_constant(const char *name, double mbps, double period_s, wk_trace *
 double wk_trace_bytes_before(const wk_trace *tr, double t);
 /* Earliest time t >= t0 at which `bytes` bytes sent from t0 on have all been delivered. Exact, O(log n). */
 double wk_trace_time_to_deliver(const wk_trace *tr, double t0, double bytes);
+/* Many deliveries from one start time t0 (a link's busy period): what depends on t0 alone is found
+ * once, and the segment search starts from the last answer. wk_trace_cursor_time(tr, &c, bytes)
+ * returns exactly wk_trace_time_to_deliver(tr, t0, bytes). */
+typedef struct wk_trace_cursor {
+    double t0;      /* clamped to >= 0 */
+    double base;    /* CAPACITY: bytes before t0; OPPORTUNITIES: global index of the first opportunity at or after t0 */
+    size_t hint;    /* CAPACITY: segment of the last answer */
+} wk_trace_cursor;
+void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c);
+double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes);
 /* Mean rate over one period, Mbit/s. */
 double wk_trace_mean_mbps(const wk_trace *tr);
 

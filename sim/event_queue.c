@@ -1,4 +1,4 @@
-/* Binary min-heap on (t, seq). */
+/* Sorted run (FIFO) + binary min-heap, both on (t, seq). */
 #include "sim/event_queue.h"
 
 #include <stdlib.h>
@@ -8,38 +8,69 @@ void wk_event_queue_init(wk_event_queue *q) { memset(q, 0, sizeof *q); }
 
 void wk_event_queue_free(wk_event_queue *q) {
     free(q->heap);
+    free(q->run);
     memset(q, 0, sizeof *q);
 }
 
 void wk_event_queue_clear(wk_event_queue *q) {
     q->n = 0;
+    q->run_head = q->run_n = 0;
     q->next_seq = 0;
 }
+
+size_t wk_event_queue_size(const wk_event_queue *q) { return q->n + (q->run_n - q->run_head); }
 
 static int before(const wk_event *a, const wk_event *b) { return a->t < b->t || (a->t == b->t && a->seq < b->seq); }
 
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err) {
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 64;
-        wk_event *h = realloc(q->heap, cap * sizeof *h);
-        if (!h) return wk_err_set(err, WK_ENOMEM, "event queue: out of memory (%zu events)", cap);
-        q->heap = h;
-        q->cap = cap;
-    }
-    size_t i = q->n++;
-    wk_event ev = {t, q->next_seq++, type, arg};
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!before(&ev, &q->heap[parent])) break;
-        q->heap[i] = q->heap[parent];
-        i = parent;
-    }
-    q->heap[i] = ev;
+    return wk_event_queue_push_owned(q, t, 0, type, arg, err);
+}
+
+static int grow(wk_event **a, size_t *cap, wk_err *err) {
+    size_t c = *cap ? *cap * 2 : 64;
+    wk_event *h = realloc(*a, c * sizeof *h);
+    if (!h) return wk_err_set(err, WK_ENOMEM, "event queue: out of memory (%zu events)", c);
+    *a = h;
+    *cap = c;
     return 0;
 }
 
-int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
-    if (q->n == 0) return -1;
+static int heap_push(wk_event_queue *q, const wk_event *ev, wk_err *err) {
+    if (q->n == q->cap) {
+        int rc = grow(&q->heap, &q->cap, err);
+        if (rc) return rc;
+    }
+    size_t i = q->n++;
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!before(ev, &q->heap[parent])) break;
+        q->heap[i] = q->heap[parent];
+        i = parent;
+    }
+    q->heap[i] = *ev;
+    return 0;
+}
+
+int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err) {
+    wk_event ev = {t, q->next_seq++, owner, type, arg};
+    if (q->run_head == q->run_n) q->run_head = q->run_n = 0; /* empty run: start over */
+    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
+    if (q->run_n > 0 && t < q->run[q->run_n - 1].t) return heap_push(q, &ev, err);
+    if (q->run_n == q->run_cap) {
+        if (q->run_head > 0) { /* reuse the popped front before growing */
+            memmove(q->run, q->run + q->run_head, (q->run_n - q->run_head) * sizeof *q->run);
+            q->run_n -= q->run_head;
+            q->run_head = 0;
+        } else {
+            int rc = grow(&q->run, &q->run_cap, err);
+            if (rc) return rc;
+        }
+    }
+    q->run[q->run_n++] = ev;
+    return 0;
+}
+
+static void heap_pop(wk_event_queue *q, wk_event *ev) {
     *ev = q->heap[0];
     wk_event last = q->heap[--q->n];
     size_t i = 0;
@@ -53,5 +84,15 @@ int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
         i = m;
     }
     if (q->n > 0) q->heap[i] = last;
+}
+
+int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
+    int have_run = q->run_head < q->run_n;
+    if (!have_run && q->n == 0) return -1;
+    if (have_run && (q->n == 0 || before(&q->run[q->run_head], &q->heap[0]))) {
+        *ev = q->run[q->run_head++];
+        return 0;
+    }
+    heap_pop(q, ev);
     return 0;
 }

@@ -1,5 +1,9 @@
-/* A binary-heap event queue ordered by (time, insertion sequence): events at the same time pop in
- * the order they were pushed, so every simulation is deterministic. */
+/* An event queue ordered by (time, insertion sequence): events at the same time pop in the order
+ * they were pushed, so every simulation is deterministic.
+ *
+ * Two parts, popped by comparing their heads: a run of events pushed in non-decreasing time order
+ * (a FIFO: a link's arrivals come in send order, so most events land here at O(1)), and a binary heap
+ * for the rest. The pop order is exactly that of one heap on (time, sequence). */
 #ifndef WIKV_SIM_EVENT_QUEUE_H
 #define WIKV_SIM_EVENT_QUEUE_H
 
@@ -11,13 +15,16 @@
 typedef struct wk_event {
     double t;
     uint64_t seq;   /* set by push: tie-breaker */
+    int32_t owner;  /* which session the event is for, when several share a queue (0 otherwise) */
     int type;
     int64_t arg;
 } wk_event;
 
 typedef struct wk_event_queue {
     wk_event *heap;
-    size_t n, cap;
+    size_t n, cap;          /* events in the heap */
+    wk_event *run;          /* [run_head, run_n): sorted by (t, seq) */
+    size_t run_head, run_n, run_cap;
     uint64_t next_seq;
 } wk_event_queue;
 
@@ -25,7 +32,11 @@ void wk_event_queue_init(wk_event_queue *q);
 void wk_event_queue_free(wk_event_queue *q);
 void wk_event_queue_clear(wk_event_queue *q);
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err);
+/* The same for an event of session `owner`. */
+int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+/* Events pending. */
+size_t wk_event_queue_size(const wk_event_queue *q);
 
 #endif

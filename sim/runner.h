@@ -25,6 +25,11 @@ typedef struct wk_runner_config {
     int progress;                /* progress bar on stderr */
     const char *quality_path;    /* quality table; NULL: the bundled assumed one */
     double quality_target;       /* F1 relative to full KV that the oracle must reach (0: no oracle) */
+    /* Shared links: each request is run by N devices on one trace (sim/sim.h, wk_sim_shared_request)
+     * for every N listed; one row per device, its device column "NAME xN". None listed: one device
+     * on its own link (the plain simulation). Shared cells store no timelines and no oracle. */
+    const int *devices_per_link; size_t n_devices_per_link;
+    double stagger_s;            /* device k of a shared link sends its request k x stagger_s later */
 } wk_runner_config;
 
 /* Runs the grid into `db` as one run of kind 'sim'; *run_id gets its id. On failure the run is
@@ -44,6 +49,8 @@ typedef struct wk_runner_slice {
 } wk_runner_slice;
 
 size_t wk_runner_cell_count(const wk_runner_config *cfg);
+/* Rows (requests) the cells of shard k (0-based) of n write: one per cell, N per shared cell. */
+size_t wk_runner_shard_rows(const wk_runner_config *cfg, int shard_k, int shard_n);
 /* Writes the trace samples of every trace of the grid (own transaction). */
 int wk_runner_store_traces(const wk_runner_config *cfg, wk_results *db, wk_err *err);
 /* Runs the slice's cells into an existing run (created by wk_results_create_run). */
@@ -53,5 +60,8 @@ int wk_runner_run_slice(const wk_runner_config *cfg, const wk_runner_slice *slic
 /* Prints TTFT median and p95, and the median ratio to the oracle, mean bytes sent and link utilisation per policy and trace, for one
  * run (run_id > 0) or all complete runs (run_id <= 0). */
 int wk_runner_print_summary(wk_results *db, int64_t run_id, FILE *out, wk_err *err);
+/* For shared links: TTFT median and p95 per policy, trace, device and N devices per link, and the
+ * median's growth over the smallest N. Prints nothing when the run has no shared cells. */
+int wk_runner_print_sharing(wk_results *db, int64_t run_id, FILE *out, wk_err *err);
 
 #endif

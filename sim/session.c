@@ -58,18 +58,7 @@ static int reserve(wk_session *s, size_t n, wk_err *err) {
 }
 
 /* Mutable state of one run, beside the read-only view handed to the policy. */
-typedef struct run_state {
-    wk_view v;
-    size_t decode_cursor;   /* position in arrival_order from which undecoded units are searched */
-    size_t pending_n;
-    wk_action current;      /* action in progress */
-    double current_start;
-    int busy;
-    int sender_idle;        /* the sender returned -1 or the link is waiting for the next send slot */
-    double wait_accum_start;
-    double decode_s, compute_s;
-    int first_done;
-} run_state;
+typedef wk_session_live run_state;
 
 static void fail(wk_session_result *out, const char *why) {
     out->ok = 0;
@@ -91,7 +80,8 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     r->v.bytes_sent += u->bytes;
     double next_at;
     int rc = link->send(link->self, r->v.now, (size_t)idx, u->bytes, &next_at, err);
-    if (rc) return rc;
+    if (rc < 0) return rc;
+    int link_posts = rc == 1;
     /* sender-side rate estimate: an exponentially weighted mean of per-unit throughput */
     double dt = next_at - r->v.now;
     if (dt > 0 && u->bytes > 0) {
@@ -99,6 +89,7 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
         r->v.est_bw_Bps = r->v.est_bw_Bps > 0 ? 0.7 * r->v.est_bw_Bps + 0.3 * rate : rate;
     }
     r->sender_idle = 0;
+    if (link_posts) return 0; /* the link re-times the hand-over while others share it */
     return clock->schedule(clock->self, next_at, WK_EV_SENDER, 0, err);
 }
 
@@ -211,7 +202,12 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
         return 0;
     }
     if (a.kind == WK_ACT_WAIT) {
-        if (a.wake_at > r->v.now) return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+        /* a policy that keeps waiting for the same deadline asks again after every arrival: one
+         * pending wake-up serves them all (a second one at the same instant would change nothing) */
+        if (a.wake_at > r->v.now && a.wake_at != r->timer_at) {
+            r->timer_at = a.wake_at;
+            return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+        }
         return 0;
     }
     if (a.kind == WK_ACT_DECODE_KV) {
@@ -234,66 +230,100 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
     return clock->schedule(clock->self, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
 }
 
-int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
-                   const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
-                   double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                     const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
+                     double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
     memset(out, 0, sizeof *out);
     out->ok = 1;
     out->ttft_s = out->total_s = out->tpot_s = NAN;
     int rc = reserve(s, plan->n ? plan->n : 1, err);
     if (rc) return rc;
     memset(s->unit_state, WK_US_PLANNED, plan->n);
-    run_state r;
-    memset(&r, 0, sizeof r);
-    r.v.req = req;
-    r.v.plan = plan;
-    r.v.unit_state = s->unit_state;
-    r.v.arrival_order = s->arrival_order;
-    r.v.stream_start = request_delay_s;
+    run_state *r = &s->live;
+    memset(r, 0, sizeof *r);
+    r->v.req = req;
+    r->v.plan = plan;
+    r->v.unit_state = s->unit_state;
+    r->v.arrival_order = s->arrival_order;
+    r->v.stream_start = request_delay_s;
+    r->pol = pol;
+    r->clock = clock;
+    r->link = link;
+    r->be = be;
+    r->tl = tl;
+    r->out = out;
+    r->timer_at = NAN;
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
-    rc = clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
+    return clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
+}
+
+int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done, wk_err *err) {
+    run_state *r = &s->live;
+    int rc = 0;
+    r->events++;
+    r->v.now = now;
+    if (now > s->max_session_s) {
+        fail(r->out, "session exceeded its time limit");
+        *done = r->done = 1;
+        return 0;
+    }
+    if (type == WK_EV_SENDER) rc = sender_step(s, r, r->pol, r->link, r->clock, err);
+    else if (type == WK_EV_ARRIVAL) on_arrival(s, r, (size_t)arg, r->tl);
+    else if (type == WK_EV_COMPUTE_DONE) finish_action(s, r, (int)arg, r->out, r->tl);
+    else if (type == WK_EV_TIMER && now >= r->timer_at) r->timer_at = NAN;
+    /* a sender that had nothing to send may have something now (e.g. after a request) */
+    if (!rc && r->sender_idle && !r->v.sender_done && type != WK_EV_SENDER)
+        rc = sender_step(s, r, r->pol, r->link, r->clock, err);
+    if (!rc && !r->busy && r->v.tokens_emitted < r->v.req->output_tokens)
+        rc = receiver_step(s, r, r->pol, r->clock, r->be, r->tl, &r->done, err);
+    if (r->v.tokens_emitted >= r->v.req->output_tokens && !r->busy) r->done = 1;
+    *done = r->done || rc;
+    return rc;
+}
+
+void wk_session_stall(wk_session *s) {
+    if (!s->live.busy) fail(s->live.out, "policy waits but nothing is in flight (deadlock)");
+    s->live.done = 1;
+}
+
+void wk_session_end(wk_session *s) {
+    run_state *r = &s->live;
+    wk_session_result *out = r->out;
+    out->events = r->events;
+    out->tokens = r->v.tokens_emitted;
+    out->payload_bytes_total = r->v.bytes_sent;
+    if (out->ok && r->v.tokens_emitted == 0) fail(out, "no token was produced");
+    if (out->ok) {
+        out->total_s = r->v.last_token_at;
+        out->tpot_s = out->tokens > 1 ? (out->total_s - out->ttft_s) / (out->tokens - 1) : NAN;
+        out->kv_decode_s = r->decode_s;
+        out->compute_s = r->compute_s;
+        out->net_wait_s = out->ttft_s - r->decode_s - r->compute_s;
+    }
+}
+
+int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                   const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
+                   double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+    int rc = wk_session_begin(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
     int done = 0;
-    size_t events = 0;
     while (!rc && !done) {
         int type;
         int64_t arg;
         double now;
-        int none = 0;
         rc = clock->next(clock->self, &now, &type, &arg, err);
-        if (rc == 1) { none = 1; rc = 0; }
-        if (rc) break;
-        if (none) {
-            if (!r.busy) fail(out, "policy waits but nothing is in flight (deadlock)");
+        if (rc == 1) {
+            wk_session_stall(s);
+            rc = 0;
             break;
         }
-        events++;
-        r.v.now = now;
-        if (now > s->max_session_s) {
-            fail(out, "session exceeded its time limit");
-            break;
-        }
-        if (type == WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
-        else if (type == WK_EV_ARRIVAL) on_arrival(s, &r, (size_t)arg, tl);
-        else if (type == WK_EV_COMPUTE_DONE) finish_action(s, &r, (int)arg, out, tl);
-        if (rc) break;
-        /* a sender that had nothing to send may have something now (e.g. after a request) */
-        if (r.sender_idle && !r.v.sender_done && type != WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
-        if (!rc && !r.busy && r.v.tokens_emitted < req->output_tokens)
-            rc = receiver_step(s, &r, pol, clock, be, tl, &done, err);
-        if (r.v.tokens_emitted >= req->output_tokens && !r.busy) done = 1;
+        if (!rc) rc = wk_session_step(s, now, type, arg, &done, err);
     }
-    out->events = events;
-    if (rc) return rc;
-    out->tokens = r.v.tokens_emitted;
-    out->payload_bytes_total = r.v.bytes_sent;
-    if (out->ok && r.v.tokens_emitted == 0) fail(out, "no token was produced");
-    if (out->ok) {
-        out->total_s = r.v.last_token_at;
-        out->tpot_s = out->tokens > 1 ? (out->total_s - out->ttft_s) / (out->tokens - 1) : NAN;
-        out->kv_decode_s = r.decode_s;
-        out->compute_s = r.compute_s;
-        out->net_wait_s = out->ttft_s - r.decode_s - r.compute_s;
+    if (rc) {
+        out->events = s->live.events;
+        return rc;
     }
+    wk_session_end(s);
     return 0;
 }

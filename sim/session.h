@@ -23,7 +23,9 @@ typedef struct wk_session_clock {
 typedef struct wk_session_link {
     void *self;
     /* Hands unit `index` (payload bytes) over at time t; reports its arrival as a WK_EV_ARRIVAL
-     * event through the clock and returns the time the sender may hand over the next unit. */
+     * event through the clock and sets the time the sender may hand over the next unit. Returns 0,
+     * or 1 when the link posts that WK_EV_SENDER event itself because the time may still change (a
+     * link shared with other devices re-times it; *next_send_at is then the estimate at hand-over). */
     int (*send)(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err);
 } wk_session_link;
 
@@ -67,6 +69,28 @@ typedef struct wk_session_result {
     size_t events;               /* events processed (for speed benchmarks) */
 } wk_session_result;
 
+/* State of the request in progress (private to session.c; here so a session needs no allocation). */
+typedef struct wk_session_live {
+    wk_view v;
+    wk_policy *pol;
+    const wk_session_clock *clock;
+    const wk_session_link *link;
+    const wk_session_backend *be;
+    wk_timeline *tl;
+    wk_session_result *out;
+    size_t decode_cursor;   /* position in arrival_order from which undecoded units are searched */
+    size_t pending_n;
+    wk_action current;      /* action in progress */
+    double current_start;
+    int busy;
+    int sender_idle;        /* the sender returned -1 or the link is waiting for the next send slot */
+    double decode_s, compute_s;
+    int first_done;
+    int done;
+    size_t events;
+    double timer_at;        /* the receiver's pending wake-up (NaN: none): not posted twice */
+} wk_session_live;
+
 typedef struct wk_session {
     /* working memory, reused across requests (no allocation per request once warmed up) */
     uint8_t *unit_state;
@@ -74,6 +98,7 @@ typedef struct wk_session {
     uint32_t *pending;     /* units of the DECODE_KV in progress */
     size_t cap;
     double max_session_s;  /* give up (fail the request) after this much session time */
+    wk_session_live live;
 } wk_session;
 
 void wk_session_init(wk_session *s);
@@ -83,5 +108,18 @@ void wk_session_free(wk_session *s);
 int wk_session_run(wk_session *s, wk_policy *policy, const wk_request *req, const wk_plan *plan,
                    const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *backend,
                    double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err);
+
+/* The same run in steps, for several sessions on one clock (sim/sim.h, shared links): begin, then
+ * hand every event of this session to wk_session_step until *done, then wk_session_end. The clock's
+ * `next` is not used in this form: the caller pops the events. wk_session_run is a loop over these. */
+int wk_session_begin(wk_session *s, wk_policy *policy, const wk_request *req, const wk_plan *plan,
+                     const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *backend,
+                     double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err);
+/* Handles one event (session time `now`); sets *done when the request ended (answered or failed). */
+int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done, wk_err *err);
+/* No event is pending for this session any more: a deadlock unless an action is in flight. */
+void wk_session_stall(wk_session *s);
+/* Fills the rest of the result. */
+void wk_session_end(wk_session *s);
 
 #endif

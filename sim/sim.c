@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -135,5 +136,187 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
         double cap = wk_link_capacity_bytes(&link.model, out->s.stream_start, out->s.ttft_s);
         out->link_utilisation = cap > 0 ? fmin(1.0, wire_first / cap) : NAN;
     }
+    return 0;
+}
+
+/* ---- several devices on one shared link ---- */
+
+enum { EV_LINK_DONE = 16 }; /* a unit left the shared bottleneck; arg = the flow's version */
+
+/* Per device: its clock is the shared queue seen from its own time origin, its link is its flow. */
+struct wk_sim_slot {
+    wk_sim_shared *g;
+    int32_t k;
+    double origin;           /* global time at which its request is sent */
+    double *now;             /* global time of the event being handled */
+    int done;
+    wk_request req;
+    profile_backend backend;
+    wk_session_clock c;
+    wk_session_link l;
+    wk_session_backend b;
+};
+
+static int slot_schedule(void *self, double t, int type, int64_t arg, wk_err *err) {
+    struct wk_sim_slot *s = self;
+    double at = s->origin + t;
+    return wk_event_queue_push_owned(&s->g->queue, at < *s->now ? *s->now : at, s->k, type, arg, err);
+}
+
+static int slot_next(void *self, double *now, int *type, int64_t *arg, wk_err *err) {
+    (void)self, (void)now, (void)type, (void)arg;
+    return wk_err_set(err, WK_ESTATE, "shared sim: sessions are stepped, not run");
+}
+
+/* Posts a done event for every flow whose finish time changed. */
+static int post_retimed(wk_sim_shared *g, wk_err *err) {
+    for (size_t k = 0; k < g->link.n_flows; k++) {
+        wk_shared_flow *f = &g->link.flows[k];
+        if (!f->active || f->version == f->posted) continue;
+        f->posted = f->version;
+        int rc = wk_event_queue_push_owned(&g->queue, f->finish, (int32_t)k, EV_LINK_DONE, (int64_t)f->version, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static int slot_send(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err) {
+    struct wk_sim_slot *s = self;
+    double finish = wk_shared_link_send(&s->g->link, (size_t)s->k, s->origin + t, index, bytes);
+    *next_send_at = finish - s->origin;
+    int rc = post_retimed(s->g, err);
+    return rc ? rc : 1; /* the link posts the sender's next turn: it may be re-timed */
+}
+
+static int grow_slots(wk_sim_shared *g, size_t n, wk_err *err) {
+    if (n <= g->cap) return 0;
+    wk_sim *dev = realloc(g->dev, n * sizeof *dev);
+    if (dev) g->dev = dev;
+    struct wk_sim_slot *slot = dev ? realloc(g->slot, n * sizeof *slot) : NULL;
+    if (slot) g->slot = slot;
+    if (!dev || !slot) return wk_err_set(err, WK_ENOMEM, "shared sim: out of memory for %zu devices", n);
+    for (size_t k = g->cap; k < n; k++) wk_sim_init(&g->dev[k]);
+    g->cap = n;
+    return 0;
+}
+
+void wk_sim_shared_init(wk_sim_shared *g) {
+    memset(g, 0, sizeof *g);
+    wk_event_queue_init(&g->queue);
+}
+
+void wk_sim_shared_free(wk_sim_shared *g) {
+    for (size_t k = 0; k < g->cap; k++) wk_sim_free(&g->dev[k]);
+    free(g->dev);
+    free(g->slot);
+    wk_event_queue_free(&g->queue);
+    wk_shared_link_free(&g->link);
+    memset(g, 0, sizeof *g);
+}
+
+static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_sim_config *cfg, double stagger_s,
+                         double *now, wk_sim_result *out, wk_err *err) {
+    for (size_t k = 0; k < n; k++) {
+        struct wk_sim_slot *s = &g->slot[k];
+        memset(s, 0, sizeof *s);
+        s->g = g;
+        s->k = (int32_t)k;
+        s->origin = (double)k * stagger_s;
+        s->now = now;
+        s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed};
+        s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name};
+        s->c = (wk_session_clock){s, slot_schedule, slot_next};
+        s->l = (wk_session_link){s, slot_send};
+        s->b = (wk_session_backend){&s->backend, pb_run};
+        int rc = ensure_plan(&g->dev[k], &pols[k], &s->req, err);
+        memset(&out[k], 0, sizeof out[k]);
+        if (!rc) rc = wk_session_begin(&g->dev[k].session, &pols[k], &s->req, &g->dev[k].plan, &s->c, &s->l, &s->b,
+                                       cfg->link.request_delay_s, NULL, &out[k].s, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* Hands one event to device k's session; a device that is done closes its stream. */
+static int step_device(wk_sim_shared *g, size_t k, double t, int type, int64_t arg, size_t *left, wk_err *err) {
+    struct wk_sim_slot *s = &g->slot[k];
+    if (s->done) return 0;
+    int done = 0;
+    int rc = wk_session_step(&g->dev[k].session, t - s->origin, type, arg, &done, err);
+    if (rc || !done) return rc;
+    s->done = 1;
+    (*left)--;
+    wk_shared_link_cancel(&g->link, k, t);
+    return post_retimed(g, err);
+}
+
+/* A unit of flow k left the bottleneck at t: its arrival and the sender's next turn, in the order
+ * the single link posts them (arrival first), so one device alone replays wk_sim_request. */
+static int link_done(wk_sim_shared *g, size_t k, double t, const wk_link_params *p, size_t *left, wk_err *err) {
+    wk_shared_flow *f = &g->link.flows[k];
+    size_t unit = f->unit;
+    wk_shared_link_done(&g->link, k, t);
+    int rc = post_retimed(g, err);
+    if (rc) return rc;
+    if (p->one_way_delay_s > 0)
+        rc = wk_event_queue_push_owned(&g->queue, t + p->one_way_delay_s, (int32_t)k, WK_EV_ARRIVAL, (int64_t)unit, err);
+    else
+        rc = step_device(g, k, t, WK_EV_ARRIVAL, (int64_t)unit, left, err);
+    if (!rc) rc = step_device(g, k, t, WK_EV_SENDER, 0, left, err);
+    return rc;
+}
+
+static void shared_results(wk_sim_shared *g, size_t n, wk_sim_result *out) {
+    for (size_t k = 0; k < n; k++) {
+        wk_sim_result *o = &out[k];
+        const wk_shared_flow *f = &g->link.flows[k];
+        o->wire_bytes_total = f->wire_bytes_total;
+        o->link_utilisation = NAN;
+        if (o->s.ok && o->s.payload_bytes_total > 0) {
+            double wire_first = f->wire_bytes_total * (double)o->s.payload_bytes_sent / (double)o->s.payload_bytes_total;
+            double origin = g->slot[k].origin;
+            double cap = wk_shared_link_capacity_bytes(&g->link, origin + o->s.stream_start, origin + o->s.ttft_s);
+            o->link_utilisation = cap > 0 ? fmin(1.0, wire_first / cap) : NAN;
+        }
+    }
+}
+
+int wk_sim_shared_request(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_sim_config *cfg, double stagger_s,
+                          wk_sim_result *out, wk_err *err) {
+    if (cfg->context_tokens <= 0 || cfg->output_tokens <= 0 || n == 0 || n > INT32_MAX || !(stagger_s >= 0))
+        return wk_err_set(err, WK_EINVAL, "shared sim: need positive context, output tokens and devices, stagger >= 0");
+    int rc = grow_slots(g, n, err);
+    if (rc) return rc;
+    if (g->link.n_flows != n) {
+        wk_shared_link_free(&g->link);
+        rc = wk_shared_link_init(&g->link, cfg->trace, &cfg->link, n, err);
+        if (rc) return rc;
+    }
+    g->link.trace = cfg->trace;
+    g->link.p = cfg->link;
+    wk_shared_link_reset(&g->link);
+    wk_event_queue_clear(&g->queue);
+    double now = 0;
+    rc = start_devices(g, pols, n, cfg, stagger_s, &now, out, err);
+    size_t left = n;
+    while (!rc && left > 0) {
+        wk_event ev;
+        if (wk_event_queue_pop(&g->queue, &ev) != 0) { /* nothing pending: whoever is left is stuck */
+            for (size_t k = 0; k < n; k++)
+                if (!g->slot[k].done) wk_session_stall(&g->dev[k].session);
+            break;
+        }
+        now = ev.t;
+        size_t k = (size_t)ev.owner;
+        if (ev.type == EV_LINK_DONE) {
+            const wk_shared_flow *f = &g->link.flows[k];
+            if (f->active && (uint64_t)ev.arg == f->version) rc = link_done(g, k, ev.t, &cfg->link, &left, err);
+            continue; /* else: stale, the flow was re-timed or closed */
+        }
+        rc = step_device(g, k, ev.t, ev.type, ev.arg, &left, err);
+    }
+    if (rc) return rc;
+    for (size_t k = 0; k < n; k++) wk_session_end(&g->dev[k].session);
+    shared_results(g, n, out);
     return 0;
 }

@@ -6,6 +6,7 @@
 #define WIKV_SIM_SIM_H
 
 #include "net/link.h"
+#include "net/shared_link.h"
 #include "sim/quality.h"
 #include "sim/event_queue.h"
 #include "sim/session.h"
@@ -40,5 +41,24 @@ void wk_sim_free(wk_sim *sim);
 /* Simulates one request; `tl` (optional) receives its timeline. */
 int wk_sim_request(wk_sim *sim, wk_policy *policy, const wk_sim_config *cfg, wk_timeline *tl, wk_sim_result *out,
                    wk_err *err);
+
+/* Several devices behind one access point: n requests on one trace whose capacity they share fairly
+ * (net/shared_link.h). Device k runs its own request under policies[k] (its own policy state and
+ * plan), sent at k x stagger_s; its times in out[k] count from its own request. All sessions advance
+ * on one event queue whose events carry the device. A device that has its answer closes its stream,
+ * so the others get its share. With n = 1 the result is that of wk_sim_request. */
+struct wk_sim_slot;
+typedef struct wk_sim_shared {
+    wk_sim *dev;               /* [cap] session and plan cache of each device */
+    struct wk_sim_slot *slot;  /* [cap] its clock, link and backend adaptors */
+    size_t cap;
+    wk_event_queue queue;      /* one queue for all devices */
+    wk_shared_link link;
+} wk_sim_shared;
+
+void wk_sim_shared_init(wk_sim_shared *g);
+void wk_sim_shared_free(wk_sim_shared *g);
+int wk_sim_shared_request(wk_sim_shared *g, wk_policy *policies, size_t n, const wk_sim_config *cfg, double stagger_s,
+                          wk_sim_result *out, wk_err *err);
 
 #endif

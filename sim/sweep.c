@@ -80,6 +80,14 @@ static void fingerprint(wk_grid *g) {
     snprintf(num, sizeof num, "r%d o%d d%.6g q%.6g", g->requests, g->output_tokens, g->delay_ms, g->quality_target);
     h = fnv1a(h, num);
     if (g->quality) h = fnv1a(h, g->quality);
+    if (g->n_devices_per_link) { /* only when given: older grids keep their fingerprints */
+        for (size_t i = 0; i < g->n_devices_per_link; i++) {
+            snprintf(num, sizeof num, "n%d", g->devices_per_link[i]);
+            h = fnv1a(h, num);
+        }
+        snprintf(num, sizeof num, "s%.6g", g->stagger_ms);
+        h = fnv1a(h, num);
+    }
     snprintf(g->fingerprint, sizeof g->fingerprint, "%016llx", (unsigned long long)h);
 }
 
@@ -120,6 +128,20 @@ static int parse_line(wk_grid *g, char *line, const char *dir, const char *path,
         int n = wk_parse_int_list_grid(value, g->contexts, 64);
         if (n < 0) return wk_err_set(err, WK_EFORMAT, "%s:%d: contexts: expected positive integers", path, line_no);
         g->n_contexts = (size_t)n;
+    } else if (!strcmp(key, "devices_per_link")) {
+        int n = wk_parse_int_list_grid(value, g->devices_per_link, 64);
+        if (n < 0 || n > 64)
+            return wk_err_set(err, WK_EFORMAT, "%s:%d: devices_per_link: expected positive integers", path, line_no);
+        for (int i = 0; i < n; i++)
+            if (g->devices_per_link[i] > 1024)
+                return wk_err_set(err, WK_EFORMAT, "%s:%d: devices_per_link: at most 1024 devices on a link", path, line_no);
+        g->n_devices_per_link = (size_t)n;
+    } else if (!strcmp(key, "stagger_ms")) {
+        char *end;
+        double v = strtod(value, &end);
+        if (end == value || *end || !(v >= 0) || v > 1e9)
+            return wk_err_set(err, WK_EFORMAT, "%s:%d: stagger_ms: expected a number >= 0", path, line_no);
+        g->stagger_ms = v;
     } else if (!strcmp(key, "requests") || !strcmp(key, "output_tokens")) {
         char *end;
         long v = strtol(value, &end, 10);
@@ -220,6 +242,9 @@ void wk_grid_config(const wk_grid *g, wk_runner_config *cfg) {
     cfg->events = WK_EVENTS_NONE;
     cfg->quality_path = g->quality;
     cfg->quality_target = g->quality_target;
+    cfg->devices_per_link = g->devices_per_link;
+    cfg->n_devices_per_link = g->n_devices_per_link;
+    cfg->stagger_s = g->stagger_ms / 1000.0;
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -327,8 +352,7 @@ int wk_sweep_run(const wk_grid *g, const wk_sweep_opts *o, const char *db_path, 
     char **done = NULL;
     size_t n_done = 0;
     rc = prepare_run(g, o, &cfg, db, command, run_id, &done, &n_done, err);
-    size_t total = wk_runner_cell_count(&cfg);
-    size_t expected = (total + (size_t)o->shard_n - (size_t)o->shard_k) / (size_t)o->shard_n;
+    size_t expected = wk_runner_shard_rows(&cfg, o->shard_k - 1, o->shard_n);
     pid_t *pids = calloc((size_t)o->jobs, sizeof *pids);
     if (!rc && !pids) rc = wk_err_set(err, WK_ENOMEM, "sweep: out of memory");
     /* no SQLite connection may cross a fork: close, fork the workers, reopen to watch them */

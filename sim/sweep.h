@@ -11,6 +11,9 @@
  *   delay_ms = 10          one-way delay each direction (default 10)
  *   quality  = FILE        quality table (default: the bundled assumed one)
  *   quality_target = 0.95  F1 relative to full KV the oracle must reach (0: no oracle)
+ *   devices_per_link = 1, 2, 4, 8   run each request by N devices sharing one link, for each N
+ *                          (one row per device; default: one device on its own link)
+ *   stagger_ms = 0         device k of a shared link sends its request k x stagger_ms later
  * Relative paths are relative to the grid file's folder. Unknown keys are errors (FILE:LINE).
  *
  * A sweep is one run in the database, found again by a fingerprint of the grid and the shard: a
@@ -29,6 +32,9 @@ typedef struct wk_grid {
     int requests, output_tokens;
     double delay_ms;
     double quality_target;  /* oracle quality target (default 0.95) */
+    int devices_per_link[64];
+    size_t n_devices_per_link;  /* 0: one device per link */
+    double stagger_ms;
     char *quality;
     char fingerprint[32];   /* FNV-1a of the normalised grid */
 } wk_grid;

@@ -316,7 +316,7 @@ START_TEST(event_queue_breaks_ties_by_insertion) {
     wk_event_queue_init(&q);
     wk_err err;
     for (int i = 0; i < 100; i++) ck_assert_int_eq(wk_event_queue_push(&q, (double)(i % 3), 0, i, &err), 0);
-    wk_event ev, prev = {-1, 0, 0, -1};
+    wk_event ev, prev = {.t = -1, .arg = -1};
     int count = 0;
     while (wk_event_queue_pop(&q, &ev) == 0) {
         ck_assert(ev.t > prev.t || (ev.t == prev.t && ev.arg > prev.arg));
@@ -358,6 +358,7 @@ END_TEST
 int main(void) {
     Suite *s = suite_create("sim");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60); /* plans of the ranked policies take seconds on a loaded machine */
     tcase_add_test(tc, full_ttft_matches_closed_form);
     tcase_add_test(tc, framing_overhead_adds_wire_bytes);
     tcase_add_test(tc, kivi_is_faster_than_full_on_slow_link);

@@ -34,6 +34,7 @@ typedef struct {
     size_t level0_units;
     double next_check;         /* fraction of level-0 KV at which the next attempt happens */
     int attempted;             /* an attempt is in flight (its outcome shows in the next view) */
+    double kv_bytes_per_token; /* of the fp16 cache steps read (per request: decide runs per event) */
 } wikv_state;
 
 /* Appends one level of units over order[0..n) in batches. */
@@ -94,11 +95,11 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
 }
 
 static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
-    (void)req;
     (void)plan;
     wikv_state *st = state;
     st->next_check = param[P_THRESHOLD];
     st->attempted = 0;
+    st->kv_bytes_per_token = wk_model_kv_bytes_per_token(req->model, 16); /* decoded into an fp16 cache */
 }
 
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
@@ -109,7 +110,7 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
         st->next_check = fmax(st->next_check, fraction) + param[P_STEP];
     }
     if (wk_policy_decode_arrived(v, a)) return;
-    a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16); /* decoded into an fp16 cache */
+    a->kv_bytes_per_token = st->kv_bytes_per_token;
     double due = wk_policy_deadline(v, param[P_TTFT_DEADLINE], param[P_TOKEN_DEADLINE]);
     if (fraction >= 1.0 || v->now >= due) {
         a->kind = WK_ACT_EMIT;
