@@ -26,7 +26,8 @@ static const char *usage =
     "  --holdout F          hold every round(1/F)-th trace (sorted by name) out of the search and report\n"
     "                       the winner on them (default 0: none)\n"
     "  --policy LIST        policies to search (default all); key=value pins a parameter, e.g.\n"
-    "                       wikv:levels=1,ttft_deadline=0,prefill\n"
+    "                       wikv:levels=1,ttft_deadline=0,prefill (text_bytes, a property of the\n"
+    "                       text, stays at its default unless named)\n"
     "  --quality FILE       quality table (default the bundled, assumed one)\n"
     "  --grid-budget N      grid configurations per policy (default 32)\n"
     "  --max-refine N       pattern-search evaluations per policy (default 32)\n"
@@ -111,6 +112,25 @@ static int add_traces(wk_strlist *l, const char *pattern) {
     }
     globfree(&g);
     return bad_one || !added ? -1 : 0;
+}
+
+/* text_bytes (bytes of text per token on the wire) is a property of the text, not a knob: it stays
+ * at its default unless a spec names it. */
+static void pin_text_bytes(wk_strlist *policies) {
+    for (size_t i = 0; i < policies->n; i++) {
+        char *spec = policies->items[i], name[64];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(spec, ":"), spec);
+        const wk_policy_ops *ops = wk_policy_find(name);
+        if (!ops || strstr(spec, "text_bytes=")) continue;
+        for (size_t k = 0; k < ops->n_params; k++) {
+            if (strcmp(ops->params[k].name, "text_bytes") != 0) continue;
+            char *longer = malloc(strlen(spec) + 32);
+            if (!longer) return;
+            sprintf(longer, "%s%stext_bytes=%.0f", spec, strchr(spec, ':') ? "," : ":", ops->params[k].def);
+            free(spec);
+            policies->items[i] = longer;
+        }
+    }
 }
 
 static int parse(choose_opts *o, int argc, char **argv) {
@@ -250,6 +270,7 @@ int wk_cmd_choose(int argc, char **argv) {
     if (rc == 0) {
         if (!o.policies.n)
             for (const wk_policy_ops *const *p = wk_policy_registry(); *p; p++) wk_strlist_add(&o.policies, (*p)->name);
+        pin_text_bytes(&o.policies);
         char command[2048];
         wk_cli_command_line(argc, argv, "wikv", command, sizeof command);
         rc = run(&o, command);

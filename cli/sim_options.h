@@ -4,6 +4,7 @@
 
 #include "cli/cli_util.h"
 #include "sim/policy.h"
+#include "sim/choose.h"
 #include "sim/runner.h"
 
 #define WK_MAX_CONTEXTS 64
@@ -14,6 +15,7 @@ typedef struct wk_sim_options {
     size_t n_contexts;
     const char *db_path;
     wk_runner_config cfg;
+    wk_choice choice;            /* --policy-config: the file's contents (cfg may point into it) */
 } wk_sim_options;
 
 /* Parses argv into opts (defaults pre-filled by the caller are kept unless overridden). Returns 0,

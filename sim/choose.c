@@ -38,6 +38,7 @@ typedef struct {
     wk_device device;
     wk_quality_table quality;
     wk_sim sim;
+    wk_policy live;                 /* the policy object evaluated (see set_policy) */
     double *ttft, *f1;              /* [max requests] per evaluation */
     size_t cap;
 } inputs;
@@ -49,6 +50,7 @@ static void free_inputs(inputs *in) {
     free(in->held);
     free(in->ttft);
     free(in->f1);
+    wk_policy_free(&in->live);
     wk_sim_free(&in->sim);
 }
 
@@ -121,17 +123,37 @@ static int store_request(wk_results *db, int64_t run_id, const wk_choose_config 
 }
 
 /* Runs every request of `spec` on traces[0..n) (the same requests as `wikv sim`) and summarises them. */
+/* Sets `live` to `spec`. A policy object is kept across the configurations of one policy: its state
+ * caches what depends on the model shape only (codec sizes, keyed by what they depend on), plan()
+ * re-derives the rest when the spec changes (the simulator re-plans on a new spec), start() resets
+ * each request. Measuring codec sizes anew for every configuration would dominate the search. */
+static int set_policy(wk_policy *live, const char *spec, wk_err *err) {
+    wk_policy p;
+    int rc = wk_policy_create(spec, &p, err);
+    if (!rc && live->ops == p.ops) {
+        memcpy(live->param, p.param, sizeof live->param);
+        snprintf(live->spec, sizeof live->spec, "%s", spec);
+        wk_policy_free(&p);
+        return 0;
+    }
+    if (!rc) {
+        wk_policy_free(live);
+        *live = p;
+        snprintf(live->spec, sizeof live->spec, "%s", spec);
+        return 0;
+    }
+    wk_policy_free(&p);
+    return rc;
+}
+
 static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *traces, size_t n, const char *spec,
                     wk_results *db, int64_t run_id, wk_choose_point *pt, wk_err *err) {
     memset(pt, 0, sizeof *pt);
     snprintf(pt->spec, sizeof pt->spec, "%s", spec);
-    wk_policy pol;
-    int rc = wk_policy_create(spec, &pol, err);
-    if (rc) {
-        wk_policy_free(&pol);
-        return rc;
-    }
-    snprintf(pt->policy, sizeof pt->policy, "%s", pol.ops->name);
+    int rc = set_policy(&in->live, spec, err);
+    if (rc) return rc;
+    wk_policy *pol = &in->live;
+    snprintf(pt->policy, sizeof pt->policy, "%s", pol->ops->name);
     size_t ok = 0;
     double f1_sum = 0, ttft_sum = 0;
     for (size_t t = 0; !rc && t < n; t++)
@@ -141,11 +163,11 @@ static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *tra
                                 .task = cfg->task, .seed = (uint64_t)r, .quality = &in->quality};
             sc.link.trace_offset_s = traces[t].period_s * r / cfg->requests_per_trace;
             wk_sim_result res;
-            rc = wk_sim_request(&in->sim, &pol, &sc, NULL, &res, err);
+            rc = wk_sim_request(&in->sim, pol, &sc, NULL, &res, err);
             if (rc) break;
             pt->requests++;
             double accept, f1 = NAN;
-            if (res.s.ok && wk_quality_lookup(&in->quality, pol.ops->name, res.s.coverage_at_first, &accept, &f1))
+            if (res.s.ok && wk_quality_lookup(&in->quality, pol->ops->name, res.s.coverage_at_first, &accept, &f1))
                 f1 = NAN;
             if (!res.s.ok || !isfinite(f1)) pt->failed++;
             else {
@@ -154,9 +176,8 @@ static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *tra
                 f1_sum += f1;
                 ttft_sum += res.s.ttft_s;
             }
-            if (db) rc = store_request(db, run_id, cfg, in, &pol, spec, &traces[t], r, &res, f1, err);
+            if (db) rc = store_request(db, run_id, cfg, in, pol, spec, &traces[t], r, &res, f1, err);
         }
-    wk_policy_free(&pol);
     if (rc) return rc;
     pt->objective = pt->ttft_mean = pt->f1 = NAN;
     for (int q = 0; q < WK_CHOOSE_NQ; q++) pt->ttft_q[q] = NAN;
