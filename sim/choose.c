@@ -164,6 +164,14 @@ static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *tra
             sc.link.trace_offset_s = traces[t].period_s * r / cfg->requests_per_trace;
             wk_sim_result res;
             rc = wk_sim_request(&in->sim, pol, &sc, NULL, &res, err);
+            if (rc == WK_EINVAL || rc == WK_EUNSUPPORTED) { /* parameters the policy refuses: infeasible */
+                pt->requests = pt->failed = n * (size_t)cfg->requests_per_trace;
+                snprintf(pt->invalid, sizeof pt->invalid, "%.159s", err->msg);
+                wk_err_clear(err);
+                rc = 0;
+                ok = 0;
+                goto summarise;
+            }
             if (rc) break;
             pt->requests++;
             double accept, f1 = NAN;
@@ -179,6 +187,7 @@ static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *tra
             if (db) rc = store_request(db, run_id, cfg, in, pol, spec, &traces[t], r, &res, f1, err);
         }
     if (rc) return rc;
+summarise:
     pt->objective = pt->ttft_mean = pt->f1 = NAN;
     for (int q = 0; q < WK_CHOOSE_NQ; q++) pt->ttft_q[q] = NAN;
     if (ok) {

@@ -14,6 +14,8 @@
  *      step = the grid spacing) and move when the objective improves; after a sweep with no move
  *      halve every step; stop when every step is below `resolution` (continuous) or below one value
  *      (integers), or after `max_refine` evaluations.
+ * Parameters a policy refuses (its plan fails with WK_EINVAL, e.g. a window larger than the budget)
+ * make that configuration infeasible, not the search fail.
  * A configuration is feasible when every request succeeds and its predicted F1 (the mean over
  * requests of f1_rel from the quality table at the coverage of the first token) is >= quality_min;
  * the objective is the p50 or p95 of TTFT over all requests of the search traces; the winner is the
@@ -66,6 +68,7 @@ typedef struct wk_choose_point {
     size_t requests, failed;
     int feasible;
     int on_front;                /* on the Pareto front of (objective down, F1 up) over every point */
+    char invalid[160];           /* why the policy refused these parameters (every request failed), or "" */
 } wk_choose_point;
 
 typedef struct wk_choose_result {

@@ -226,6 +226,26 @@ START_TEST(unreachable_quality_is_reported) {
 }
 END_TEST
 
+START_TEST(refused_parameters_are_infeasible_not_fatal) {
+    fixture fx;
+    setup_fixture(&fx);
+    const char *traces[] = {fx.trace}, *policies[] = {"h2o:budget=16", "prefill:text_bytes=4"};
+    wk_choose_config c = planted_config(&fx, traces, policies);
+    c.n_policies = 2;
+    c.grid_budget = 3;
+    c.max_refine = 4;
+    wk_choose_result r;
+    wk_err err;
+    ck_assert_msg(wk_choose_run(&c, NULL, NULL, &r, &err) == 0, "%s", err.msg);
+    int refused = 0;
+    for (size_t i = 0; i < r.n; i++) refused += r.points[i].invalid[0] != 0 && !r.points[i].feasible;
+    ck_assert_int_gt(refused, 0); /* window > budget 16 is refused by the policy */
+    ck_assert_str_eq(r.points[r.best].policy, "prefill");
+    wk_choose_result_free(&r);
+    remove_fixture(&fx);
+}
+END_TEST
+
 START_TEST(holdout_split_is_deterministic) {
     const char *in[] = {"e", "b", "d", "a", "c", "f"};
     const char *s[6], *h[6];
@@ -253,6 +273,7 @@ int main(void) {
     tcase_add_test(tc, search_finds_planted_threshold);
     tcase_add_test(tc, choice_round_trips_to_same_ttft);
     tcase_add_test(tc, unreachable_quality_is_reported);
+    tcase_add_test(tc, refused_parameters_are_infeasible_not_fatal);
     tcase_add_test(tc, holdout_split_is_deterministic);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
