@@ -39,6 +39,16 @@ want=$(printf '%.9f' "$p50")
 [ "$got" = "$want" ] || fail "sim --policy-config p50 $got != chosen $want"
 sqlite3 "$tmp/s.db" "SELECT DISTINCT params FROM requests" | grep -qx "$spec" || fail "sim ran another spec"
 
+# a broken choice file and --policy with --policy-config are bad input (exit 2)
+printf '{"policy": "nosuch"}' > "$tmp/bad.json"
+set +e
+out=$("$wikv" sim --policy-config "$tmp/bad.json" --trace "$tmp/a40.txt" --db "$tmp/x.db" 2>&1); status=$?
+[ $status -eq 2 ] || fail "bad choice file exit status $status"
+echo "$out" | grep -q "bad.json" || fail "error does not name the file: $out"
+"$wikv" sim --policy-config "$tmp/choice.json" --policy full --trace "$tmp/a40.txt" --db "$tmp/x.db" 2>/dev/null
+[ $? -eq 2 ] || fail "--policy with --policy-config must exit 2"
+set -e
+
 # every evaluated configuration is in the database, with an F1, for the pareto plot
 n=$(sqlite3 "$tmp/c.db" "SELECT count(DISTINCT params) FROM complete_requests WHERE f1 IS NOT NULL")
 [ "$n" -ge 4 ] || fail "only $n configurations stored"
