@@ -322,8 +322,10 @@ static int visit(search *s, const char *spec, long *index, wk_err *err) {
     return 0;
 }
 
+/* Lower objective wins; on a tie the higher F1 (so the winner is on the Pareto front). */
 static int better(const wk_choose_point *a, const wk_choose_point *b) {
-    return a->feasible && (!b || !b->feasible || a->objective < b->objective);
+    return a->feasible &&
+           (!b || !b->feasible || a->objective < b->objective || (a->objective == b->objective && a->f1 > b->f1));
 }
 
 /* Points per axis: all start at 1 (the default value); the axis with the fewest points gets one more

@@ -19,7 +19,8 @@
  * A configuration is feasible when every request succeeds and its predicted F1 (the mean over
  * requests of f1_rel from the quality table at the coverage of the first token) is >= quality_min;
  * the objective is the p50 or p95 of TTFT over all requests of the search traces; the winner is the
- * feasible configuration with the lowest objective (ties: the first evaluated). Every configuration
+ * feasible configuration with the lowest objective (ties: the higher F1, then the first evaluated),
+ * so the winner is always on the Pareto front. Every configuration
  * is evaluated on the same requests as `wikv sim` (offsets spread over each trace, seed = request
  * index), so `wikv sim --policy-config` reproduces the predicted TTFT exactly.
  *

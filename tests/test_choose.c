@@ -170,6 +170,7 @@ START_TEST(search_finds_planted_threshold) {
     }
     ck_assert_int_gt(infeasible_below, 0); /* the search saw faster configurations that miss the F1 target */
     ck_assert_int_ge(front, 2);
+    ck_assert(b->on_front);
     wk_choose_result_free(&r);
     remove_fixture(&fx);
 }
