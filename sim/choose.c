@@ -146,16 +146,12 @@ static int set_policy(wk_policy *live, const char *spec, wk_err *err) {
     return rc;
 }
 
-static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *traces, size_t n, const char *spec,
-                    wk_results *db, int64_t run_id, wk_choose_point *pt, wk_err *err) {
-    memset(pt, 0, sizeof *pt);
-    snprintf(pt->spec, sizeof pt->spec, "%s", spec);
-    int rc = set_policy(&in->live, spec, err);
-    if (rc) return rc;
+/* Runs every request of the live policy on traces[0..n); ttft/f1 of the successful ones go to in->ttft
+ * and in->f1 ([*ok]). */
+static int run_requests(const wk_choose_config *cfg, inputs *in, const wk_trace *traces, size_t n, const char *spec,
+                        wk_results *db, int64_t run_id, wk_choose_point *pt, size_t *ok, wk_err *err) {
     wk_policy *pol = &in->live;
-    snprintf(pt->policy, sizeof pt->policy, "%s", pol->ops->name);
-    size_t ok = 0;
-    double f1_sum = 0, ttft_sum = 0;
+    int rc = 0;
     for (size_t t = 0; !rc && t < n; t++)
         for (int r = 0; !rc && r < cfg->requests_per_trace; r++) {
             wk_sim_config sc = {.trace = &traces[t], .link = cfg->link, .model = &in->model, .device = &in->device,
@@ -164,33 +160,46 @@ static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *tra
             sc.link.trace_offset_s = traces[t].period_s * r / cfg->requests_per_trace;
             wk_sim_result res;
             rc = wk_sim_request(&in->sim, pol, &sc, NULL, &res, err);
-            if (rc == WK_EINVAL || rc == WK_EUNSUPPORTED) { /* parameters the policy refuses: infeasible */
-                pt->requests = pt->failed = n * (size_t)cfg->requests_per_trace;
-                snprintf(pt->invalid, sizeof pt->invalid, "%.159s", err->msg);
-                wk_err_clear(err);
-                rc = 0;
-                ok = 0;
-                goto summarise;
-            }
-            if (rc) break;
+            if (rc) return rc;
             pt->requests++;
             double accept, f1 = NAN;
             if (res.s.ok && wk_quality_lookup(&in->quality, pol->ops->name, res.s.coverage_at_first, &accept, &f1))
                 f1 = NAN;
             if (!res.s.ok || !isfinite(f1)) pt->failed++;
             else {
-                in->ttft[ok] = res.s.ttft_s;
-                in->f1[ok++] = f1;
-                f1_sum += f1;
-                ttft_sum += res.s.ttft_s;
+                in->ttft[*ok] = res.s.ttft_s;
+                in->f1[(*ok)++] = f1;
             }
             if (db) rc = store_request(db, run_id, cfg, in, pol, spec, &traces[t], r, &res, f1, err);
         }
+    return rc;
+}
+
+static int evaluate(const wk_choose_config *cfg, inputs *in, const wk_trace *traces, size_t n, const char *spec,
+                    wk_results *db, int64_t run_id, wk_choose_point *pt, wk_err *err) {
+    memset(pt, 0, sizeof *pt);
+    snprintf(pt->spec, sizeof pt->spec, "%s", spec);
+    int rc = set_policy(&in->live, spec, err);
     if (rc) return rc;
-summarise:
+    snprintf(pt->policy, sizeof pt->policy, "%s", in->live.ops->name);
+    size_t ok = 0;
+    rc = run_requests(cfg, in, traces, n, spec, db, run_id, pt, &ok, err);
+    if (rc == WK_EINVAL || rc == WK_EUNSUPPORTED) { /* parameters the policy refuses (its plan failed) */
+        pt->requests = pt->failed = n * (size_t)cfg->requests_per_trace;
+        snprintf(pt->invalid, sizeof pt->invalid, "%.159s", err->msg);
+        wk_err_clear(err);
+        rc = 0;
+        ok = 0;
+    }
+    if (rc) return rc;
     pt->objective = pt->ttft_mean = pt->f1 = NAN;
     for (int q = 0; q < WK_CHOOSE_NQ; q++) pt->ttft_q[q] = NAN;
     if (ok) {
+        double f1_sum = 0, ttft_sum = 0;
+        for (size_t i = 0; i < ok; i++) {
+            f1_sum += in->f1[i];
+            ttft_sum += in->ttft[i];
+        }
         wk_sort_doubles(in->ttft, ok);
         for (int q = 0; q < WK_CHOOSE_NQ; q++) pt->ttft_q[q] = wk_percentile_sorted(in->ttft, ok, quantiles[q]);
         pt->objective = wk_percentile_sorted(in->ttft, ok, cfg->objective_q);
@@ -214,7 +223,7 @@ typedef struct {
 static axis make_axis(const wk_param_desc *d, size_t index) {
     axis a = {d, index, AXIS_LINEAR};
     if (d->min > 0 && d->max / d->min >= 100) a.scale = AXIS_LOG;
-    else if (d->min == 0 && d->max > 0 && (d->is_int ? d->max >= 100 : 1) && d->max >= 100) a.scale = AXIS_LOG0;
+    else if (d->min == 0 && d->max >= 100) a.scale = AXIS_LOG0;
     return a;
 }
 
@@ -602,7 +611,7 @@ static int cmp_front(const void *a, const void *b) {
     return (x->objective > y->objective) - (x->objective < y->objective);
 }
 
-static void json_front(FILE *f, const wk_choose_result *r, const char **objective_name) {
+static void json_front(FILE *f, const wk_choose_result *r, const char *objective_name) {
     size_t n = 0;
     const wk_choose_point **front = malloc((r->n ? r->n : 1) * sizeof *front);
     if (front)
@@ -613,7 +622,7 @@ static void json_front(FILE *f, const wk_choose_result *r, const char **objectiv
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "%s\n    {\"spec\": ", i ? "," : "");
         json_str(f, front[i]->spec);
-        fprintf(f, ", \"ttft_%s_s\": ", *objective_name);
+        fprintf(f, ", \"ttft_%s_s\": ", objective_name);
         json_num(f, front[i]->objective);
         fputs(", \"f1\": ", f);
         json_num(f, front[i]->f1);
@@ -672,7 +681,7 @@ int wk_choose_write_json(const char *path, const wk_choose_config *cfg, const wk
         fputs("null", f);
     }
     fprintf(f, ",\n  \"evaluated\": %zu,\n  \"pareto\": ", r->n);
-    json_front(f, r, &obj);
+    json_front(f, r, obj);
     fputs("\n}\n", f);
     if (fclose(f) != 0) return wk_err_set(err, WK_EIO, "%s: write failed", path);
     return 0;
