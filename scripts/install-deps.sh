@@ -2,7 +2,7 @@
 # Installs the Debian packages wikv needs when they are missing: as root it runs apt-get, otherwise it
 # prints the apt-get line to run and fails.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libsqlite3-dev sqlite3 check gnuplot-nox parallel clang)
+pkgs=(build-essential cmake pkg-config libsqlite3-dev sqlite3 check gnuplot-nox parallel clang valgrind)
 if [ "${WIKV_WITH_NS3:-1}" = 1 ]; then pkgs+=(libns3-dev libgsl-dev); fi
 missing=()
 for p in "${pkgs[@]}"; do

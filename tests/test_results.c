@@ -127,12 +127,47 @@ START_TEST(foreign_and_corrupt_files_are_named) {
 }
 END_TEST
 
+/* The disk fills up in the middle of a run (SQLite's page limit stands in for a full device): the
+ * error says so and the earlier complete run stays. */
+START_TEST(full_disk_keeps_earlier_runs) {
+    char path[256];
+    temp_db(path, sizeof path);
+    wk_results *db;
+    wk_err err;
+    ck_assert_int_eq(wk_results_open(path, &db, &err), 0);
+    int64_t run;
+    ck_assert_int_eq(wk_results_begin_run(db, "sim", "first", &run, &err), 0);
+    add_rows(db, run, 3);
+    ck_assert_int_eq(wk_results_finish_run(db, run, &err), 0);
+    int pages = count(db, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages + 2);
+    ck_assert_int_eq(sqlite3_exec(wk_results_handle(db), sql, NULL, NULL, NULL), SQLITE_OK);
+    ck_assert_int_eq(wk_results_begin_run(db, "sim", "second", &run, &err), 0);
+    int rc = 0;
+    for (int i = 0; i < 100000 && rc == 0; i++) {
+        wk_request_row row = wk_results_empty_row("sim");
+        row.policy = "wikv";
+        row.answer = "a long answer that fills pages quickly, again and again and again and again";
+        rc = wk_results_add_request(db, run, &row, NULL, &err);
+    }
+    ck_assert_int_eq(rc, WK_EDB);
+    ck_assert_msg(strstr(err.msg, "disk full") != NULL, "%s", err.msg);
+    wk_err ignored;
+    wk_results_fail_run(db, run, err.msg, &ignored);
+    ck_assert_int_eq(count(db, "SELECT count(*) FROM complete_requests"), 3);
+    wk_results_close(db);
+    unlink(path);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("results");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, complete_run_is_visible);
     tcase_add_test(tc, killed_run_loses_nothing_committed);
     tcase_add_test(tc, foreign_and_corrupt_files_are_named);
+    tcase_add_test(tc, full_disk_keeps_earlier_runs);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
