@@ -10,6 +10,8 @@ static const char *usage =
     "Simulates requests and prints TTFT median/p95, bytes sent and link utilisation per policy and trace.\n"
     "  --trace FILE|FOLDER  trace file (PATH#COLUMN for a CSV column), or a folder of traces; repeatable\n"
     "  --policy LIST        policies, e.g. prefill,full,kivi2,kivi4 or kivi2:group=64 (default: all)\n"
+    "  --policy-config FILE the policy chosen by `wikv choose` (choice.json); its model, device, context\n"
+    "                       and quality table too unless given here\n"
     "  --model LIST         bundled model names or HF config folders (default llama-3.1-8b)\n"
     "  --device LIST        device profiles (default jetson-agx-orin)\n"
     "  --context LIST       context lengths in tokens (default 8192)\n"

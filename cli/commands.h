@@ -15,5 +15,7 @@ int wk_cmd_score(int argc, char **argv);
 int wk_cmd_plot(int argc, char **argv);
 int wk_cmd_kv(int argc, char **argv);
 int wk_cmd_engine(int argc, char **argv);
+int wk_cmd_policy(int argc, char **argv);
+int wk_cmd_choose(int argc, char **argv);
 
 #endif

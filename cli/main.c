@@ -24,6 +24,8 @@ static const wk_command commands[] = {
     {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
     {"calibrate", wk_cmd_calibrate, "measure the engine here and fit a device profile to it"},
     {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
+    {"policy", wk_cmd_policy, "policies and their parameters: list, show"},
+    {"choose", wk_cmd_choose, "search policies and parameters in the simulator; write choice.json"},
 };
 
 static void usage(FILE *out) {

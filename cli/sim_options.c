@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY, OPT_TARGET, OPT_SHARE, OPT_STAGGER };
+#include "sim/choose.h"
+
+enum { OPT_DELAY = 256, OPT_EVENTS, OPT_OUTPUT_TOKENS, OPT_TASK, OPT_NO_PROGRESS, OPT_OVERHEAD, OPT_QUALITY, OPT_TARGET,
+       OPT_SHARE, OPT_STAGGER, OPT_POLICY_CONFIG };
 
 static const struct option long_opts[] = {
     {"trace", required_argument, 0, 't'},   {"policy", required_argument, 0, 'p'},
@@ -18,6 +21,7 @@ static const struct option long_opts[] = {
     {"frame-overhead", required_argument, 0, OPT_OVERHEAD}, {"quality", required_argument, 0, OPT_QUALITY},
     {"quality-target", required_argument, 0, OPT_TARGET},
     {"devices-per-link", required_argument, 0, OPT_SHARE}, {"stagger-ms", required_argument, 0, OPT_STAGGER},
+    {"policy-config", required_argument, 0, OPT_POLICY_CONFIG},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -40,8 +44,37 @@ static void replace_default(wk_strlist *l, int *replaced) {
     *replaced = 1;
 }
 
+/* --policy-config FILE: the chosen policy replaces the list; model, device, context and quality table
+ * come from the file unless given on the command line. */
+static int apply_choice(wk_sim_options *o, const char *path, int replaced_models, int replaced_devices,
+                        int replaced_contexts, int replaced_quality, const char *usage) {
+    wk_err err = {0};
+    if (wk_choice_read(path, &o->choice, &err)) {
+        fprintf(stderr, "wikv: %s\n%s", err.msg, usage);
+        return 2;
+    }
+    wk_strlist_free(&o->policies);
+    wk_strlist_add(&o->policies, o->choice.spec);
+    if (!replaced_models && o->choice.model[0]) {
+        wk_strlist_free(&o->models);
+        wk_strlist_add(&o->models, o->choice.model);
+    }
+    if (!replaced_devices && o->choice.device[0]) {
+        wk_strlist_free(&o->devices);
+        wk_strlist_add(&o->devices, o->choice.device);
+    }
+    if (!replaced_contexts && o->choice.context_tokens > 0) {
+        o->contexts[0] = o->choice.context_tokens;
+        o->n_contexts = 1;
+    }
+    if (!replaced_quality && o->choice.quality_path[0]) o->cfg.quality_path = o->choice.quality_path;
+    return 0;
+}
+
 int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *usage) {
     int replaced_traces = 0, replaced_policies = 0, replaced_models = 0, replaced_devices = 0;
+    int replaced_contexts = 0, replaced_quality = 0;
+    const char *choice_path = NULL;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "t:p:m:d:c:n:o:h", long_opts, NULL)) != -1) {
@@ -66,6 +99,7 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
             int n = wk_parse_int_list(optarg, o->contexts, WK_MAX_CONTEXTS);
             if (n < 0) return bad(usage, "bad --context list", optarg);
             o->n_contexts = (size_t)n;
+            replaced_contexts = 1;
             break;
         }
         case 'n':
@@ -96,7 +130,11 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
             if (positive_int(optarg, &o->cfg.output_tokens)) return bad(usage, "bad --output-tokens", optarg);
             break;
         case OPT_TASK: o->cfg.task = optarg; break;
-        case OPT_QUALITY: o->cfg.quality_path = optarg; break;
+        case OPT_QUALITY:
+            o->cfg.quality_path = optarg;
+            replaced_quality = 1;
+            break;
+        case OPT_POLICY_CONFIG: choice_path = optarg; break;
         case OPT_TARGET: {
             char *end;
             double v = strtod(optarg, &end);
@@ -125,6 +163,10 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
         }
     }
     if (optind < argc) return bad(usage, "unexpected argument", argv[optind]);
+    if (choice_path && replaced_policies) return bad(usage, "--policy and --policy-config together", choice_path);
+    if (choice_path)
+        return apply_choice(o, choice_path, replaced_models, replaced_devices, replaced_contexts, replaced_quality,
+                            usage);
     return 0;
 }
 

@@ -4,6 +4,7 @@
 
 #include "cli/cli_util.h"
 #include "sim/policy.h"
+#include "sim/choose.h"
 #include "sim/runner.h"
 
 #define WK_MAX_CONTEXTS 64
@@ -16,6 +17,7 @@ typedef struct wk_sim_options {
     size_t n_devices_per_link;
     const char *db_path;
     wk_runner_config cfg;
+    wk_choice choice;            /* --policy-config: the file's contents (cfg may point into it) */
 } wk_sim_options;
 
 /* Parses argv into opts (defaults pre-filled by the caller are kept unless overridden). Returns 0,
