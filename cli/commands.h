@@ -14,5 +14,8 @@ int wk_cmd_score(int argc, char **argv);
 int wk_cmd_plot(int argc, char **argv);
 int wk_cmd_kv(int argc, char **argv);
 int wk_cmd_engine(int argc, char **argv);
+int wk_cmd_serve(int argc, char **argv);
+int wk_cmd_run(int argc, char **argv);
+int wk_cmd_kvgen(int argc, char **argv);
 
 #endif

@@ -23,6 +23,9 @@ static const wk_command commands[] = {
     {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
     {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
     {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
+    {"serve", wk_cmd_serve, "edge server: stream encoded KV units paced by a trace (real execution)"},
+    {"run", wk_cmd_run, "device client: requests against a server, real answers, TTFT and F1"},
+    {"kvgen", wk_cmd_kvgen, "prefill task contexts and store their KV for the server"},
 };
 
 static void usage(FILE *out) {

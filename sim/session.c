@@ -102,8 +102,12 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     return clock->schedule(clock->self, next_at, WK_EV_SENDER, 0, err);
 }
 
-static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
+static void on_arrival(wk_session *s, run_state *r, size_t idx, int remote_sender, wk_timeline *tl) {
     const wk_unit *u = &r->v.plan->units[idx];
+    if (remote_sender) { /* the sender half runs elsewhere: what arrived was sent */
+        r->v.n_sent++;
+        r->v.bytes_sent += u->bytes;
+    }
     s->arrival_order[r->v.n_arrived++] = (uint32_t)idx;
     r->v.bytes_arrived += u->bytes;
     if (u->kind == WK_UNIT_TEXT) {
@@ -252,7 +256,10 @@ int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const w
     r.v.stream_start = request_delay_s;
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
-    rc = clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
+    /* a link without send means the sender half runs elsewhere (exec client): arrivals come from the
+     * clock's event source, and a WK_EV_SENDER event from it says the sender finished */
+    int remote = link->send == NULL;
+    if (!remote) rc = clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
     int done = 0;
     size_t events = 0;
     while (!rc && !done) {
@@ -273,12 +280,16 @@ int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const w
             fail(out, "session exceeded its time limit");
             break;
         }
-        if (type == WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
-        else if (type == WK_EV_ARRIVAL) on_arrival(s, &r, (size_t)arg, tl);
+        if (type == WK_EV_SENDER && remote) r.v.sender_done = 1;
+        else if (type == WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
+        else if (type == WK_EV_ARRIVAL && (arg < 0 || (size_t)arg >= plan->n || s->unit_state[arg] >= WK_US_ARRIVED))
+            rc = wk_err_set(err, WK_EFORMAT, "session: arrival of unit %lld (plan has %zu units, or it arrived twice)",
+                            (long long)arg, plan->n);
+        else if (type == WK_EV_ARRIVAL) on_arrival(s, &r, (size_t)arg, remote, tl);
         else if (type == WK_EV_COMPUTE_DONE) finish_action(s, &r, (int)arg, out, tl);
         if (rc) break;
         /* a sender that had nothing to send may have something now (e.g. after a request) */
-        if (r.sender_idle && !r.v.sender_done && type != WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
+        if (!remote && r.sender_idle && !r.v.sender_done && type != WK_EV_SENDER) rc = sender_step(s, &r, pol, link, clock, err);
         if (!rc && !r.busy && r.v.tokens_emitted < req->output_tokens)
             rc = receiver_step(s, &r, pol, clock, be, tl, &done, err);
         if (r.v.tokens_emitted >= req->output_tokens && !r.busy) done = 1;

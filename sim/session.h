@@ -20,6 +20,9 @@ typedef struct wk_session_clock {
     int (*next)(void *self, double *now, int *type, int64_t *arg, wk_err *err);
 } wk_session_clock;
 
+/* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
+ * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
+ * is done". */
 typedef struct wk_session_link {
     void *self;
     /* Hands unit `index` (payload bytes) over at time t; reports its arrival as a WK_EV_ARRIVAL
