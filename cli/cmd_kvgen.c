@@ -12,7 +12,8 @@
 static const char *usage =
     "usage: wikv kvgen --task T --context N [--seed S] [--n K] [--model DIR] --out DIR\n"
     "Prefills the prompts of K task items (seeds S..S+K-1) with the CPU engine and writes their KV to\n"
-    "DIR/TASK-CONTEXT-SEED.wkv (fp16, header with shapes, CRC32C of header and payload).\n";
+    "DIR/TASK-CONTEXT-SEED.wkv (fp16, header with shapes, CRC32C of header and payload) and the attention\n"
+    "importance (last 100 query rows of prompt + \"Repeat the above context.\") to DIR/TASK-CONTEXT-SEED.wki.\n";
 
 int wk_cmd_kvgen(int argc, char **argv) {
     static const struct option opts[] = {{"task", required_argument, 0, 't'},  {"context", required_argument, 0, 'c'},
@@ -52,17 +53,24 @@ int wk_cmd_kvgen(int argc, char **argv) {
     wk_engine *e = NULL;
     int rc = wk_tokenizer_load_dir(model, &tok, &err);
     if (!rc) rc = wk_engine_cpu_open(model, &(wk_engine_opts){0}, &e, &err);
+    if (!rc && e->kv_capacity < 64) rc = wk_err_set(&err, WK_EINVAL, "KV capacity %d too small", e->kv_capacity);
     for (int i = 0; i < n && !rc; i++, job.seed++) {
         wk_stream_prompt p;
         wk_kv_tensor kv = {0};
         char path[4096];
         rc = wk_stream_prompt_make(tok, &job, &p, &err);
         if (rc) break;
-        if (p.n > e->kv_capacity) rc = wk_err_set(&err, WK_EINVAL, "prompt of %d tokens beyond the KV capacity", p.n);
-        if (!rc) rc = wk_stream_prefill_kv(e, p.ids, p.n, &kv, &err);
-        wk_stream_kv_path(out, &job, path, sizeof path);
+        if (p.n + 64 > e->kv_capacity) rc = wk_err_set(&err, WK_EINVAL, "prompt of %d tokens beyond the KV capacity", p.n);
+        size_t n_imp = (size_t)e->cfg.n_layers * e->cfg.n_kv_heads * (size_t)p.n;
+        float *imp = rc ? NULL : malloc(n_imp * sizeof *imp);
+        if (!rc && !imp) rc = wk_err_set(&err, WK_ENOMEM, "out of memory");
+        if (!rc) rc = wk_stream_prefill_kv(e, tok, p.ids, p.n, &kv, imp, &err);
+        wk_stream_kv_path(out, &job, "wkv", path, sizeof path);
         if (!rc) rc = wk_kv_tensor_write(&kv, path, &err);
-        if (!rc) fprintf(stderr, "%s: %d tokens\n", path, p.n);
+        wk_stream_kv_path(out, &job, "wki", path, sizeof path);
+        if (!rc) rc = wk_stream_importance_write(path, imp, e->cfg.n_layers, e->cfg.n_kv_heads, p.n, &err);
+        if (!rc) fprintf(stderr, "%s: %d tokens (KV and importance)\n", path, p.n);
+        free(imp);
         wk_kv_tensor_free(&kv);
         wk_stream_prompt_free(&p);
     }

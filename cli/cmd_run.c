@@ -16,7 +16,7 @@ static const char *usage =
     "Device client: asks the server for N-token task contexts under policy P, decodes the arriving\n"
     "units into the engine's KV cache as the policy's receiver half says, generates the answer and\n"
     "records TTFT, time per output token, bytes, KV fraction at the first token, answer and F1.\n"
-    "  --policy P           prefill, full, kivi2, kivi4 (with :key=value,... parameters)\n"
+    "  --policy P           prefill, full, kivi2, kivi4, wikv (with :key=value,... parameters)\n"
     "  --task T             passkey|multikey|topic|vartrack\n"
     "  --context N          context tokens (approximate, exec/tasks.h)\n"
     "  --n K                requests, seeds S..S+K-1 (default 1)\n"
@@ -26,10 +26,14 @@ static const char *usage =
     "  --trace FILE         the trace the server paces by (only names the rows)\n"
     "  --timeout S          fail a request when nothing arrives for S seconds (default 30)\n"
     "  --db FILE            results database (default results.db)\n"
+    "  --confidence FILE    confidence boundary of paced decoding (wikv); with --fit-confidence it is\n"
+    "                       fitted first on full-KV decodes of training-seed items and written there\n"
+    "  --fit-confidence     fit the boundary (8 items of the task at the context, k = 3 std)\n"
     "  --backend cpu|cuda   engine (this build: cpu)\n";
 
 typedef struct run_args {
-    const char *server, *policy, *task, *model, *trace, *db;
+    const char *server, *policy, *task, *model, *trace, *db, *confidence;
+    int fit;
     int context, n, out;
     unsigned long long seed;
     double timeout_s;
@@ -43,6 +47,7 @@ static int parse(int argc, char **argv, run_args *a) {
         {"out", required_argument, 0, 'o'},     {"model", required_argument, 0, 'm'},
         {"trace", required_argument, 0, 'T'},   {"timeout", required_argument, 0, 'w'},
         {"db", required_argument, 0, 'd'},      {"backend", required_argument, 0, 'b'},
+        {"confidence", required_argument, 0, 'C'}, {"fit-confidence", no_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     optind = 1;
     int c;
@@ -59,6 +64,8 @@ static int parse(int argc, char **argv, run_args *a) {
         case 'T': a->trace = optarg; break;
         case 'w': a->timeout_s = atof(optarg); break;
         case 'd': a->db = optarg; break;
+        case 'C': a->confidence = optarg; break;
+        case 'F': a->fit = 1; break;
         case 'b':
             if (strcmp(optarg, "cpu") != 0) {
                 fprintf(stderr, "wikv run: --backend %s: this build has only the cpu backend\n", optarg);
@@ -70,7 +77,8 @@ static int parse(int argc, char **argv, run_args *a) {
         }
     }
     if (optind != argc || !a->server || !a->policy || !a->task || a->context < WK_TASK_MIN_TOKENS || a->n < 1 ||
-        a->out < 1 || a->out > 4096 || !(a->timeout_s > 0) || strchr(a->server, ':') == NULL) {
+        a->out < 1 || a->out > 4096 || !(a->timeout_s > 0) || strchr(a->server, ':') == NULL ||
+        (a->fit && !a->confidence)) {
         fprintf(stderr, "%s", usage);
         return 2;
     }
@@ -167,6 +175,18 @@ int wk_cmd_run(int argc, char **argv) {
     }
     if (!rc) rc = wk_stream_client_open(&c, a.model, &err);
     c.timeout_s = a.timeout_s;
+    if (!rc && a.confidence && a.fit) {
+        wk_task_kind kind;
+        rc = wk_task_kind_parse(a.task, &kind, &err);
+        if (!rc) rc = wk_stream_confidence_fit(&c, kind, a.context, 8, a.out, 3.0, &c.confidence, &err);
+        if (!rc) rc = wk_stream_confidence_save(a.confidence, &c.confidence, &err);
+        if (!rc)
+            fprintf(stderr, "confidence: %d full-KV steps, mass50 %.4f +- %.4f, entropy100 %.4f +- %.4f -> %s\n",
+                    c.confidence.steps, c.confidence.mean[0], c.confidence.std[0], c.confidence.mean[1],
+                    c.confidence.std[1], a.confidence);
+    } else if (!rc && a.confidence)
+        rc = wk_stream_confidence_load(a.confidence, &c.confidence, &err);
+    c.has_confidence = a.confidence != NULL;
     if (!rc) rc = wk_results_open(a.db, &db, &err);
     char command[2048];
     wk_cli_command_line(argc, argv, "wikv", command, sizeof command);

@@ -16,8 +16,13 @@
  * level = the unit's level; the payload is the unit encoded by its codec (wk_stream_codec):
  *   FP16   for each layer of the unit, each KV head of it: K fp16 [tokens][head_dim], then V (same);
  *   KIVI   for each layer, each KV head: wk_kivi_encode_head of the unit's tokens (kv/kivi.h);
+ *   SEM    one semantic batch (kv/semantic.h) of the unit's vectors (unit.vectors) at the unit's level
+ *          (wikv); the batch names its vectors, so the client needs no ranking of its own;
  *   TEXT   u32 token ids [tokens] (prefill's text units).
- * The client checks each unit against its own plan: index, level and exact byte length.
+ * The client checks each unit against its own plan: index, level and, for fixed-size codecs, the exact
+ * byte length. Policies that rank KV (wikv) plan on the server with the engine's measured attention
+ * (wk_request.importance: the mean over the last 100 query rows of prompt + WK_STREAM_PROBE); the
+ * client plans with the synthetic ranking, which gives the same units, levels and values.
  *
  * KV files written by `wikv kvgen` (kv/kv_tensor.h format) are named TASK-CONTEXT-SEED.wkv. */
 #ifndef WIKV_EXEC_STREAM_H
@@ -36,12 +41,15 @@
 #include "net/wire.h"
 #include "sim/policy.h"
 
-typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI } wk_stream_codec_kind;
+typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM } wk_stream_codec_kind;
 
 typedef struct wk_stream_codec {
     wk_stream_codec_kind kind; /* codec of the plan's KV units (text units are always TEXT) */
     int kivi_bits, kivi_group, kivi_residual;
 } wk_stream_codec;
+
+#define WK_STREAM_PROBE "\nRepeat the above context."
+#define WK_STREAM_ATTN_ROWS 100
 
 /* The codec a created policy implies; WK_EUNSUPPORTED for policies exec cannot encode yet. */
 int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err);
@@ -76,10 +84,33 @@ typedef struct wk_stream_prompt {
 int wk_stream_prompt_make(const wk_tokenizer *tok, const wk_stream_job *job, wk_stream_prompt *p, wk_err *err);
 void wk_stream_prompt_free(wk_stream_prompt *p);
 
-/* Prefills ids with the engine and copies the cache out as fp16 [layers][kv_heads][n][head_dim]. */
-int wk_stream_prefill_kv(wk_engine *e, const int32_t *ids, int n, wk_kv_tensor *kv, wk_err *err);
-/* DIR/TASK-CONTEXT-SEED.wkv into buf[cap]. */
-void wk_stream_kv_path(const char *dir, const wk_stream_job *job, char *buf, size_t cap);
+/* 1 when the policy's plan ranks or selects KV by attention (needs wk_request.importance in exec). */
+int wk_stream_policy_ranks(const wk_policy *p);
+/* Prefills ids with the engine and copies the cache out as fp16 [layers][kv_heads][n][head_dim]. With
+ * imp (not NULL, [layers][kv_heads][n]) the prefill runs over ids + the probe and imp receives the mean
+ * attention of the last WK_STREAM_ATTN_ROWS query rows to each of the n context tokens. */
+int wk_stream_prefill_kv(wk_engine *e, const wk_tokenizer *tok, const int32_t *ids, int n, wk_kv_tensor *kv,
+                         float *imp, wk_err *err);
+/* Importance file (kvgen): "WKIM", u32 version 1, u32 layers, kv_heads, tokens, u32 CRC32C of the payload,
+ * u32 CRC32C of bytes 0..23, then f32 LE [layers][kv_heads][tokens]. Read checks shapes and CRCs and
+ * names the field at fault; *imp is malloc'd. */
+int wk_stream_importance_write(const char *path, const float *imp, int layers, int kv_heads, int tokens, wk_err *err);
+int wk_stream_importance_read(const char *path, int layers, int kv_heads, int tokens, float **imp, wk_err *err);
+/* DIR/TASK-CONTEXT-SEED.EXT (ext "wkv" for KV, "wki" for importance) into buf[cap]. */
+void wk_stream_kv_path(const char *dir, const wk_stream_job *job, const char *ext, char *buf, size_t cap);
+
+/* Confidence test of a decode step on partial KV (WiKV's boundary, simplified): features of the step's
+ * logits, f0 = probability mass of the top 50 tokens, f1 = entropy of the renormalised top 100; a step
+ * passes when every feature is within k standard deviations of its mean over full-KV decode steps. The
+ * file is text: "wikv-confidence 1\nk K\nmass50 MEAN STD\nentropy100 MEAN STD\n". */
+typedef struct wk_stream_confidence {
+    double mean[2], std[2], k;
+    int steps; /* full-KV steps the boundary was fitted on */
+} wk_stream_confidence;
+void wk_stream_confidence_features(const float *logits, int vocab, double f[2]);
+int wk_stream_confidence_pass(const wk_stream_confidence *c, const float *logits, int vocab);
+int wk_stream_confidence_save(const char *path, const wk_stream_confidence *c, wk_err *err);
+int wk_stream_confidence_load(const char *path, wk_stream_confidence *c, wk_err *err);
 
 /* ---- the engine as session backend (exec/exec_backend.c) ----------------------------------- */
 /* DECODE_KV decodes the units' payloads into the engine's KV cache, PREFILL runs the engine on the
@@ -95,6 +126,10 @@ typedef struct wk_stream_backend {
     uint8_t *const *payload;       /* [plan->n] arrived unit payloads (NULL: not yet) */
     const size_t *payload_len;     /* [plan->n] */
     void *mu;                      /* pthread_mutex_t guarding payload and text_ids */
+    const wk_stream_confidence *confidence; /* NULL: every step passes */
+    wk_kv_tensor *sem_kv;          /* SEM codec: decoded vectors [L][H][T][D] and the decoder's map */
+    void *sem_map;                 /* wk_sem_map */
+    uint8_t *sem_prev;             /* [L*H*T] scratch: levels before a batch */
     int32_t *gen;                  /* [max_gen] generated tokens */
     int n_gen, max_gen;
     float *logits;                 /* [vocab] scratch */
@@ -125,7 +160,14 @@ typedef struct wk_stream_client {
     wk_model_spec spec;
     char model_name[64];
     double timeout_s;        /* fail a request when no frame arrives for this long */
+    wk_stream_confidence confidence;
+    int has_confidence;      /* 0: every decode step passes */
 } wk_stream_client;
+
+/* Fits the confidence boundary on full-KV greedy decode steps of n training-seed items of a task
+ * (seeds from WK_TASK_TRAIN_SEED_MIN), with the client's engine. */
+int wk_stream_confidence_fit(wk_stream_client *c, wk_task_kind task, int context, int n, int steps, double k,
+                             wk_stream_confidence *out, wk_err *err);
 
 typedef struct wk_stream_outcome {
     int ok;

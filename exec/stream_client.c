@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "exec/metrics.h"
+#include "kv/semantic.h"
 #include "exec/stream.h"
 #include "models/device.h"
 #include "net/paced.h"
@@ -46,7 +47,7 @@ typedef struct exec_clock {
     /* reader state */
     int fd;
     double timeout_s;
-    const wk_plan *plan;
+    wk_plan *plan;             /* the client's own plan: arrivals set each unit's real byte count */
     const wk_stream_codec *codec;
     const wk_model_spec *spec;
     int vocab;
@@ -90,6 +91,7 @@ static int ec_next(void *self, double *now, int *type, int64_t *arg, wk_err *err
         double tt = have_timer ? c->timers.heap[0].t : INFINITY;
         if (c->ev_head < c->ev_n && c->ev[c->ev_head].t <= tt) {
             posted p = c->ev[c->ev_head++];
+            if (p.type == WK_EV_ARRIVAL) c->plan->units[p.arg].bytes = (int64_t)c->payload_len[p.arg];
             *now = p.t > c->last ? p.t : c->last;
             *type = p.type;
             *arg = p.arg;
@@ -132,7 +134,7 @@ static int take_unit(exec_clock *c, const wk_wire_msg *m, wk_err *err) {
     if (m->u.unit.level != u->level)
         return wk_err_set(err, WK_EFORMAT, "UNIT_DATA level %u, unit %u has level %d", m->u.unit.level, id, u->level);
     int64_t want = wk_stream_unit_bytes(c->codec, u, c->spec->n_kv_heads, c->spec->head_dim);
-    if ((int64_t)m->u.unit.data_len != want)
+    if (want >= 0 && (int64_t)m->u.unit.data_len != want) /* < 0: variable-length codec */
         return wk_err_set(err, WK_EFORMAT, "UNIT_DATA payload of unit %u: %zu bytes, its codec makes %lld", id,
                           m->u.unit.data_len, (long long)want);
     uint8_t *copy = malloc(m->u.unit.data_len ? m->u.unit.data_len : 1);
@@ -275,6 +277,8 @@ typedef struct req_mem {
     exec_clock clk;
     wk_stream_backend be;
     wk_session session;
+    wk_kv_tensor sem_kv;
+    wk_sem_map sem_map;
 } req_mem;
 
 static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_err *err) {
@@ -286,7 +290,7 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
     if (r->prompt.n + job->output_tokens > c->engine->kv_capacity)
         return wk_err_set(err, WK_EINVAL, "prompt of %d tokens + %d outputs beyond the KV capacity %d", r->prompt.n,
                           job->output_tokens, c->engine->kv_capacity);
-    r->req = (wk_request){&c->spec, &r->device, r->prompt.n, job->output_tokens, wk_task_name(job->task), job->seed};
+    r->req = (wk_request){&c->spec, &r->device, r->prompt.n, job->output_tokens, wk_task_name(job->task), job->seed, NULL};
     rc = r->pol.ops->plan(r->pol.state, r->pol.param, &r->req, &r->plan, err);
     if (rc) return rc;
     size_t n = r->plan.n ? r->plan.n : 1;
@@ -304,8 +308,21 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
     k->codec = &r->codec;
     k->spec = &c->spec;
     k->vocab = c->engine->cfg.vocab_size;
-    r->be = (wk_stream_backend){c->engine, &r->codec, r->prompt.ids, r->prompt.n, k->text_ids, k->payload,
-                                k->payload_len, &k->mu, r->be.gen, 0, job->output_tokens, r->be.logits};
+    int32_t *gen = r->be.gen;
+    float *logits = r->be.logits;
+    r->be = (wk_stream_backend){.e = c->engine, .codec = &r->codec, .prompt = r->prompt.ids, .n_prompt = r->prompt.n,
+                                .text_ids = k->text_ids, .payload = k->payload, .payload_len = k->payload_len,
+                                .mu = &k->mu, .confidence = c->has_confidence ? &c->confidence : NULL, .gen = gen,
+                                .max_gen = job->output_tokens, .logits = logits};
+    if (r->codec.kind == WK_CODEC_SEM) {
+        size_t vectors = (size_t)c->spec.n_layers * c->spec.n_kv_heads * r->prompt.n;
+        r->be.sem_kv = &r->sem_kv;
+        r->be.sem_map = &r->sem_map;
+        rc = wk_kv_tensor_alloc(&r->sem_kv, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, c->spec.head_dim, err);
+        if (!rc) rc = wk_sem_map_alloc(&r->sem_map, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, err);
+        if (!rc && !(r->be.sem_prev = malloc(vectors))) rc = wk_err_set(err, WK_ENOMEM, "request: out of memory");
+        if (rc) return rc;
+    }
     r->session.max_session_s = 3600.0;
     c->engine->ops->kv_clear(c->engine);
     return 0;
@@ -337,6 +354,9 @@ static void teardown(req_mem *r) {
     free(k->ev);
     free(r->be.gen);
     free(r->be.logits);
+    free(r->be.sem_prev);
+    wk_kv_tensor_free(&r->sem_kv);
+    wk_sem_map_free(&r->sem_map);
     wk_plan_free(&r->plan);
     wk_policy_free(&r->pol);
     wk_stream_prompt_free(&r->prompt);
@@ -420,4 +440,46 @@ int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t por
     teardown(r);
     free(r);
     return rc;
+}
+
+int wk_stream_confidence_fit(wk_stream_client *c, wk_task_kind task, int context, int n, int steps, double k,
+                             wk_stream_confidence *out, wk_err *err) {
+    memset(out, 0, sizeof *out);
+    out->k = k;
+    int vocab = c->engine->cfg.vocab_size, rc = 0;
+    float *logits = malloc((size_t)vocab * sizeof *logits);
+    if (!logits) return wk_err_set(err, WK_ENOMEM, "confidence fit: out of memory");
+    double sum[2] = {0, 0}, sq[2] = {0, 0};
+    for (int i = 0; i < n && !rc; i++) {
+        wk_stream_job job = {.task = task, .seed = WK_TASK_TRAIN_SEED_MIN + (uint64_t)i, .context = context,
+                             .output_tokens = steps, .policy = "full"};
+        wk_stream_prompt p;
+        rc = wk_stream_prompt_make(c->tok, &job, &p, err);
+        if (rc) break;
+        if (p.n + steps > c->engine->kv_capacity) rc = wk_err_set(err, WK_EINVAL, "confidence fit: prompt too long");
+        c->engine->ops->kv_clear(c->engine);
+        if (!rc) rc = wk_engine_prefill(c->engine, p.ids, p.n, 0, logits, err);
+        for (int s = 0; s < steps && !rc; s++) { /* every full-KV step of a greedy decode */
+            double f[2];
+            wk_stream_confidence_features(logits, vocab, f);
+            for (int j = 0; j < 2; j++) {
+                sum[j] += f[j];
+                sq[j] += f[j] * f[j];
+            }
+            out->steps++;
+            int32_t tok = wk_sampler_argmax(logits, vocab);
+            wk_forward_args fa = {.tokens = &tok, .n_tokens = 1, .pos = p.n + s, .logits = logits, .logit_rows = 1};
+            if (s + 1 < steps) rc = wk_engine_forward(c->engine, &fa, err);
+        }
+        wk_stream_prompt_free(&p);
+    }
+    free(logits);
+    if (rc) return rc;
+    if (out->steps < 2) return wk_err_set(err, WK_EINVAL, "confidence fit: fewer than 2 steps");
+    for (int j = 0; j < 2; j++) {
+        out->mean[j] = sum[j] / out->steps;
+        double var = sq[j] / out->steps - out->mean[j] * out->mean[j];
+        out->std[j] = var > 0 ? sqrt(var) : 0;
+    }
+    return 0;
 }

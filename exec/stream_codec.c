@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/crc32c.h"
 #include "core/half.h"
 #include "kv/kivi.h"
+#include "kv/semantic.h"
 
 int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
     memset(c, 0, sizeof *c);
@@ -22,9 +24,18 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         c->kivi_residual = (int)wk_policy_param(p, "residual");
         if (c->kivi_residual < c->kivi_group) c->kivi_residual = c->kivi_group;
         c->kivi_residual -= c->kivi_residual % c->kivi_group;
-    } else
-        return wk_err_set(err, WK_EUNSUPPORTED, "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4)",
-                          name);
+    } else if (strcmp(name, "wikv") == 0)
+        c->kind = WK_CODEC_SEM;
+    else
+        return wk_err_set(err, WK_EUNSUPPORTED,
+                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, wikv)", name);
+    return 0;
+}
+
+int wk_stream_policy_ranks(const wk_policy *p) {
+    static const char *ranked[] = {"wikv", "hybrid", "h2o", "snapkv", "streamingllm", "pyramidkv", "simcalkv"};
+    for (size_t i = 0; i < sizeof ranked / sizeof ranked[0]; i++)
+        if (strcmp(p->ops->name, ranked[i]) == 0) return 1;
     return 0;
 }
 
@@ -36,6 +47,7 @@ static int unit_heads(const wk_unit *u, int kv_heads, int *h0, int *h1) {
 
 int64_t wk_stream_unit_bytes(const wk_stream_codec *c, const wk_unit *u, int kv_heads, int head_dim) {
     if (u->kind == WK_UNIT_TEXT) return (int64_t)u->token_count * 4;
+    if (c->kind == WK_CODEC_SEM) return -1; /* entropy-coded: known once encoded */
     int h0, h1;
     int64_t blocks = (int64_t)u->layer_count * unit_heads(u, kv_heads, &h0, &h1);
     if (c->kind == WK_CODEC_FP16) return blocks * u->token_count * head_dim * 4;
@@ -74,6 +86,11 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
         return 0;
     }
     if (!kv) return wk_err_set(err, WK_ESTATE, "KV unit without KV");
+    if (c->kind == WK_CODEC_SEM) {
+        if (!u->vectors || u->n_vectors < 1) return wk_err_set(err, WK_EINVAL, "semantic unit without its vector ids");
+        wk_sem_params sp = wk_sem_defaults(kv->layers);
+        return wk_sem_encode_batch(&sp, kv, u->vectors, u->n_vectors, u->level, out, len, NULL, NULL, err);
+    }
     int rc = check_unit(u, kv->layers, kv->kv_heads, kv->tokens, err);
     if (rc) return rc;
     int64_t total = wk_stream_unit_bytes(c, u, kv->kv_heads, kv->head_dim);
@@ -245,9 +262,36 @@ void wk_stream_prompt_free(wk_stream_prompt *p) {
     memset(p, 0, sizeof *p);
 }
 
-int wk_stream_prefill_kv(wk_engine *e, const int32_t *ids, int n, wk_kv_tensor *kv, wk_err *err) {
+/* Prefill of ids + probe with the attention export; imp [L][H][n] gets the context columns. */
+static int prefill_attention(wk_engine *e, const wk_tokenizer *tok, const int32_t *ids, int n, float *imp,
+                             wk_err *err) {
+    int32_t *probe = NULL, *all = NULL;
+    float *attn = NULL;
+    size_t np = 0;
+    int rc = wk_tokenizer_encode(tok, WK_STREAM_PROBE, strlen(WK_STREAM_PROBE), 0, &probe, &np, err);
+    int total = n + (int)np, lh = e->cfg.n_layers * e->cfg.n_kv_heads;
+    if (!rc && total > e->kv_capacity)
+        rc = wk_err_set(err, WK_EINVAL, "prompt + probe (%d tokens) beyond the KV capacity %d", total, e->kv_capacity);
+    if (!rc && (!(all = malloc((size_t)total * sizeof *all)) || !(attn = malloc((size_t)lh * total * sizeof *attn))))
+        rc = wk_err_set(err, WK_ENOMEM, "attention export: out of memory");
+    if (!rc) {
+        memcpy(all, ids, (size_t)n * sizeof *all);
+        memcpy(all + n, probe, np * sizeof *all);
+        int rows = total < WK_STREAM_ATTN_ROWS ? total : WK_STREAM_ATTN_ROWS;
+        rc = wk_engine_attention(e, all, total, rows, attn, err);
+    }
+    for (int i = 0; !rc && i < lh; i++) memcpy(imp + (size_t)i * n, attn + (size_t)i * total, (size_t)n * sizeof *imp);
+    free(probe);
+    free(all);
+    free(attn);
+    return rc;
+}
+
+int wk_stream_prefill_kv(wk_engine *e, const wk_tokenizer *tok, const int32_t *ids, int n, wk_kv_tensor *kv,
+                         float *imp, wk_err *err) {
     e->ops->kv_clear(e);
-    int rc = wk_engine_prefill(e, ids, n, 0, NULL, err);
+    /* the probe follows the context causally: slots [0, n) hold the context's own KV either way */
+    int rc = imp ? prefill_attention(e, tok, ids, n, imp, err) : wk_engine_prefill(e, ids, n, 0, NULL, err);
     if (!rc) rc = wk_kv_tensor_alloc(kv, e->cfg.n_layers, e->cfg.n_kv_heads, n, e->cfg.head_dim, err);
     if (rc) return rc;
     int d = e->cfg.head_dim;
@@ -269,6 +313,69 @@ int wk_stream_prefill_kv(wk_engine *e, const int32_t *ids, int n, wk_kv_tensor *
     return rc;
 }
 
-void wk_stream_kv_path(const char *dir, const wk_stream_job *job, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s/%s-%d-%llu.wkv", dir, wk_task_name(job->task), job->context, (unsigned long long)job->seed);
+void wk_stream_kv_path(const char *dir, const wk_stream_job *job, const char *ext, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%s-%d-%llu.%s", dir, wk_task_name(job->task), job->context, (unsigned long long)job->seed,
+             ext);
+}
+
+/* ---- importance files ------------------------------------------------------------------------ */
+
+static void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int wk_stream_importance_write(const char *path, const float *imp, int layers, int kv_heads, int tokens, wk_err *err) {
+    size_t n = (size_t)layers * kv_heads * tokens, len = 28 + 4 * n;
+    uint8_t *b = malloc(len);
+    if (!b) return wk_err_set(err, WK_ENOMEM, "%s: out of memory", path);
+    memcpy(b, "WKIM", 4);
+    put32(b + 4, 1);
+    put32(b + 8, (uint32_t)layers);
+    put32(b + 12, (uint32_t)kv_heads);
+    put32(b + 16, (uint32_t)tokens);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        memcpy(&v, &imp[i], 4);
+        put32(b + 28 + 4 * i, v);
+    }
+    put32(b + 20, wk_crc32c(0, b + 28, 4 * n));
+    put32(b + 24, wk_crc32c(0, b, 24));
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(b, 1, len, f) == len;
+    if (f && fclose(f) != 0) ok = 0;
+    free(b);
+    return ok ? 0 : wk_err_set(err, WK_EIO, "%s: cannot write", path);
+}
+
+int wk_stream_importance_read(const char *path, int layers, int kv_heads, int tokens, float **imp, wk_err *err) {
+    *imp = NULL;
+    size_t n = (size_t)layers * kv_heads * tokens, len = 28 + 4 * n;
+    uint8_t *b = malloc(len + 1);
+    if (!b) return wk_err_set(err, WK_ENOMEM, "%s: out of memory", path);
+    FILE *f = fopen(path, "rb");
+    size_t got = f ? fread(b, 1, len + 1, f) : 0;
+    if (f) fclose(f);
+    int rc = 0;
+    if (!f) rc = wk_err_set(err, WK_ENOTFOUND, "%s: cannot open", path);
+    else if (got < 28 || memcmp(b, "WKIM", 4) != 0) rc = wk_err_set(err, WK_EFORMAT, "%s: offset 0: magic is not WKIM", path);
+    else if (get32(b + 24) != wk_crc32c(0, b, 24)) rc = wk_err_set(err, WK_EFORMAT, "%s: offset 24: header CRC mismatch", path);
+    else if (get32(b + 4) != 1) rc = wk_err_set(err, WK_EFORMAT, "%s: offset 4: version %u not supported", path, get32(b + 4));
+    else if (get32(b + 8) != (uint32_t)layers || get32(b + 12) != (uint32_t)kv_heads || get32(b + 16) != (uint32_t)tokens)
+        rc = wk_err_set(err, WK_EFORMAT, "%s: offset 8: shape %ux%ux%u, expected %dx%dx%d", path, get32(b + 8),
+                        get32(b + 12), get32(b + 16), layers, kv_heads, tokens);
+    else if (got != len) rc = wk_err_set(err, WK_EFORMAT, "%s: %zu bytes, the shape needs %zu", path, got, len);
+    else if (get32(b + 20) != wk_crc32c(0, b + 28, 4 * n)) rc = wk_err_set(err, WK_EFORMAT, "%s: offset 20: payload CRC mismatch", path);
+    float *out = rc ? NULL : malloc(n * sizeof *out);
+    if (!rc && !out) rc = wk_err_set(err, WK_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; !rc && i < n; i++) {
+        uint32_t v = get32(b + 28 + 4 * i);
+        memcpy(&out[i], &v, 4);
+    }
+    free(b);
+    if (!rc) *imp = out;
+    return rc;
 }

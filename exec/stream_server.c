@@ -33,6 +33,7 @@ typedef struct server_req {
     wk_request req;
     wk_plan plan;
     wk_kv_tensor kv;
+    float *importance;  /* [L][H][T] measured attention, for plans that rank KV */
     uint8_t *state;
 } server_req;
 
@@ -47,24 +48,34 @@ static int plan_has_kv(const wk_plan *p) {
     return 0;
 }
 
-static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, wk_err *err) {
-    char path[4096];
+static int load_files(const wk_stream_server_opts *o, server_req *s, int want_imp, wk_err *err) {
+    char path[4096], ipath[4096];
+    wk_stream_kv_path(o->kv_dir, &s->job, "wkv", path, sizeof path);
+    wk_stream_kv_path(o->kv_dir, &s->job, "wki", ipath, sizeof ipath);
+    if (access(path, R_OK) != 0 || (want_imp && access(ipath, R_OK) != 0)) return 1;
+    int rc = wk_kv_tensor_read(path, &s->kv, err);
+    if (rc) return rc;
+    if (s->kv.tokens != s->prompt.n || s->kv.layers != s->spec.n_layers || s->kv.kv_heads != s->spec.n_kv_heads ||
+        s->kv.head_dim != s->spec.head_dim)
+        return wk_err_set(err, WK_EFORMAT, "%s: shape %dx%dx%dx%d does not match the model and prompt (%d tokens)", path,
+                          s->kv.layers, s->kv.kv_heads, s->kv.tokens, s->kv.head_dim, s->prompt.n);
+    if (want_imp) rc = wk_stream_importance_read(ipath, s->spec.n_layers, s->spec.n_kv_heads, s->prompt.n, &s->importance, err);
+    return rc;
+}
+
+static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, const wk_tokenizer *tok, int want_imp,
+                              wk_err *err) {
     if (o->kv_dir) {
-        wk_stream_kv_path(o->kv_dir, &s->job, path, sizeof path);
-        if (access(path, R_OK) == 0) {
-            int rc = wk_kv_tensor_read(path, &s->kv, err);
-            if (rc) return rc;
-            if (s->kv.tokens != s->prompt.n || s->kv.layers != s->spec.n_layers || s->kv.kv_heads != s->spec.n_kv_heads ||
-                s->kv.head_dim != s->spec.head_dim)
-                return wk_err_set(err, WK_EFORMAT, "%s: shape %dx%dx%dx%d does not match the model and prompt (%d tokens)",
-                                  path, s->kv.layers, s->kv.kv_heads, s->kv.tokens, s->kv.head_dim, s->prompt.n);
-            return 0;
-        }
+        int rc = load_files(o, s, want_imp, err);
+        if (rc <= 0) return rc;
     }
-    wk_engine_opts eo = {.kv_capacity = s->prompt.n + 1};
+    size_t n_imp = (size_t)s->spec.n_layers * s->spec.n_kv_heads * s->prompt.n;
+    if (want_imp && !(s->importance = malloc(n_imp * sizeof *s->importance)))
+        return wk_err_set(err, WK_ENOMEM, "importance: out of memory");
+    wk_engine_opts eo = {.kv_capacity = s->prompt.n + 64};
     wk_engine *e = NULL;
     int rc = wk_engine_cpu_open(o->model_dir, &eo, &e, err);
-    if (!rc) rc = wk_stream_prefill_kv(e, s->prompt.ids, s->prompt.n, &s->kv, err);
+    if (!rc) rc = wk_stream_prefill_kv(e, tok, s->prompt.ids, s->prompt.n, &s->kv, s->importance, err);
     wk_engine_free(e);
     return rc;
 }
@@ -78,11 +89,14 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
     wk_tokenizer *tok = NULL;
     if (!rc) rc = wk_tokenizer_load_dir(o->model_dir, &tok, err);
     if (!rc) rc = wk_stream_prompt_make(tok, &s->job, &s->prompt, err);
+    /* plans that rank KV need the measured attention first; the others need KV only if they stream it */
+    int ranks = !rc && wk_stream_policy_ranks(&s->pol);
+    if (ranks) rc = load_or_prefill_kv(o, s, tok, 1, err);
+    s->req = (wk_request){&s->spec, &s->device, s->prompt.n, s->job.output_tokens, wk_task_name(s->job.task),
+                          s->job.seed, s->importance};
+    if (!rc) rc = s->pol.ops->plan(s->pol.state, s->pol.param, &s->req, &s->plan, err);
+    if (!rc && !ranks && plan_has_kv(&s->plan)) rc = load_or_prefill_kv(o, s, tok, 0, err);
     wk_tokenizer_free(tok);
-    if (rc) return rc;
-    s->req = (wk_request){&s->spec, &s->device, s->prompt.n, s->job.output_tokens, wk_task_name(s->job.task), s->job.seed};
-    rc = s->pol.ops->plan(s->pol.state, s->pol.param, &s->req, &s->plan, err);
-    if (!rc && plan_has_kv(&s->plan)) rc = load_or_prefill_kv(o, s, err);
     if (!rc && !(s->state = calloc(s->plan.n ? s->plan.n : 1, 1))) rc = wk_err_set(err, WK_ENOMEM, "out of memory");
     return rc;
 }
@@ -92,6 +106,7 @@ static void release(server_req *s) {
     wk_policy_free(&s->pol);
     wk_plan_free(&s->plan);
     wk_kv_tensor_free(&s->kv);
+    free(s->importance);
     free(s->state);
 }
 

@@ -112,7 +112,7 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
                    wk_err *err) {
     if (cfg->context_tokens <= 0 || cfg->output_tokens <= 0)
         return wk_err_set(err, WK_EINVAL, "sim: context and output tokens must be positive");
-    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed};
+    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
     int rc = ensure_plan(sim, pol, &req, err);
     if (rc) return rc;
     wk_event_queue_clear(&sim->queue);

@@ -51,9 +51,15 @@ static void kvgen(server *s, const wk_stream_job *jobs, int n) {
         wk_kv_tensor kv;
         char path[256];
         ck_assert_msg(wk_stream_prompt_make(tok, &jobs[i], &p, &err) == 0, "%s", err.msg);
-        ck_assert_msg(wk_stream_prefill_kv(e, p.ids, p.n, &kv, &err) == 0, "%s", err.msg);
-        wk_stream_kv_path(s->kv_dir, &jobs[i], path, sizeof path);
+        size_t n_imp = (size_t)e->cfg.n_layers * e->cfg.n_kv_heads * (size_t)p.n;
+        float *imp = malloc(n_imp * sizeof *imp);
+        ck_assert_msg(wk_stream_prefill_kv(e, tok, p.ids, p.n, &kv, imp, &err) == 0, "%s", err.msg);
+        wk_stream_kv_path(s->kv_dir, &jobs[i], "wkv", path, sizeof path);
         ck_assert_msg(wk_kv_tensor_write(&kv, path, &err) == 0, "%s", err.msg);
+        wk_stream_kv_path(s->kv_dir, &jobs[i], "wki", path, sizeof path);
+        ck_assert_msg(wk_stream_importance_write(path, imp, e->cfg.n_layers, e->cfg.n_kv_heads, p.n, &err) == 0, "%s",
+                      err.msg);
+        free(imp);
         wk_kv_tensor_free(&kv);
         wk_stream_prompt_free(&p);
     }

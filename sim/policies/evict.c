@@ -75,8 +75,8 @@ static int plan_method(wk_evict_method method, const double *param, const wk_req
     memset(&keep, 0, sizeof keep);
     int rc = (!raw || !imp) ? wk_err_set(err, WK_ENOMEM, "evict: out of memory for %zu vectors", n) : 0;
     /* selectors read the mean attention itself; coverage is measured on its suffix sum */
-    if (!rc) rc = wk_sim_attention(m, tokens, raw, err);
-    if (!rc) rc = wk_sim_importance(m, tokens, imp, err);
+    if (!rc) rc = wk_request_attention(req, raw, err);
+    if (!rc) rc = wk_request_importance(req, imp, err);
     if (!rc) rc = select_kept(method, param, m, tokens, raw, &keep, err);
     if (!rc) rc = plan_from_keep(&keep, imp, m, tokens, plan, err);
     wk_evict_keep_free(&keep);
