@@ -164,9 +164,11 @@ static void *reader(void *arg) {
         wk_err e = {0};
         int rc = wk_paced_recv(&rx, &m, c->timeout_s, &e);
         if (rc) {
+            /* a frame cut short by the connection closing is the server going away, not garbage */
+            int cut = strstr(e.msg, "connection closed") != NULL;
             if (!c->ended)
-                post_fail(c, rc, rc == WK_EFORMAT ? "garbage frame" : rc == WK_EIO ? "timeout or network error"
-                                                                                    : "server gone", e.msg);
+                post_fail(c, rc, cut || rc == WK_ESTATE ? "server gone" : rc == WK_EFORMAT ? "garbage frame"
+                                                                                     : "timeout or network error", e.msg);
             break;
         }
         if (m.h.type == WK_FRAME_STREAM_INFO && m.u.info.n_units != c->plan->n) {

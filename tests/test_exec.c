@@ -125,8 +125,8 @@ static void reference_text(wk_stream_client *c, const wk_stream_job *job, char *
     free(text);
 }
 
-static const char *POLICIES[] = {"prefill", "full", "kivi2", "kivi4"};
-#define N_POLICIES 4
+static const char *POLICIES[] = {"prefill", "full", "kivi2", "kivi4", "wikv:batch=256"};
+#define N_POLICIES 5
 
 START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
     wk_task_kind tasks[2] = {WK_TASK_PASSKEY, WK_TASK_MULTIKEY};
@@ -151,7 +151,8 @@ START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
             ck_assert(o.ttft_s > 0 && o.total_s >= o.ttft_s && o.tpot_s > 0);
             ck_assert(o.f1 >= 0 && o.f1 <= 1);
             ck_assert(o.bytes_received > 0);
-            ck_assert(fabs(o.kv_fraction_at_first - 1.0) < 1e-9);
+            if (p < 4) ck_assert(fabs(o.kv_fraction_at_first - 1.0) < 1e-9);
+            else ck_assert(o.kv_fraction_at_first > 0 && o.kv_fraction_at_first <= 1.0);
             /* full fp16 KV and the local prefill reproduce the engine's own greedy answer */
             if (p <= 1) ck_assert_msg(strcmp(o.answer, ref) == 0, "%s: \"%s\" vs reference \"%s\"", POLICIES[p], o.answer, ref);
         }
@@ -192,6 +193,60 @@ static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
+
+/* Paced decoding on real logits: with a boundary nothing passes, the first token waits for all of the
+ * KV (no deadline); with one everything passes, it comes at the first threshold, on part of the KV. */
+START_TEST(wikv_confidence_test_paces_the_first_token) {
+    wk_stream_job kvjob = job_of(WK_TASK_PASSKEY, 61, "full");
+    server s;
+    server_start(&s, 2.0, 2);
+    kvgen(&s, &kvjob, 1);
+    server_run(&s);
+    wk_stream_client c;
+    wk_err err = {0};
+    ck_assert_msg(wk_stream_client_open(&c, FIXTURE, &err) == 0, "%s", err.msg);
+    c.has_confidence = 1;
+    c.confidence = (wk_stream_confidence){{0.5, 1.0}, {0, 0}, 1.0, 10}; /* zero spread: no real step passes */
+    wk_stream_job job = job_of(WK_TASK_PASSKEY, 61, "wikv:batch=256,ttft_deadline=0,token_deadline=0");
+    wk_stream_outcome strict, loose;
+    ck_assert_msg(wk_stream_client_request(&c, "127.0.0.1", s.port, &job, &strict, &err) == 0, "%s", err.msg);
+    c.confidence = (wk_stream_confidence){{0.5, 1.0}, {1e9, 1e9}, 1.0, 10};
+    ck_assert_msg(wk_stream_client_request(&c, "127.0.0.1", s.port, &job, &loose, &err) == 0, "%s", err.msg);
+    ck_assert_msg(strict.ok && loose.ok, "%s / %s", strict.fail_reason, loose.fail_reason);
+    fprintf(stderr, "wikv at 2 Mbit/s: strict boundary TTFT %.3f s on %.2f of the KV, loose %.3f s on %.2f\n",
+            strict.ttft_s, strict.kv_fraction_at_first, loose.ttft_s, loose.kv_fraction_at_first);
+    ck_assert(fabs(strict.kv_fraction_at_first - 1.0) < 1e-9);
+    ck_assert(loose.kv_fraction_at_first < 0.6);
+    ck_assert(loose.ttft_s < strict.ttft_s);
+    ck_assert_int_eq(strict.tokens, OUT);
+    wk_stream_client_close(&c);
+    server_join(&s);
+}
+END_TEST
+
+START_TEST(importance_file_round_trips_and_rejects_corruption) {
+    char dir[] = "/tmp/wikv-test-imp-XXXXXX", path[128];
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/a.wki", dir);
+    float imp[2 * 3 * 5], *back;
+    for (int i = 0; i < 30; i++) imp[i] = (float)i / 7.0f;
+    wk_err err = {0};
+    ck_assert(wk_stream_importance_write(path, imp, 2, 3, 5, &err) == 0);
+    ck_assert_msg(wk_stream_importance_read(path, 2, 3, 5, &back, &err) == 0, "%s", err.msg);
+    ck_assert(memcmp(back, imp, sizeof imp) == 0);
+    free(back);
+    ck_assert_int_eq(wk_stream_importance_read(path, 2, 3, 6, &back, &err), WK_EFORMAT);
+    ck_assert(strstr(err.msg, "shape"));
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 40, SEEK_SET);
+    fputc(0x7f, f);
+    fclose(f);
+    ck_assert_int_eq(wk_stream_importance_read(path, 2, 3, 5, &back, &err), WK_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "payload CRC"), "%s", err.msg);
+    remove(path);
+    rmdir(dir);
+}
+END_TEST
 
 static void *kill_later(void *arg) {
     pid_t pid = *(pid_t *)arg;
@@ -370,6 +425,8 @@ static Suite *suite(void) {
     tcase_add_test(tc, request_wire_form_round_trips_and_rejects_bad_fields);
     tcase_add_test(tc, every_policy_answers_and_full_kv_is_the_engines_answer);
     tcase_add_test(tc, slow_link_full_kv_is_slower_than_kivi2);
+    tcase_add_test(tc, wikv_confidence_test_paces_the_first_token);
+    tcase_add_test(tc, importance_file_round_trips_and_rejects_corruption);
     tcase_add_test(tc, server_killed_mid_stream_is_a_failed_request);
     tcase_add_test(tc, garbage_frames_fail_the_request_naming_the_field);
     tcase_add_test(tc, server_survives_a_client_leaving_mid_stream);
