@@ -9,6 +9,7 @@
 #include "core/half.h"
 #include "exec/sampler.h"
 #include "exec/stream.h"
+#include "kv/cachegen.h"
 #include "kv/semantic.h"
 
 static double mono_s(void) {
@@ -39,6 +40,33 @@ static int decode_sem(wk_stream_backend *b, const uint8_t *data, size_t len, wk_
     return rc;
 }
 
+/* A CacheGen chunk: decoded into the side tensor, then the unit's layers x heads x tokens are written into
+ * the engine's cache; the chunk must cover exactly the unit. */
+static int decode_cg(wk_stream_backend *b, const wk_unit *u, const uint8_t *data, size_t len, wk_err *err) {
+    if (len < WK_CG_HEADER_BYTES) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %zu bytes, header needs 28", len);
+    uint32_t l0 = data[12] | data[13] << 8, nl = data[14] | data[15] << 8; /* header offsets 12, 14, 20, 24 */
+    uint32_t t0 = (uint32_t)data[20] | (uint32_t)data[21] << 8 | (uint32_t)data[22] << 16 | (uint32_t)data[23] << 24;
+    uint32_t nt = (uint32_t)data[24] | (uint32_t)data[25] << 8 | (uint32_t)data[26] << 16 | (uint32_t)data[27] << 24;
+    if (l0 != (uint32_t)u->layer_first || nl != (uint32_t)u->layer_count || t0 != (uint32_t)u->token_first ||
+        nt != (uint32_t)u->token_count)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk covers layers %u+%u tokens %u+%u, the unit %d+%d, %d+%d", l0,
+                          nl, t0, nt, u->layer_first, u->layer_count, u->token_first, u->token_count);
+    int rc = wk_cg_decode(data, len, b->sem_kv, err);
+    int d = b->sem_kv->head_dim;
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (int l = u->layer_first; l < u->layer_first + u->layer_count && !rc; l++)
+        for (int h = 0; h < b->sem_kv->kv_heads && !rc; h++)
+            for (int t = u->token_first; t < u->token_first + u->token_count && !rc; t++) {
+                size_t row = wk_kv_row(b->sem_kv, l, h, t);
+                for (int i = 0; i < d; i++) {
+                    kf[i] = wk_half_to_float(b->sem_kv->k[row + (size_t)i]);
+                    vf[i] = wk_half_to_float(b->sem_kv->v[row + (size_t)i]);
+                }
+                rc = b->e->ops->kv_write(b->e, l, h, t, kf, vf, err);
+            }
+    return rc;
+}
+
 static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *units, size_t n, wk_err *err) {
     for (size_t i = 0; i < n; i++) {
         const wk_unit *u = &v->plan->units[units[i]];
@@ -47,8 +75,9 @@ static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *
         size_t len = b->payload_len[units[i]];
         pthread_mutex_unlock(b->mu);
         if (!data) return wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
-        int rc = b->codec->kind == WK_CODEC_SEM ? decode_sem(b, data, len, err)
-                                                : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
+        int rc = b->codec->kind == WK_CODEC_SEM  ? decode_sem(b, data, len, err)
+                 : b->codec->kind == WK_CODEC_CG ? decode_cg(b, u, data, len, err)
+                                                 : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
         if (rc) return wk_err_prefix(err, "unit %u", units[i]);
     }
     return 0;

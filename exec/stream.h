@@ -18,6 +18,7 @@
  *   KIVI   for each layer, each KV head: wk_kivi_encode_head of the unit's tokens (kv/kivi.h);
  *   SEM    one semantic batch (kv/semantic.h) of the unit's vectors (unit.vectors) at the unit's level
  *          (wikv); the batch names its vectors, so the client needs no ranking of its own;
+ *   CG     one CacheGen chunk (kv/cachegen.h) of the unit's layers x tokens at the unit's level (cachegen);
  *   TEXT   u32 token ids [tokens] (prefill's text units).
  * The client checks each unit against its own plan: index, level and, for fixed-size codecs, the exact
  * byte length. Policies that rank KV (wikv) plan on the server with the engine's measured attention
@@ -41,7 +42,7 @@
 #include "net/wire.h"
 #include "sim/policy.h"
 
-typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM } wk_stream_codec_kind;
+typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM, WK_CODEC_CG } wk_stream_codec_kind;
 
 typedef struct wk_stream_codec {
     wk_stream_codec_kind kind; /* codec of the plan's KV units (text units are always TEXT) */
@@ -127,7 +128,7 @@ typedef struct wk_stream_backend {
     const size_t *payload_len;     /* [plan->n] */
     void *mu;                      /* pthread_mutex_t guarding payload and text_ids */
     const wk_stream_confidence *confidence; /* NULL: every step passes */
-    wk_kv_tensor *sem_kv;          /* SEM codec: decoded vectors [L][H][T][D] and the decoder's map */
+    wk_kv_tensor *sem_kv;          /* SEM and CG codecs: decoded vectors [L][H][T][D]; SEM: the decoder's map */
     void *sem_map;                 /* wk_sem_map */
     uint8_t *sem_prev;             /* [L*H*T] scratch: levels before a batch */
     int32_t *gen;                  /* [max_gen] generated tokens */

@@ -8,6 +8,7 @@
 
 #include "core/crc32c.h"
 #include "core/half.h"
+#include "kv/cachegen.h"
 #include "kv/kivi.h"
 #include "kv/semantic.h"
 
@@ -26,9 +27,11 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         c->kivi_residual -= c->kivi_residual % c->kivi_group;
     } else if (strcmp(name, "wikv") == 0)
         c->kind = WK_CODEC_SEM;
+    else if (strcmp(name, "cachegen") == 0)
+        c->kind = WK_CODEC_CG;
     else
         return wk_err_set(err, WK_EUNSUPPORTED,
-                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, wikv)", name);
+                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv)", name);
     return 0;
 }
 
@@ -47,7 +50,7 @@ static int unit_heads(const wk_unit *u, int kv_heads, int *h0, int *h1) {
 
 int64_t wk_stream_unit_bytes(const wk_stream_codec *c, const wk_unit *u, int kv_heads, int head_dim) {
     if (u->kind == WK_UNIT_TEXT) return (int64_t)u->token_count * 4;
-    if (c->kind == WK_CODEC_SEM) return -1; /* entropy-coded: known once encoded */
+    if (c->kind == WK_CODEC_SEM || c->kind == WK_CODEC_CG) return -1; /* entropy-coded: known once encoded */
     int h0, h1;
     int64_t blocks = (int64_t)u->layer_count * unit_heads(u, kv_heads, &h0, &h1);
     if (c->kind == WK_CODEC_FP16) return blocks * u->token_count * head_dim * 4;
@@ -93,6 +96,12 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
     }
     int rc = check_unit(u, kv->layers, kv->kv_heads, kv->tokens, err);
     if (rc) return rc;
+    if (c->kind == WK_CODEC_CG) {
+        if (u->kv_head >= 0) return wk_err_set(err, WK_EINVAL, "cachegen unit of one KV head: chunks hold all heads");
+        wk_cg_params cp = wk_cg_defaults();
+        cp.level = u->level;
+        return wk_cg_encode(&cp, kv, u->layer_first, u->layer_count, u->token_first, u->token_count, out, len, NULL, err);
+    }
     int64_t total = wk_stream_unit_bytes(c, u, kv->kv_heads, kv->head_dim);
     if (total <= 0) return wk_err_set(err, WK_EINVAL, "KV unit under codec %d has no encoding", (int)c->kind);
     uint8_t *b = malloc((size_t)total);
