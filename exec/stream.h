@@ -19,6 +19,8 @@
  *   SEM    one semantic batch (kv/semantic.h) of the unit's vectors (unit.vectors) at the unit's level
  *          (wikv); the batch names its vectors, so the client needs no ranking of its own;
  *   CG     one CacheGen chunk (kv/cachegen.h) of the unit's layers x tokens at the unit's level (cachegen);
+ *   VEC16  per vector of unit.vectors: u32 id, K fp16 [head_dim], V fp16 [head_dim] (eviction policies:
+ *          the kept tokens with their indices; what is not sent stays absent, left out of attention);
  *   TEXT   u32 token ids [tokens] (prefill's text units).
  * The client checks each unit against its own plan: index, level and, for fixed-size codecs, the exact
  * byte length. Policies that rank KV (wikv) plan on the server with the engine's measured attention
@@ -42,7 +44,7 @@
 #include "net/wire.h"
 #include "sim/policy.h"
 
-typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM, WK_CODEC_CG } wk_stream_codec_kind;
+typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM, WK_CODEC_CG, WK_CODEC_VEC16 } wk_stream_codec_kind;
 
 typedef struct wk_stream_codec {
     wk_stream_codec_kind kind; /* codec of the plan's KV units (text units are always TEXT) */

@@ -29,9 +29,13 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         c->kind = WK_CODEC_SEM;
     else if (strcmp(name, "cachegen") == 0)
         c->kind = WK_CODEC_CG;
+    else if (strcmp(name, "h2o") == 0 || strcmp(name, "snapkv") == 0 || strcmp(name, "streamingllm") == 0 ||
+             strcmp(name, "pyramidkv") == 0 || strcmp(name, "simcalkv") == 0)
+        c->kind = WK_CODEC_VEC16;
     else
         return wk_err_set(err, WK_EUNSUPPORTED,
-                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv)", name);
+                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv and the eviction "
+                          "policies)", name);
     return 0;
 }
 
@@ -51,6 +55,7 @@ static int unit_heads(const wk_unit *u, int kv_heads, int *h0, int *h1) {
 int64_t wk_stream_unit_bytes(const wk_stream_codec *c, const wk_unit *u, int kv_heads, int head_dim) {
     if (u->kind == WK_UNIT_TEXT) return (int64_t)u->token_count * 4;
     if (c->kind == WK_CODEC_SEM || c->kind == WK_CODEC_CG) return -1; /* entropy-coded: known once encoded */
+    if (c->kind == WK_CODEC_VEC16) return -1; /* the device's plan may keep other vectors: checked when decoded */
     int h0, h1;
     int64_t blocks = (int64_t)u->layer_count * unit_heads(u, kv_heads, &h0, &h1);
     if (c->kind == WK_CODEC_FP16) return blocks * u->token_count * head_dim * 4;
@@ -67,6 +72,56 @@ static int check_unit(const wk_unit *u, int layers, int kv_heads, int tokens, wk
         return wk_err_set(err, WK_EINVAL, "unit (layers %d+%d, tokens %d+%d, head %d) outside the KV (%d x %d x %d)",
                           u->layer_first, u->layer_count, u->token_first, u->token_count, u->kv_head, layers,
                           kv_heads, tokens);
+    return 0;
+}
+
+static int encode_vec16(const wk_unit *u, const wk_kv_tensor *kv, uint8_t **out, size_t *len, wk_err *err) {
+    size_t per = 4 + 4 * (size_t)kv->head_dim, n = (size_t)u->n_vectors;
+    size_t total_ids = (size_t)kv->layers * kv->kv_heads * kv->tokens;
+    if (!u->vectors || u->n_vectors < 1) return wk_err_set(err, WK_EINVAL, "eviction unit without its vector ids");
+    uint8_t *b = malloc(n * per);
+    if (!b) return wk_err_set(err, WK_ENOMEM, "eviction unit: out of memory");
+    for (size_t i = 0; i < n; i++) {
+        uint32_t id = u->vectors[i];
+        if (id >= total_ids) {
+            free(b);
+            return wk_err_set(err, WK_EINVAL, "eviction unit: vector id %u beyond the KV", id);
+        }
+        uint8_t *p = b + i * per;
+        for (int k = 0; k < 4; k++) p[k] = (uint8_t)(id >> (8 * k));
+        const uint16_t *kr = kv->k + (size_t)id * kv->head_dim, *vr = kv->v + (size_t)id * kv->head_dim;
+        for (int j = 0; j < kv->head_dim; j++) {
+            p[4 + 2 * j] = (uint8_t)kr[j];
+            p[5 + 2 * j] = (uint8_t)(kr[j] >> 8);
+            p[4 + 2 * kv->head_dim + 2 * j] = (uint8_t)vr[j];
+            p[5 + 2 * kv->head_dim + 2 * j] = (uint8_t)(vr[j] >> 8);
+        }
+    }
+    *out = b;
+    *len = n * per;
+    return 0;
+}
+
+/* Kept vectors with their ids, each inside the unit's layers and the context. */
+static int decode_vec16(const wk_unit *u, const uint8_t *data, size_t len, wk_engine *e, int tokens, wk_err *err) {
+    int d = e->cfg.head_dim, heads = e->cfg.n_kv_heads;
+    size_t per = 4 + 4 * (size_t)d;
+    if (len % per != 0) return wk_err_set(err, WK_EFORMAT, "eviction unit: %zu bytes, not whole %zu-byte vectors", len, per);
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (size_t off = 0; off < len; off += per) {
+        const uint8_t *p = data + off;
+        uint32_t id = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+        uint32_t t = id % (uint32_t)tokens, lh = id / (uint32_t)tokens;
+        int l = (int)(lh / (uint32_t)heads), h = (int)(lh % (uint32_t)heads);
+        if (l < u->layer_first || l >= u->layer_first + u->layer_count)
+            return wk_err_set(err, WK_EFORMAT, "eviction unit: offset %zu: vector id %u outside the unit's layers", off, id);
+        for (int j = 0; j < d; j++) {
+            kf[j] = wk_half_to_float((uint16_t)(p[4 + 2 * j] | p[5 + 2 * j] << 8));
+            vf[j] = wk_half_to_float((uint16_t)(p[4 + 2 * d + 2 * j] | p[5 + 2 * d + 2 * j] << 8));
+        }
+        int rc = e->ops->kv_write(e, l, h, (int)t, kf, vf, err);
+        if (rc) return rc;
+    }
     return 0;
 }
 
@@ -94,6 +149,7 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
         wk_sem_params sp = wk_sem_defaults(kv->layers);
         return wk_sem_encode_batch(&sp, kv, u->vectors, u->n_vectors, u->level, out, len, NULL, NULL, err);
     }
+    if (c->kind == WK_CODEC_VEC16) return encode_vec16(u, kv, out, len, err);
     int rc = check_unit(u, kv->layers, kv->kv_heads, kv->tokens, err);
     if (rc) return rc;
     if (c->kind == WK_CODEC_CG) {
@@ -159,6 +215,7 @@ int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const u
     int kvh = e->cfg.n_kv_heads, d = e->cfg.head_dim;
     int rc = check_unit(u, e->cfg.n_layers, kvh, e->kv_capacity, err);
     if (rc) return rc;
+    if (c->kind == WK_CODEC_VEC16) return decode_vec16(u, data, len, e, u->token_first + u->token_count, err);
     int64_t want = wk_stream_unit_bytes(c, u, kvh, d);
     if (want < 0 || (int64_t)len != want)
         return wk_err_set(err, WK_EFORMAT, "unit payload: %zu bytes, codec expects %lld", len, (long long)want);

@@ -125,8 +125,9 @@ static void reference_text(wk_stream_client *c, const wk_stream_job *job, char *
     free(text);
 }
 
-static const char *POLICIES[] = {"prefill", "full", "kivi2", "kivi4", "wikv:batch=256", "cachegen:chunk=128"};
-#define N_POLICIES 6
+static const char *POLICIES[] = {"prefill", "full", "kivi2", "kivi4", "wikv:batch=256", "cachegen:chunk=128",
+                                 "h2o:budget=64"};
+#define N_POLICIES 7
 
 START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
     wk_task_kind tasks[2] = {WK_TASK_PASSKEY, WK_TASK_MULTIKEY};
@@ -151,8 +152,14 @@ START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
             ck_assert(o.ttft_s > 0 && o.total_s >= o.ttft_s && o.tpot_s > 0);
             ck_assert(o.f1 >= 0 && o.f1 <= 1);
             ck_assert(o.bytes_received > 0);
-            if (p != 4) ck_assert(fabs(o.kv_fraction_at_first - 1.0) < 1e-9);
+            if (p < 4 || p == 5) ck_assert(fabs(o.kv_fraction_at_first - 1.0) < 1e-9);
             else ck_assert(o.kv_fraction_at_first > 0 && o.kv_fraction_at_first <= 1.0);
+            if (p == 6) { /* h2o: only the 64 kept tokens of each (layer, head) were written */
+                int present = 0;
+                for (int t = 0; t < o.context_tokens - 1; t++) present += c.engine->ops->kv_is_present(c.engine, 0, 0, t) == 1;
+                ck_assert_msg(present >= 63 && present <= 64, "%d tokens present", present);
+                ck_assert(o.kv_fraction_at_first < 0.5);
+            }
             /* full fp16 KV and the local prefill reproduce the engine's own greedy answer */
             if (p <= 1) ck_assert_msg(strcmp(o.answer, ref) == 0, "%s: \"%s\" vs reference \"%s\"", POLICIES[p], o.answer, ref);
         }
