@@ -5,6 +5,7 @@
 #include "exec/stream.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ typedef struct conn {
     int fd;
     int id;
     pthread_t thread;
+    atomic_int done; /* the thread finished: the accept loop joins it */
 } conn;
 
 /* Per-request sender state: the policy's view from the server side. */
@@ -35,6 +37,7 @@ typedef struct server_req {
     wk_kv_tensor kv;
     float *importance;  /* [L][H][T] measured attention, for plans that rank KV */
     uint8_t *state;
+    int64_t bytes_sent;
 } server_req;
 
 static void sleep_s(double s) {
@@ -194,6 +197,7 @@ static int stream_units(server_req *s, wk_paced_sender *ps, uint32_t stream, wk_
     m.h.stream_id = stream;
     m.u.end.units_sent = (uint32_t)v.n_sent;
     m.u.end.bytes_sent = (uint64_t)v.bytes_sent;
+    s->bytes_sent = v.bytes_sent;
     return wk_paced_send_msg(ps, &m, err);
 }
 
@@ -243,23 +247,39 @@ static void *serve_conn(void *arg) {
     }
     if (!o->quiet) {
         if (rc) fprintf(stderr, "wikv serve: connection %d: %s\n", c->id, err.msg);
-        else fprintf(stderr, "wikv serve: connection %d: %s %s seed %llu, %zu units, %lld bytes\n", c->id,
+        else fprintf(stderr, "wikv serve: connection %d: %s %s seed %llu, %zu units planned, %lld bytes sent\n", c->id,
                      s.job.policy, wk_task_name(s.job.task), (unsigned long long)s.job.seed, s.plan.n,
-                     (long long)wk_plan_total_bytes(&s.plan));
+                     (long long)s.bytes_sent);
     }
     release(&s);
     wk_paced_receiver_free(&rx); /* closes fd */
+    atomic_store(&c->done, 1);
     return NULL;
+}
+
+/* Joins the threads that finished, so a server that runs for long holds only the live ones. */
+static size_t reap(conn **conns, size_t n) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&conns[i]->done)) {
+            pthread_join(conns[i]->thread, NULL);
+            free(conns[i]);
+        } else
+            conns[kept++] = conns[i];
+    }
+    return kept;
 }
 
 int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) {
     size_t cap = 16, n = 0;
+    int accepted = 0;
     conn **conns = malloc(cap * sizeof *conns);
     if (!conns) return wk_err_set(err, WK_ENOMEM, "serve: out of memory");
     int rc = 0;
-    while (!o->max_connections || (int)n < o->max_connections) {
+    while (!o->max_connections || accepted < o->max_connections) {
         int fd;
-        rc = wk_paced_accept(listen_fd, 3600.0, &fd, err);
+        n = reap(conns, n);
+        rc = wk_paced_accept(listen_fd, 1.0, &fd, err);
         if (rc == WK_EIO) { /* accept timeout: keep listening */
             rc = 0;
             continue;
@@ -276,7 +296,10 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
             rc = wk_err_set(err, WK_ENOMEM, "serve: out of memory");
             break;
         }
-        *c = (conn){o, fd, (int)n, 0};
+        c->o = o;
+        c->fd = fd;
+        c->id = accepted;
+        atomic_init(&c->done, 0);
         if (pthread_create(&c->thread, NULL, serve_conn, c) != 0) {
             close(fd);
             free(c);
@@ -284,6 +307,7 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
             break;
         }
         conns[n++] = c;
+        accepted++;
     }
     for (size_t i = 0; i < n; i++) {
         pthread_join(conns[i]->thread, NULL);
