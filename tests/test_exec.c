@@ -406,6 +406,48 @@ START_TEST(server_survives_a_client_leaving_mid_stream) {
 }
 END_TEST
 
+typedef struct concurrent {
+    uint16_t port;
+    wk_stream_job job;
+    wk_stream_outcome o;
+    int rc;
+} concurrent;
+
+static void *client_main(void *arg) {
+    concurrent *k = arg;
+    wk_stream_client c;
+    wk_err err = {0};
+    k->rc = wk_stream_client_open(&c, FIXTURE, &err);
+    if (!k->rc) k->rc = wk_stream_client_request(&c, "127.0.0.1", k->port, &k->job, &k->o, &err);
+    wk_stream_client_close(&c);
+    return NULL;
+}
+
+/* Two clients at once, each on its own connection and server thread, get their own streams. */
+START_TEST(two_clients_are_served_at_once) {
+    wk_stream_job jobs[2] = {job_of(WK_TASK_PASSKEY, 71, "full"), job_of(WK_TASK_MULTIKEY, 72, "kivi2")};
+    server s;
+    server_start(&s, 8.0, 2);
+    kvgen(&s, jobs, 2);
+    server_run(&s);
+    concurrent k[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        k[i] = (concurrent){.port = s.port, .job = jobs[i]};
+        ck_assert(pthread_create(&th[i], NULL, client_main, &k[i]) == 0);
+    }
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(k[i].rc, 0);
+        ck_assert_msg(k[i].o.ok, "client %d: %s", i, k[i].o.fail_reason);
+        ck_assert_int_eq(k[i].o.tokens, OUT);
+    }
+    ck_assert(k[0].o.bytes_received > k[1].o.bytes_received); /* full fp16 vs KIVI 2-bit */
+    server_join(&s);
+    ck_assert_int_eq(s.rc, 0);
+}
+END_TEST
+
 START_TEST(request_wire_form_round_trips_and_rejects_bad_fields) {
     wk_stream_job a = job_of(WK_TASK_MULTIKEY, 7, "kivi2:group=64,residual=256"), b;
     wk_wire_request r;
@@ -437,6 +479,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, server_killed_mid_stream_is_a_failed_request);
     tcase_add_test(tc, garbage_frames_fail_the_request_naming_the_field);
     tcase_add_test(tc, server_survives_a_client_leaving_mid_stream);
+    tcase_add_test(tc, two_clients_are_served_at_once);
     suite_add_tcase(s, tc);
     return s;
 }
