@@ -1,6 +1,6 @@
 /* Bits per value, reconstruction error and encode/decode speed of every KV codec and level, on a synthetic
  * KV tensor (kv_tensor.h model) or on a stored .wkv file. Speeds are MB of fp16 KV per second; the fp16
- * copy row is the baseline measured in the same run.
+ * copy row is the speed baseline measured in the same run, x_fp16 the size ratio against fp16.
  * usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] [--batch UNITS] [FILE.wkv] */
 #include <math.h>
 #include <stdio.h>
@@ -37,8 +37,8 @@ static void row(const char *name, const wk_kv_tensor *t, const wk_kv_tensor *u, 
                 double dec_s) {
     double mse, mx, mb = wk_kv_tensor_elems(t) * 4 / 1e6;
     error_of(t, u, &mse, &mx);
-    printf("%-26s %8.3f %12.3e %9.4f %10.1f %10.1f\n", name, bytes * 8.0 / (2.0 * wk_kv_tensor_elems(t)), mse, mx,
-           mb / enc_s, mb / dec_s);
+    double bits = bytes * 8.0 / (2.0 * wk_kv_tensor_elems(t));
+    printf("%-28s %8.3f %7.2f %12.3e %9.4f %10.1f %10.1f\n", name, bits, 16.0 / bits, mse, mx, mb / enc_s, mb / dec_s);
 }
 
 static int die(const wk_err *err) {
@@ -138,7 +138,8 @@ int main(int argc, char **argv) {
     if (wk_kv_tensor_alloc(&u, t.layers, t.kv_heads, t.tokens, t.head_dim, &err)) return die(&err);
     printf("KV %s: layers %d, kv_heads %d, tokens %d, head_dim %d (%.1f MB fp16)\n", file ? file : "synthetic",
            t.layers, t.kv_heads, t.tokens, t.head_dim, wk_kv_tensor_elems(&t) * 4 / 1e6);
-    printf("%-26s %8s %12s %9s %10s %10s\n", "codec", "bits/val", "mse", "max_abs", "enc_MB/s", "dec_MB/s");
+    printf("%-28s %8s %7s %12s %9s %10s %10s\n", "codec", "bits/val", "x_fp16", "mse", "max_abs", "enc_MB/s",
+           "dec_MB/s");
     size_t n = wk_kv_tensor_elems(&t);
     double a = now();
     for (int rep = 0; rep < 10; rep++) {

@@ -37,7 +37,8 @@ static int study_plots(const char *out, const char *db_path, int64_t run_id, con
 
 static const char *usage =
     "usage: wikv study [--out DIR] [sim options]\n"
-    "Runs the default what-if study: all policies x the bundled traces (traces/) x jetson-agx-orin and\n"
+    "Runs the default what-if study: prefill, full, kivi2, kivi4, cachegen, wikv and hybrid x the bundled\n"
+    "traces (traces/) x jetson-agx-orin and\n"
     "rtx5080-laptop x llama-3.1-8b at 8192 tokens, 20 requests per trace. Writes DIR/results.db (default\n"
     "DIR = results), prints the summary table and draws DIR/ttft-cdf-DEVICE.png and DIR/ttft-vs-bw-DEVICE.png\n"
     "(with their data files); every `wikv sim` option overrides its default.\n";
@@ -72,7 +73,7 @@ int wk_cmd_study(int argc, char **argv) {
     o.n_contexts = 1;
     wk_strlist_add(&o.models, "llama-3.1-8b");
     wk_strlist_add_csv(&o.devices, "jetson-agx-orin,rtx5080-laptop");
-    for (const wk_policy_ops *const *p = wk_policy_registry(); *p; p++) wk_strlist_add(&o.policies, (*p)->name);
+    wk_strlist_add_csv(&o.policies, "prefill,full,kivi2,kivi4,cachegen,wikv,hybrid");
     int rc = wk_sim_options_parse(&o, argc, argv, usage);
     int helped = rc == 1;
     if (rc == 0 && o.traces.n == 0 && wk_strlist_add_traces(&o.traces, traces)) {

@@ -195,7 +195,7 @@ static int trace_ns3(int argc, char **argv) {
         else if (c == 'h') {
             printf(NS3_USAGE "Simulates the scenario in ns-3 and samples delivered throughput every 100 ms.\n"
                              "wifi-walk: 802.11ax station walking away from and back to its AP at 1.5 m/s,\n"
-                             "MinstrelHt rate control, saturating UDP downlink. lte-drive: a UE driving\n"
+                             "Thompson-sampling rate control, saturating UDP downlink. lte-drive: a UE driving\n"
                              "past its eNB at 15 m/s, from 420 m before it on, saturating UDP downlink.\n"
                              "wifi-walk-away: as wifi-walk, walking away the whole time.\n");
             return 0;

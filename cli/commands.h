@@ -8,6 +8,7 @@ int wk_cmd_study(int argc, char **argv);
 int wk_cmd_trace(int argc, char **argv);
 int wk_cmd_db(int argc, char **argv);
 int wk_cmd_sweep(int argc, char **argv);
+int wk_cmd_calibrate(int argc, char **argv);
 int wk_cmd_model(int argc, char **argv);
 int wk_cmd_task(int argc, char **argv);
 int wk_cmd_score(int argc, char **argv);

@@ -22,6 +22,7 @@ static const wk_command commands[] = {
     {"score", wk_cmd_score, "score predictions as LongBench eval.py"},
     {"plot", wk_cmd_plot, "figures from a results database (gnuplot)"},
     {"kv", wk_cmd_kv, "KV tensors: codec stats of a stored tensor, synthetic tensors"},
+    {"calibrate", wk_cmd_calibrate, "measure the engine here and fit a device profile to it"},
     {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
     {"serve", wk_cmd_serve, "edge server: stream encoded KV units paced by a trace (real execution)"},
     {"run", wk_cmd_run, "device client: requests against a server, real answers, TTFT and F1"},

@@ -79,7 +79,7 @@ typedef struct wk_run_state {
     float *att_out; /* (max_chunk, n_heads * head_dim) */
     float *hb;      /* (max_chunk, hidden_dim) gate */
     float *hb2;     /* (max_chunk, hidden_dim) up */
-    float *scores;  /* (capacity) softmax row */
+    float *scores;  /* (n_heads / n_kv_heads, capacity) softmax rows of one KV group */
     float *rope_inv_freq; /* (head_dim / 2) */
 } wk_run_state;
 

@@ -75,8 +75,8 @@ static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *
         size_t len = b->payload_len[units[i]];
         pthread_mutex_unlock(b->mu);
         if (!data) return wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
-        int rc = b->codec->kind == WK_CODEC_SEM  ? decode_sem(b, data, len, err)
-                 : b->codec->kind == WK_CODEC_CG ? decode_cg(b, u, data, len, err)
+        int rc = b->codec->kind == WK_SCODEC_SEM  ? decode_sem(b, data, len, err)
+                 : b->codec->kind == WK_SCODEC_CG ? decode_cg(b, u, data, len, err)
                                                  : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
         if (rc) return wk_err_prefix(err, "unit %u", units[i]);
     }

@@ -44,7 +44,7 @@
 #include "net/wire.h"
 #include "sim/policy.h"
 
-typedef enum { WK_CODEC_NONE = 0, WK_CODEC_FP16, WK_CODEC_KIVI, WK_CODEC_SEM, WK_CODEC_CG, WK_CODEC_VEC16 } wk_stream_codec_kind;
+typedef enum { WK_SCODEC_NONE = 0, WK_SCODEC_FP16, WK_SCODEC_KIVI, WK_SCODEC_SEM, WK_SCODEC_CG, WK_SCODEC_VEC16 } wk_stream_codec_kind;
 
 typedef struct wk_stream_codec {
     wk_stream_codec_kind kind; /* codec of the plan's KV units (text units are always TEXT) */

@@ -316,11 +316,11 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
                                 .text_ids = k->text_ids, .payload = k->payload, .payload_len = k->payload_len,
                                 .mu = &k->mu, .confidence = c->has_confidence ? &c->confidence : NULL, .gen = gen,
                                 .max_gen = job->output_tokens, .logits = logits};
-    if (r->codec.kind == WK_CODEC_SEM || r->codec.kind == WK_CODEC_CG) {
+    if (r->codec.kind == WK_SCODEC_SEM || r->codec.kind == WK_SCODEC_CG) {
         size_t vectors = (size_t)c->spec.n_layers * c->spec.n_kv_heads * r->prompt.n;
         r->be.sem_kv = &r->sem_kv;
         rc = wk_kv_tensor_alloc(&r->sem_kv, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, c->spec.head_dim, err);
-        if (rc || r->codec.kind == WK_CODEC_CG) return rc;
+        if (rc || r->codec.kind == WK_SCODEC_CG) return rc;
         r->be.sem_map = &r->sem_map;
         if (!rc) rc = wk_sem_map_alloc(&r->sem_map, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, err);
         if (!rc && !(r->be.sem_prev = malloc(vectors))) rc = wk_err_set(err, WK_ENOMEM, "request: out of memory");

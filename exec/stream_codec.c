@@ -15,10 +15,10 @@
 int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
     memset(c, 0, sizeof *c);
     const char *name = p->ops->name;
-    if (strcmp(name, "prefill") == 0) c->kind = WK_CODEC_NONE;
-    else if (strcmp(name, "full") == 0) c->kind = WK_CODEC_FP16;
+    if (strcmp(name, "prefill") == 0) c->kind = WK_SCODEC_NONE;
+    else if (strcmp(name, "full") == 0) c->kind = WK_SCODEC_FP16;
     else if (strcmp(name, "kivi2") == 0 || strcmp(name, "kivi4") == 0) {
-        c->kind = WK_CODEC_KIVI;
+        c->kind = WK_SCODEC_KIVI;
         c->kivi_bits = name[4] - '0';
         /* as the kivi policy plans it: R at least G and a multiple of it */
         c->kivi_group = (int)wk_policy_param(p, "group");
@@ -26,12 +26,12 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         if (c->kivi_residual < c->kivi_group) c->kivi_residual = c->kivi_group;
         c->kivi_residual -= c->kivi_residual % c->kivi_group;
     } else if (strcmp(name, "wikv") == 0)
-        c->kind = WK_CODEC_SEM;
+        c->kind = WK_SCODEC_SEM;
     else if (strcmp(name, "cachegen") == 0)
-        c->kind = WK_CODEC_CG;
+        c->kind = WK_SCODEC_CG;
     else if (strcmp(name, "h2o") == 0 || strcmp(name, "snapkv") == 0 || strcmp(name, "streamingllm") == 0 ||
              strcmp(name, "pyramidkv") == 0 || strcmp(name, "simcalkv") == 0)
-        c->kind = WK_CODEC_VEC16;
+        c->kind = WK_SCODEC_VEC16;
     else
         return wk_err_set(err, WK_EUNSUPPORTED,
                           "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv and the eviction "
@@ -54,12 +54,12 @@ static int unit_heads(const wk_unit *u, int kv_heads, int *h0, int *h1) {
 
 int64_t wk_stream_unit_bytes(const wk_stream_codec *c, const wk_unit *u, int kv_heads, int head_dim) {
     if (u->kind == WK_UNIT_TEXT) return (int64_t)u->token_count * 4;
-    if (c->kind == WK_CODEC_SEM || c->kind == WK_CODEC_CG) return -1; /* entropy-coded: known once encoded */
-    if (c->kind == WK_CODEC_VEC16) return -1; /* the device's plan may keep other vectors: checked when decoded */
+    if (c->kind == WK_SCODEC_SEM || c->kind == WK_SCODEC_CG) return -1; /* entropy-coded: known once encoded */
+    if (c->kind == WK_SCODEC_VEC16) return -1; /* the device's plan may keep other vectors: checked when decoded */
     int h0, h1;
     int64_t blocks = (int64_t)u->layer_count * unit_heads(u, kv_heads, &h0, &h1);
-    if (c->kind == WK_CODEC_FP16) return blocks * u->token_count * head_dim * 4;
-    if (c->kind == WK_CODEC_KIVI) {
+    if (c->kind == WK_SCODEC_FP16) return blocks * u->token_count * head_dim * 4;
+    if (c->kind == WK_SCODEC_KIVI) {
         wk_kivi_params kp = {c->kivi_bits, c->kivi_group, c->kivi_residual};
         return blocks * wk_kivi_bytes(&kp, u->token_count, head_dim);
     }
@@ -144,15 +144,15 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
         return 0;
     }
     if (!kv) return wk_err_set(err, WK_ESTATE, "KV unit without KV");
-    if (c->kind == WK_CODEC_SEM) {
+    if (c->kind == WK_SCODEC_SEM) {
         if (!u->vectors || u->n_vectors < 1) return wk_err_set(err, WK_EINVAL, "semantic unit without its vector ids");
         wk_sem_params sp = wk_sem_defaults(kv->layers);
         return wk_sem_encode_batch(&sp, kv, u->vectors, u->n_vectors, u->level, out, len, NULL, NULL, err);
     }
-    if (c->kind == WK_CODEC_VEC16) return encode_vec16(u, kv, out, len, err);
+    if (c->kind == WK_SCODEC_VEC16) return encode_vec16(u, kv, out, len, err);
     int rc = check_unit(u, kv->layers, kv->kv_heads, kv->tokens, err);
     if (rc) return rc;
-    if (c->kind == WK_CODEC_CG) {
+    if (c->kind == WK_SCODEC_CG) {
         if (u->kv_head >= 0) return wk_err_set(err, WK_EINVAL, "cachegen unit of one KV head: chunks hold all heads");
         wk_cg_params cp = wk_cg_defaults();
         cp.level = u->level;
@@ -170,7 +170,7 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
         for (int h = h0; h < h1 && !rc; h++) {
             const uint16_t *k = kv->k + wk_kv_row(kv, l, h, u->token_first);
             const uint16_t *v = kv->v + wk_kv_row(kv, l, h, u->token_first);
-            if (c->kind == WK_CODEC_FP16) {
+            if (c->kind == WK_SCODEC_FP16) {
                 for (size_t i = 0; i < row; i++) {
                     b[off + 2 * i] = (uint8_t)k[i];
                     b[off + 2 * i + 1] = (uint8_t)(k[i] >> 8);
@@ -215,7 +215,7 @@ int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const u
     int kvh = e->cfg.n_kv_heads, d = e->cfg.head_dim;
     int rc = check_unit(u, e->cfg.n_layers, kvh, e->kv_capacity, err);
     if (rc) return rc;
-    if (c->kind == WK_CODEC_VEC16) return decode_vec16(u, data, len, e, u->token_first + u->token_count, err);
+    if (c->kind == WK_SCODEC_VEC16) return decode_vec16(u, data, len, e, u->token_first + u->token_count, err);
     int64_t want = wk_stream_unit_bytes(c, u, kvh, d);
     if (want < 0 || (int64_t)len != want)
         return wk_err_set(err, WK_EFORMAT, "unit payload: %zu bytes, codec expects %lld", len, (long long)want);
@@ -230,7 +230,7 @@ int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const u
     size_t off = 0;
     for (int l = u->layer_first; l < u->layer_first + u->layer_count && !rc; l++) {
         for (int h = h0; h < h1 && !rc; h++, off += (size_t)block) {
-            if (c->kind == WK_CODEC_FP16) {
+            if (c->kind == WK_SCODEC_FP16) {
                 for (size_t i = 0; i < row; i++) {
                     k[i] = (uint16_t)(data[off + 2 * i] | data[off + 2 * i + 1] << 8);
                     v[i] = (uint16_t)(data[off + 2 * row + 2 * i] | data[off + 2 * row + 2 * i + 1] << 8);

@@ -9,44 +9,6 @@
 
 #include "core/json.h"
 
-/* ---- PRNG ---------------------------------------------------------------------------------- */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-void wk_task_rng_seed(wk_task_rng *rng, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) rng->s[i] = splitmix64(&x);
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t wk_task_rng_next(wk_task_rng *rng) {
-    uint64_t *s = rng->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t wk_task_rng_below(wk_task_rng *rng, uint64_t n) {
-    /* reject the top partial bucket so every residue is equally likely */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t v;
-    do v = wk_task_rng_next(rng);
-    while (v >= limit);
-    return v % n;
-}
-
 /* ---- growable text buffer -------------------------------------------------------------------- */
 
 typedef struct {
@@ -119,14 +81,14 @@ static const char *const PREPS[] = {"near", "behind", "beside", "across", "under
 static const char *const TIMES[] = {"morning", "evening", "afternoon", "night", "spring", "summer", "autumn",
                                     "winter", "rain", "snow"};
 
-static const char *pick(wk_task_rng *r, const char *const *list, size_t n) {
-    return list[wk_task_rng_below(r, n)];
+static const char *pick(wk_rng *r, const char *const *list, size_t n) {
+    return list[wk_rng_below(r, n)];
 }
 #define PICK(r, list) pick((r), (list), COUNT(list))
 
 /* Appends one sentence (no leading or trailing space). */
-static void filler_sentence(wk_task_rng *r, sbuf *b) {
-    switch (wk_task_rng_below(r, 7)) {
+static void filler_sentence(wk_rng *r, sbuf *b) {
+    switch (wk_rng_below(r, 7)) {
     case 0:
         sb_printf(b, "The %s %s %s the %s %s the %s.", PICK(r, ADJS), PICK(r, NOUNS), PICK(r, VERBS_PAST),
                   PICK(r, NOUNS), PICK(r, PREPS), PICK(r, NOUNS));
@@ -172,7 +134,7 @@ static int cmp_slot(const void *a, const void *b) {
 
 /* Sentences are separated by one space; every 6th boundary is a paragraph break, so the text has
  * the shape of prose. Needles keep their given order when `ordered` (a chain must read in order). */
-static int compose(wk_task_rng *r, const char *intro, needle *needles, size_t n_needles, int ordered,
+static int compose(wk_rng *r, const char *intro, needle *needles, size_t n_needles, int ordered,
                    size_t target_chars, sbuf *out) {
     size_t fixed = strlen(intro);
     for (size_t i = 0; i < n_needles; i++) fixed += strlen(needles[i].text) + 1;
@@ -192,7 +154,7 @@ static int compose(wk_task_rng *r, const char *intro, needle *needles, size_t n_
     }
     if (fill.oom) { free(fill.p); free(starts); return WK_ENOMEM; }
     if (starts) starts[n_sent] = fill.len;
-    for (size_t i = 0; i < n_needles; i++) needles[i].slot = (size_t)wk_task_rng_below(r, n_sent + 1);
+    for (size_t i = 0; i < n_needles; i++) needles[i].slot = (size_t)wk_rng_below(r, n_sent + 1);
     if (ordered) {
         /* sort the slots, keep the needle texts in their order */
         size_t *slots = malloc((n_needles + 1) * sizeof *slots);
@@ -253,9 +215,9 @@ static char *dup_str(const char *s) {
 
 /* ---- the four tasks ------------------------------------------------------------------------- */
 
-static int gen_passkey(wk_task_rng *r, size_t target, wk_task_item *it) {
+static int gen_passkey(wk_rng *r, size_t target, wk_task_item *it) {
     char key[16], text[160];
-    snprintf(key, sizeof key, "%05u", (unsigned)(10000 + wk_task_rng_below(r, 90000)));
+    snprintf(key, sizeof key, "%05u", (unsigned)(10000 + wk_rng_below(r, 90000)));
     snprintf(text, sizeof text, "The pass key is %s. Remember it. %s is the pass key.", key, key);
     needle nd = {text, 0};
     sbuf ctx = {0};
@@ -269,12 +231,12 @@ static int gen_passkey(wk_task_rng *r, size_t target, wk_task_item *it) {
     return it->input ? add_answer(it, key) : WK_ENOMEM;
 }
 
-static void hex_key(wk_task_rng *r, char out[16]) {
-    uint64_t v = wk_task_rng_next(r);
+static void hex_key(wk_rng *r, char out[16]) {
+    uint64_t v = wk_rng_next(r);
     snprintf(out, 16, "%08x-%04x", (unsigned)(v >> 32), (unsigned)(v & 0xFFFF));
 }
 
-static int gen_multikey(wk_task_rng *r, size_t target, wk_task_item *it) {
+static int gen_multikey(wk_rng *r, size_t target, wk_task_item *it) {
     /* one fact per ~1000 characters, between 4 and 32 facts */
     size_t n = target / 1000;
     n = n < 4 ? 4 : n > 32 ? 32 : n;
@@ -284,7 +246,7 @@ static int gen_multikey(wk_task_rng *r, size_t target, wk_task_item *it) {
         int fresh;
         do {
             hex_key(r, keys[i]);
-            snprintf(vals[i], sizeof vals[i], "%06u", (unsigned)(100000 + wk_task_rng_below(r, 900000)));
+            snprintf(vals[i], sizeof vals[i], "%06u", (unsigned)(100000 + wk_rng_below(r, 900000)));
             fresh = 1;
             for (size_t j = 0; j < i; j++)
                 if (!strcmp(keys[j], keys[i]) || !strcmp(vals[j], vals[i])) fresh = 0;
@@ -293,7 +255,7 @@ static int gen_multikey(wk_task_rng *r, size_t target, wk_task_item *it) {
                  keys[i], vals[i]);
         nd[i].text = texts[i];
     }
-    size_t ask = (size_t)wk_task_rng_below(r, n);
+    size_t ask = (size_t)wk_rng_below(r, n);
     sbuf ctx = {0};
     int rc = compose(r,
                      "Some special keys with their values are hidden inside the following text. Memorize each "
@@ -321,7 +283,7 @@ static const char *const TOPIC_SUBJECTS[] = {
 #define TOPIC_MAX 40
 _Static_assert(TOPIC_MAX <= COUNT(TOPIC_SUBJECTS), "topics need distinct subjects");
 
-static int gen_topic(wk_task_rng *r, size_t target, wk_task_item *it) {
+static int gen_topic(wk_rng *r, size_t target, wk_task_item *it) {
     /* one topic per ~1500 characters, between 2 and TOPIC_MAX */
     size_t n = target / 1500;
     n = n < 2 ? 2 : n > TOPIC_MAX ? TOPIC_MAX : n;
@@ -329,8 +291,8 @@ static int gen_topic(wk_task_rng *r, size_t target, wk_task_item *it) {
     for (size_t i = 0; i < n; i++) {
         int fresh;
         do {
-            field[i] = (size_t)wk_task_rng_below(r, COUNT(TOPIC_FIELDS));
-            subj[i] = (size_t)wk_task_rng_below(r, COUNT(TOPIC_SUBJECTS));
+            field[i] = (size_t)wk_rng_below(r, COUNT(TOPIC_FIELDS));
+            subj[i] = (size_t)wk_rng_below(r, COUNT(TOPIC_SUBJECTS));
             fresh = 1;
             for (size_t j = 0; j < i; j++)
                 if (subj[j] == subj[i]) fresh = 0; /* distinct subjects: no topic contains another */
@@ -353,12 +315,12 @@ static int gen_topic(wk_task_rng *r, size_t target, wk_task_item *it) {
                   TOPIC_FIELDS[field[i]], TOPIC_SUBJECTS[subj[i]]);
         /* turns of one to three sentences, alternating speakers, checked per sentence */
         int assistant = 1;
-        size_t left = 1 + (size_t)wk_task_rng_below(r, 3);
+        size_t left = 1 + (size_t)wk_rng_below(r, 3);
         while (ctx.len < end && !ctx.oom) {
             if (left == 0) {
                 assistant = !assistant;
                 sb_puts(&ctx, assistant ? "\nASSISTANT:" : "\nUSER:");
-                left = 1 + (size_t)wk_task_rng_below(r, 3);
+                left = 1 + (size_t)wk_rng_below(r, 3);
             }
             sb_putn(&ctx, " ", 1);
             filler_sentence(r, &ctx);
@@ -378,12 +340,12 @@ static int gen_topic(wk_task_rng *r, size_t target, wk_task_item *it) {
 #define VT_HOPS 4   /* assignments after the first: a chain of VT_HOPS+1 variables */
 #define VT_CHAINS 2 /* the asked chain and one distractor chain */
 
-static void var_name(wk_task_rng *r, char out[8]) {
-    for (int i = 0; i < 5; i++) out[i] = (char)('A' + wk_task_rng_below(r, 26));
+static void var_name(wk_rng *r, char out[8]) {
+    for (int i = 0; i < 5; i++) out[i] = (char)('A' + wk_rng_below(r, 26));
     out[5] = '\0';
 }
 
-static int gen_vartrack(wk_task_rng *r, size_t target, wk_task_item *it) {
+static int gen_vartrack(wk_rng *r, size_t target, wk_task_item *it) {
     enum { NV = VT_CHAINS * (VT_HOPS + 1) };
     char names[NV][8], texts[NV][64];
     unsigned value[VT_CHAINS];
@@ -399,7 +361,7 @@ static int gen_vartrack(wk_task_rng *r, size_t target, wk_task_item *it) {
     for (size_t c = 0; c < VT_CHAINS; c++) {
         int fresh;
         do {
-            value[c] = (unsigned)(10000 + wk_task_rng_below(r, 90000));
+            value[c] = (unsigned)(10000 + wk_rng_below(r, 90000));
             fresh = 1;
             for (size_t j = 0; j < c; j++)
                 if (value[j] == value[c]) fresh = 0;
@@ -420,7 +382,7 @@ static int gen_vartrack(wk_task_rng *r, size_t target, wk_task_item *it) {
     if (rc) { free(ctx.p); return rc; }
     it->context = ctx.p;
     /* which chain is asked is drawn too, so "the first chain" is no shortcut */
-    size_t ask = (size_t)wk_task_rng_below(r, VT_CHAINS);
+    size_t ask = (size_t)wk_rng_below(r, VT_CHAINS);
     char q[96];
     snprintf(q, sizeof q, "Find all variables that are assigned the value %u in the text above.", value[ask]);
     it->input = dup_str(q);
@@ -477,8 +439,8 @@ int wk_task_generate(wk_task_kind kind, uint64_t seed, size_t context_tokens, wk
         return wk_err_set(err, WK_EINVAL, "task: context %zu tokens out of range [%d, %d]", context_tokens,
                           WK_TASK_MIN_TOKENS, WK_TASK_MAX_TOKENS);
     /* the item's stream depends on all three inputs */
-    wk_task_rng r;
-    wk_task_rng_seed(&r, seed ^ ((uint64_t)kind + 1) * 0xD1B54A32D192ED03ULL ^ (uint64_t)context_tokens * 0x8CB92BA72F3D8DD7ULL);
+    wk_rng r;
+    wk_rng_seed(&r, seed ^ ((uint64_t)kind + 1) * 0xD1B54A32D192ED03ULL ^ (uint64_t)context_tokens * 0x8CB92BA72F3D8DD7ULL);
     out->kind = kind;
     out->seed = seed;
     out->target_tokens = context_tokens;

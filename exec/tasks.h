@@ -25,21 +25,13 @@
 #include <stdio.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 
 #define WK_TASK_CHARS_PER_TOKEN 4
 #define WK_TASK_TRAIN_SEED_MIN 1000000ULL
 #define WK_TASK_MIN_TOKENS 64
 #define WK_TASK_MAX_TOKENS 2000000 /* 8 MB of text: larger is a unit mistake */
 
-/* xoshiro256**: explicit state, passed to every drawing function. */
-typedef struct wk_task_rng {
-    uint64_t s[4];
-} wk_task_rng;
-
-void wk_task_rng_seed(wk_task_rng *rng, uint64_t seed);
-uint64_t wk_task_rng_next(wk_task_rng *rng);
-/* Uniform in [0, n) without modulo bias; n > 0. */
-uint64_t wk_task_rng_below(wk_task_rng *rng, uint64_t n);
 
 typedef enum { WK_TASK_PASSKEY, WK_TASK_MULTIKEY, WK_TASK_TOPIC, WK_TASK_VARTRACK, WK_TASK_KINDS } wk_task_kind;
 

@@ -44,6 +44,7 @@ struct wk_tokenizer {
     size_t merges_cap;
     added_token *added;     /* sorted by length descending (longest match first) */
     size_t n_added;
+    uint8_t added_first[256];/* 1 when some added token starts with this byte (fast skip) */
     int byte_ids[256];      /* SPM byte fallback: id of <0xXX>, or -1 */
     uint32_t byte_to_cp[256];/* byte-level: GPT-2 bytes_to_unicode */
     int cp_to_byte[324];    /* inverse, for code points < 324 (all mapped ones are), -1 otherwise */
@@ -194,6 +195,7 @@ static int load_vocab(wk_tokenizer *t, const wk_json *model, const wk_json *adde
         t->added[t->n_added++] = (added_token){t->pieces[id], t->piece_len[id], id, t->is_special[id]};
     }
     qsort(t->added, t->n_added, sizeof *t->added, cmp_added);
+    for (size_t i = 0; i < t->n_added; i++) t->added_first[(unsigned char)t->added[i].content[0]] = 1;
     return 0;
 }
 
@@ -494,11 +496,17 @@ void wk_tokenizer_free(wk_tokenizer *t) {
 /* ---- encoding -------------------------------------------------------------------------------- */
 
 typedef struct {
+    int rank, pos;     /* merge rank; position of the left symbol */
+    int left, right;   /* the pair's ids when pushed (to detect stale entries) */
+} bpe_cand;
+
+typedef struct {
     int32_t *ids;
     size_t n, cap;
-    int *sym;      /* BPE work: symbol ids of the current word */
-    int *rank;     /* rank of pair (sym[i], sym[i+1]) or INT32_MAX */
-    size_t sym_cap, rank_cap;
+    int *sym;          /* BPE work [word symbols]: ids, -1 once merged away */
+    int *prev, *next;  /* [word symbols] neighbours in the linked list, -1 at the ends */
+    bpe_cand *heap;    /* [3 x word symbols] merge candidates */
+    size_t sym_cap, prev_cap, next_cap, heap_cap;
     char *buf;     /* mapped text of the current word */
     size_t buf_cap;
     const wk_tokenizer *t;
@@ -528,29 +536,63 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-static int pair_rank(const wk_tokenizer *t, int a, int b) {
-    const merge_slot *m = merge_find(t, a, b);
-    return m ? m->rank : INT32_MAX;
+/* BPE merge candidates in a binary min-heap ordered by (rank, position): the lowest-ranked pair merges
+ * first, the leftmost on ties, as HF tokenizers does. Entries go stale when a neighbour merges; they
+ * are dropped when popped (the pair they name is no longer there). O(n log n) per word, so a long
+ * SentencePiece segment (the whole text) stays fast. */
+static int heap_less(const bpe_cand *x, const bpe_cand *y) { return x->rank != y->rank ? x->rank < y->rank : x->pos < y->pos; }
+
+static void heap_push(bpe_cand *h, size_t *n, bpe_cand c) {
+    size_t i = (*n)++;
+    while (i > 0 && heap_less(&c, &h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h[i] = c;
 }
 
-/* Merges s->sym[0..n) in place (lowest rank, leftmost first); emits the result. */
+static bpe_cand heap_pop(bpe_cand *h, size_t *n) {
+    bpe_cand top = h[0], last = h[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && heap_less(&h[c + 1], &h[c])) c++;
+        if (!heap_less(&h[c], &last)) break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0) h[i] = last;
+    return top;
+}
+
+static void push_pair(enc_state *s, size_t *nh, int left, int right) {
+    const merge_slot *m = merge_find(s->t, s->sym[left], s->sym[right]);
+    if (m) heap_push(s->heap, nh, (bpe_cand){m->rank, left, s->sym[left], s->sym[right]});
+}
+
+/* Merges s->sym[0..n) (links in s->next/prev) and emits the surviving symbols in order. */
 static int bpe_merge_emit(enc_state *s, size_t n) {
     const wk_tokenizer *t = s->t;
-    for (size_t i = 0; i + 1 < n; i++) s->rank[i] = pair_rank(t, s->sym[i], s->sym[i + 1]);
-    while (n > 1) {
-        size_t best = 0;
-        for (size_t i = 1; i + 1 < n; i++)
-            if (s->rank[i] < s->rank[best]) best = i;
-        if (s->rank[best] == INT32_MAX) break;
-        s->sym[best] = merge_find(t, s->sym[best], s->sym[best + 1])->merged;
-        memmove(s->sym + best + 1, s->sym + best + 2, (n - best - 2) * sizeof *s->sym);
-        memmove(s->rank + best, s->rank + best + 1, (n - best - 2) * sizeof *s->rank);
-        n--;
-        if (best > 0) s->rank[best - 1] = pair_rank(t, s->sym[best - 1], s->sym[best]);
-        if (best + 1 < n) s->rank[best] = pair_rank(t, s->sym[best], s->sym[best + 1]);
+    size_t nh = 0;
+    for (size_t i = 0; i < n; i++) {
+        s->prev[i] = (int)i - 1;
+        s->next[i] = i + 1 < n ? (int)i + 1 : -1;
+    }
+    for (size_t i = 0; i + 1 < n; i++) push_pair(s, &nh, (int)i, (int)i + 1);
+    while (nh > 0) {
+        bpe_cand c = heap_pop(s->heap, &nh);
+        int l = c.pos, r = s->next[l];
+        if (s->sym[l] != c.left || r < 0 || s->sym[r] != c.right) continue; /* stale */
+        s->sym[l] = merge_find(t, c.left, c.right)->merged;
+        s->sym[r] = -1;
+        s->next[l] = s->next[r];
+        if (s->next[r] >= 0) s->prev[s->next[r]] = l;
+        if (s->prev[l] >= 0) push_pair(s, &nh, s->prev[l], l);
+        if (s->next[l] >= 0) push_pair(s, &nh, l, s->next[l]);
     }
     int last_unk = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (int i = n > 0 ? 0 : -1; i >= 0; i = s->next[i]) {
         if (s->sym[i] == t->unk_id && t->fuse_unk && last_unk) continue;
         last_unk = s->sym[i] == t->unk_id && t->unk_id >= 0;
         if (push_id(s, s->sym[i])) return WK_ENOMEM;
@@ -568,7 +610,8 @@ static int bpe_word(enc_state *s, const char *w, size_t n) {
         if (id >= 0) return push_id(s, id);
     }
     /* A character becomes at most 4 byte-fallback symbols, so n bytes give at most n symbols. */
-    if (grow((void **)&s->sym, &s->sym_cap, n + 1, sizeof *s->sym) || grow((void **)&s->rank, &s->rank_cap, n + 1, sizeof *s->rank))
+    if (grow((void **)&s->sym, &s->sym_cap, n + 1, sizeof *s->sym) || grow((void **)&s->prev, &s->prev_cap, n + 1, sizeof *s->prev) ||
+        grow((void **)&s->next, &s->next_cap, n + 1, sizeof *s->next) || grow((void **)&s->heap, &s->heap_cap, 3 * n + 1, sizeof *s->heap))
         return WK_ENOMEM;
     size_t m = 0;
     for (size_t i = 0; i < n;) {
@@ -654,6 +697,7 @@ static int encode_segment(enc_state *s, const char *seg, size_t len) {
 
 /* Longest added token starting at text[i], or NULL. */
 static const added_token *added_at(const wk_tokenizer *t, const char *text, size_t len, size_t i) {
+    if (!t->added_first[(unsigned char)text[i]]) return NULL;
     for (size_t k = 0; k < t->n_added; k++)
         if (t->added[k].len <= len - i && memcmp(text + i, t->added[k].content, t->added[k].len) == 0) return &t->added[k];
     return NULL;
@@ -680,7 +724,9 @@ int wk_tokenizer_encode(const wk_tokenizer *t, const char *text, size_t len, uns
     if (!rc) rc = encode_segment(&s, text + seg, len - seg);
     for (int i = 0; (flags & WK_TOK_ADD_SPECIAL) && i < t->n_suffix && !rc; i++) rc = push_id(&s, t->suffix_ids[i]);
     free(s.sym);
-    free(s.rank);
+    free(s.prev);
+    free(s.next);
+    free(s.heap);
     free(s.buf);
     if (rc) {
         free(s.ids);

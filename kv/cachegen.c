@@ -68,7 +68,8 @@ static int quant_symbol(float x, float factor, int M) {
 }
 
 /* step = a16 / M, computed once per token by encoder and decoder alike */
-static float dequant_symbol(int s, float step, int M) { return (float)(s - M) * step; }
+/* (a zero code stays exactly 0 even when a non-finite scale made step infinite) */
+static float dequant_symbol(int s, float step, int M) { return s == M ? 0.0f : (float)(s - M) * step; }
 
 static int is_anchor(const wk_cg_params *p, int t) { return !p->delta || t % p->anchor_group == 0; }
 

@@ -46,7 +46,9 @@ static void quant_group(const uint16_t *x, size_t stride, int n, int bits, uint8
     }
 }
 
+/* A zero code decodes to mn even when the scale is not finite (same result as the formula otherwise). */
 static uint16_t dequant(int q, uint16_t scale_h, uint16_t mn_h) {
+    if (q == 0) return mn_h;
     return wk_float_to_half(h16((float)q * wk_half_to_float(scale_h)) + wk_half_to_float(mn_h));
 }
 

@@ -47,55 +47,6 @@ size_t wk_kv_tensor_elems(const wk_kv_tensor *t) {
     return (size_t)t->layers * (size_t)t->kv_heads * (size_t)t->tokens * (size_t)t->head_dim;
 }
 
-/* ---- random numbers ---- */
-
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void wk_kv_rng_seed(wk_kv_rng *r, uint64_t seed) {
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
-    r->spare = 0;
-    r->has_spare = 0;
-}
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t wk_kv_rng_next(wk_kv_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double wk_kv_rng_uniform(wk_kv_rng *r) { return (double)(wk_kv_rng_next(r) >> 11) * 0x1.0p-53; }
-
-/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
-double wk_kv_rng_normal(wk_kv_rng *r) {
-    if (r->has_spare) {
-        r->has_spare = 0;
-        return r->spare;
-    }
-    double u, v, s;
-    do {
-        u = 2.0 * wk_kv_rng_uniform(r) - 1.0;
-        v = 2.0 * wk_kv_rng_uniform(r) - 1.0;
-        s = u * u + v * v;
-    } while (s >= 1.0 || s == 0.0);
-    double f = sqrt(-2.0 * log(s) / s);
-    r->spare = v * f;
-    r->has_spare = 1;
-    return u * f;
-}
-
 /* ---- synthetic model ---- */
 
 wk_kv_synth_params wk_kv_synth_defaults(uint64_t seed) {
@@ -103,27 +54,27 @@ wk_kv_synth_params wk_kv_synth_defaults(uint64_t seed) {
 }
 
 /* One (layer, head) block of K or V: x[t][c] = mu_c + s_c z_c(t), z AR(1) with coefficient rho. */
-static int synth_block(wk_kv_rng *rng, uint16_t *x /* [T][D] */, int tokens, int dim, double mu_sd, double s_lo,
+static int synth_block(wk_rng *rng, uint16_t *x /* [T][D] */, int tokens, int dim, double mu_sd, double s_lo,
                         double s_hi, int outliers, double outlier_scale, double rho, double gain, double sink) {
     double *mu = malloc(sizeof(double) * (size_t)dim * 3);
     if (!mu) return WK_ENOMEM;
     double *s = mu + dim, *z = s + dim;
     for (int c = 0; c < dim; c++) {
-        mu[c] = mu_sd * wk_kv_rng_normal(rng);
-        s[c] = s_lo + (s_hi - s_lo) * wk_kv_rng_uniform(rng);
-        z[c] = wk_kv_rng_normal(rng);
+        mu[c] = mu_sd * wk_rng_normal_polar(rng);
+        s[c] = s_lo + (s_hi - s_lo) * wk_rng_uniform(rng);
+        z[c] = wk_rng_normal_polar(rng);
     }
     for (int i = 0; i < outliers && i < dim; i++) {
-        int c = (int)(wk_kv_rng_next(rng) % (uint64_t)dim);
-        double sign = (wk_kv_rng_next(rng) & 1) ? 1.0 : -1.0;
-        mu[c] = sign * outlier_scale * (0.5 + 0.5 * wk_kv_rng_uniform(rng));
+        int c = (int)(wk_rng_next(rng) % (uint64_t)dim);
+        double sign = (wk_rng_next(rng) & 1) ? 1.0 : -1.0;
+        mu[c] = sign * outlier_scale * (0.5 + 0.5 * wk_rng_uniform(rng));
         s[c] *= 2.0;
     }
     double innov = sqrt(1.0 - rho * rho);
     for (int t = 0; t < tokens; t++) {
         double g = gain * (t == 0 ? sink : 1.0);
         for (int c = 0; c < dim; c++) {
-            if (t > 0) z[c] = rho * z[c] + innov * wk_kv_rng_normal(rng);
+            if (t > 0) z[c] = rho * z[c] + innov * wk_rng_normal_polar(rng);
             x[(size_t)t * dim + c] = wk_float_to_half((float)(g * (mu[c] + s[c] * z[c])));
         }
     }
@@ -140,8 +91,8 @@ int wk_kv_tensor_synth_layers(wk_kv_tensor *t, const wk_kv_synth_params *p, cons
         if (l < 0 || l >= t->layers) return wk_err_set(err, WK_EINVAL, "synthetic KV: layer %d of %d", l, t->layers);
         double gain = 1.0 + p->depth_growth * l / t->layers;
         for (int h = 0; h < t->kv_heads; h++) {
-            wk_kv_rng rng;
-            wk_kv_rng_seed(&rng, p->seed ^ ((uint64_t)(l * WK_KV_MAX_HEADS + h) * 0xD1B54A32D192ED03ull));
+            wk_rng rng;
+            wk_rng_seed(&rng, p->seed ^ ((uint64_t)(l * WK_KV_MAX_HEADS + h) * 0xD1B54A32D192ED03ull));
             size_t at = wk_kv_row(t, l, h, 0);
             if (synth_block(&rng, t->k + at, t->tokens, t->head_dim, 0.5, 0.5, 1.5, p->outlier_channels,
                             p->outlier_scale, p->key_rho, gain, p->sink_scale) ||

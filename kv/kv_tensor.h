@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 #include "core/half.h"
 
 #define WK_KV_FILE_MAGIC "WKKV"
@@ -95,15 +96,5 @@ static inline float wk_kv_round_fp16(float x) {
     return x;
 }
 
-/* Deterministic generator used by the synthetic models and tests (xoshiro256**; normals by the polar method). */
-typedef struct {
-    uint64_t s[4];
-    double spare;
-    int has_spare;
-} wk_kv_rng;
-void wk_kv_rng_seed(wk_kv_rng *r, uint64_t seed);
-uint64_t wk_kv_rng_next(wk_kv_rng *r);
-double wk_kv_rng_uniform(wk_kv_rng *r); /* [0, 1) */
-double wk_kv_rng_normal(wk_kv_rng *r);
 
 #endif

@@ -80,8 +80,7 @@ int wk_rc_table_read(wk_rc_table *t, int nsym, int total_bits, wk_rbuf *r, wk_er
     for (int s = 0; s < nsym; s++) {
         uint64_t f = 0;
         if (s >= lo && s <= hi && wk_rbuf_varint(r, &f, "table frequency", err)) return WK_EFORMAT;
-        sum += f;
-        if (sum > (1u << total_bits))
+        if (f > (1u << total_bits) || (sum += f) > (1u << total_bits)) /* first test: no wrap-around of sum */
             return wk_err_set(err, WK_EFORMAT, "%s: frequency table at offset %zu sums past 2^%d", r->what, at,
                               total_bits);
         t->cum[s + 1] = (uint32_t)sum;

@@ -34,6 +34,25 @@ int wk_sem_importance_from_attention(const float *attn, int layers, int kv_heads
     return 0;
 }
 
+int wk_sem_importance_gqa(const float *attn, int layers, int q_heads, int kv_heads, int queries, int tokens,
+                          float *imp, wk_err *err) {
+    if (layers < 1 || kv_heads < 1 || q_heads < kv_heads || q_heads % kv_heads || queries < 1 || tokens < 1)
+        return wk_err_set(err, WK_EINVAL, "importance: %d query heads over %d kv heads, %d rows, %d tokens", q_heads,
+                          kv_heads, queries, tokens);
+    int group = q_heads / kv_heads;
+    for (int l = 0; l < layers; l++)
+        for (int h = 0; h < kv_heads; h++)
+            for (int t = 0; t < tokens; t++) {
+                double s = 0;
+                for (int g = 0; g < group; g++) {
+                    const float *a = attn + (((size_t)l * q_heads + (size_t)h * group + g) * queries) * tokens;
+                    for (int q = 0; q < queries; q++) s += a[(size_t)q * tokens + t];
+                }
+                imp[((size_t)l * kv_heads + h) * tokens + t] = (float)(s / queries);
+            }
+    return 0;
+}
+
 void wk_sem_suffix_sum(float *imp, int layers, int kv_heads, int tokens) {
     size_t per = (size_t)kv_heads * tokens;
     for (int l = layers - 2; l >= 0; l--)
@@ -72,19 +91,19 @@ int wk_sem_synth_importance(uint64_t seed, int layers, int kv_heads, int tokens,
     if (layers < 1 || kv_heads < 1 || tokens < 1)
         return wk_err_set(err, WK_EINVAL, "synthetic importance: shape %dx%dx%d", layers, kv_heads, tokens);
     for (int h = 0; h < kv_heads; h++) {
-        wk_kv_rng head_rng;
-        wk_kv_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
+        wk_rng head_rng;
+        wk_rng_seed(&head_rng, seed * 0x9E3779B97F4A7C15ull + (uint64_t)h);
         /* heavy hitters persist across layers: one log-normal weight per token per head */
         double *hh = malloc(sizeof(double) * (size_t)tokens);
         if (!hh) return wk_err_set(err, WK_ENOMEM, "synthetic importance: out of memory");
-        for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_kv_rng_normal(&head_rng));
+        for (int t = 0; t < tokens; t++) hh[t] = exp(1.5 * wk_rng_normal_polar(&head_rng));
         for (int l = 0; l < layers; l++) {
-            wk_kv_rng rng;
-            wk_kv_rng_seed(&rng, seed ^ ((uint64_t)(l * 4096 + h) * 0xD1B54A32D192ED03ull));
+            wk_rng rng;
+            wk_rng_seed(&rng, seed ^ ((uint64_t)(l * 4096 + h) * 0xD1B54A32D192ED03ull));
             float *row = imp + ((size_t)l * kv_heads + h) * tokens;
             double sum = 0;
             for (int t = 0; t < tokens; t++) {
-                double w = hh[t] * exp(0.5 * wk_kv_rng_normal(&rng));
+                double w = hh[t] * exp(0.5 * wk_rng_normal_polar(&rng));
                 row[t] = (float)w;
                 sum += w;
             }
@@ -157,6 +176,9 @@ static uint16_t absmax16(const uint16_t *x, int D) {
     return wk_float_to_half(a);
 }
 
+/* q * step, with a zero code exactly 0 even for a non-finite step (a unit whose absmax overflowed fp16) */
+static float scaled(int q, float step) { return q ? (float)q * step : 0.0f; }
+
 /* Reconstruction at `level` of x [D] (all intermediate values fp16-rounded, as the decoder stores them). When
  * sym is not NULL, also the symbols of that level (signed). */
 static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, float *xhat, int8_t *sym) {
@@ -168,10 +190,10 @@ static void unit_chain(const uint16_t *x, int D, float step0, int M, int level, 
     for (int d = 0; d < D; d++) {
         float xv = wk_half_to_float(x[d]);
         int q = qround(xv, inv[0], M);
-        float r = h16((float)q * step0);
+        float r = h16(scaled(q, step0));
         for (int k = 1; k <= level; k++) {
             q = qround(xv - r, inv[k], 2);
-            r = h16(r + (float)q * st[k]);
+            r = h16(r + scaled(q, st[k]));
         }
         xhat[d] = r;
         if (sym) sym[d] = (int8_t)q;
@@ -499,8 +521,8 @@ static int read_ids(wk_rbuf *r, const sem_header *h, const wk_sem_map *m, uint32
             rc = WK_EFORMAT;
             break;
         }
-        int64_t id = prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
-        if (z > UINT32_MAX * 2ull || id < 0 || (uint64_t)id >= units) {
+        int64_t id = z > UINT32_MAX * 2ull ? -1 : prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
+        if (id < 0 || (uint64_t)id >= units) {
             rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range", i, at);
             break;
         }
@@ -557,7 +579,7 @@ static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const
                 if (v < -lim || v > lim)
                     return wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u code %d outside +-%d", i, v, lim);
                 q[d] = (int8_t)v;
-                float x = h->level == 0 ? h16((float)v * step0) : h16(wk_half_to_float(cur[d]) + (float)v * st);
+                float x = h->level == 0 ? h16(scaled(v, step0)) : h16(wk_half_to_float(cur[d]) + scaled(v, st));
                 vals[((size_t)i * 2 + kv) * D + d] = wk_float_to_half(x);
             }
             if (h->level == 0) m->step[2 * (size_t)id + kv] = step0; /* levels are set only on success */

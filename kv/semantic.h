@@ -65,6 +65,11 @@ wk_sem_params wk_sem_defaults(int layers);
 /* Mean over Q query rows: attn [L][H][Q][T] -> imp [L][H][T]. */
 int wk_sem_importance_from_attention(const float *attn, int layers, int kv_heads, int queries, int tokens,
                                      float *imp, wk_err *err);
+/* From per-query-head attention attn [L][Hq][Q][T]: query head i belongs to KV head i / (Hq / Hkv) (the
+ * HF repeat_kv layout); imp[l][h][t] = sum over the group's query heads of the mean over the Q rows (the
+ * reference sums the group, with a wrong grouping that this does correctly). imp is [L][Hkv][T]. */
+int wk_sem_importance_gqa(const float *attn, int layers, int q_heads, int kv_heads, int queries, int tokens,
+                          float *imp, wk_err *err);
 /* In place: imp[l] <- sum_{j >= l} imp[j] (imp [L][H][T]). */
 void wk_sem_suffix_sum(float *imp, int layers, int kv_heads, int tokens);
 /* Unit ids sorted by imp (already suffix-summed) descending, ties by id ascending: order [L*H*T]. */

@@ -34,6 +34,12 @@ uint64_t wk_paced_clock_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* poll() timeout in ms for `s` seconds: at least 0, at most a day (huge or NaN timeouts stay bounded). */
+static int poll_ms(double s) {
+    if (!(s > 0)) return 0;
+    return s > 86400.0 ? 86400000 : (int)ceil(s * 1000);
+}
+
 static struct timespec abs_time(double t_s) {
     struct timespec ts;
     double sec = floor(t_s);
@@ -237,7 +243,7 @@ int wk_paced_send_msg(wk_paced_sender *s, wk_wire_msg *m, wk_err *err) {
 }
 
 int wk_paced_drain(wk_paced_sender *s, double timeout_s, wk_err *err) {
-    struct timespec ts = abs_time(mono_s() + timeout_s);
+    struct timespec ts = abs_time(mono_s() + (timeout_s > 0 ? fmin(timeout_s, 1e9) : 0));
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     while (!s->failed && s->written < s->queued)
@@ -316,7 +322,7 @@ static int read_exact(wk_paced_receiver *r, uint8_t *buf, size_t n, double deadl
         double left = deadline - mono_s();
         if (left <= 0) return wk_err_set(err, WK_EIO, "paced receive: timed out (%zu of %zu bytes)", *got, n);
         struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        int pr = poll(&p, 1, (int)ceil(left * 1000));
+        int pr = poll(&p, 1, poll_ms(left));
         if (pr < 0 && errno != EINTR) return wk_err_set(err, WK_EIO, "paced receive: poll: %s", strerror(errno));
         if (pr <= 0) continue;
         ssize_t k = read(r->fd, buf + *got, n - *got);
@@ -405,7 +411,7 @@ int wk_paced_listen(const char *host, uint16_t port, int *fd, uint16_t *bound_po
 
 int wk_paced_accept(int listen_fd, double timeout_s, int *fd, wk_err *err) {
     struct pollfd p = {.fd = listen_fd, .events = POLLIN};
-    int pr = poll(&p, 1, (int)ceil(timeout_s * 1000));
+    int pr = poll(&p, 1, poll_ms(timeout_s));
     if (pr <= 0) return wk_err_set(err, WK_EIO, "accept: %s", pr == 0 ? "timed out" : strerror(errno));
     int s = accept(listen_fd, NULL, NULL);
     if (s < 0) return wk_err_set(err, WK_EIO, "accept: %s", strerror(errno));
@@ -432,7 +438,7 @@ int wk_paced_connect(const char *host, uint16_t port, double timeout_s, int *fd,
         struct pollfd p = {.fd = s, .events = POLLOUT};
         int soerr = 0;
         socklen_t sl = sizeof soerr;
-        if (poll(&p, 1, (int)ceil(timeout_s * 1000)) == 1 && getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
+        if (poll(&p, 1, poll_ms(timeout_s)) == 1 && getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 &&
             soerr == 0)
             c = 0;
         else errno = soerr ? soerr : ETIMEDOUT;

@@ -44,18 +44,9 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 #include "net/trace.h"
 
-/* xoshiro256** seeded through splitmix64: small, fast, and the same stream on every platform. */
-typedef struct {
-    uint64_t s[4];
-} wk_rng;
-
-void wk_rng_seed(wk_rng *rng, uint64_t seed);
-uint64_t wk_rng_next(wk_rng *rng);
-double wk_rng_uniform(wk_rng *rng);     /* [0, 1), 53 random bits */
-double wk_rng_normal(wk_rng *rng);      /* standard normal (Box-Muller, one value per call) */
-double wk_rng_exponential(wk_rng *rng, double mean);
 
 #define WK_GEN_MAX_STATES 6
 

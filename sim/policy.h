@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "kv/codec_size.h"
 #include "kv/unit.h"
 #include "models/device.h"
 #include "models/model_spec.h"
@@ -121,7 +122,24 @@ double wk_view_coverage(const wk_view *v);
 /* Helpers for policy code. */
 /* Sends units in plan order, one after another. */
 long wk_policy_next_in_order(const wk_view *v);
+/* The same with the next_unit signature, for policies that need nothing else. */
+long wk_policy_send_in_order(void *state, const double *param, const wk_view *v);
 /* Decode everything that arrived and is not yet usable; returns 1 if it set such an action. */
 int wk_policy_decode_arrived(const wk_view *v, wk_action *a);
+/* The receiver of the stream-then-decode baselines: decode what arrived; once every unit (or every KV
+ * value) is usable, emit reading kv_bytes_per_token (forced: no confidence test); otherwise wait. */
+void wk_policy_decode_when_complete(const wk_view *v, double kv_bytes_per_token, wk_action *a);
+/* Deadline of the next token for paced decoding: the first token's is `ttft_per_8k` seconds per 8192
+ * context tokens after the stream starts, later ones `per_token` after the previous token; 0 = none
+ * (INFINITY). */
+double wk_policy_deadline(const wk_view *v, double ttft_per_8k, double per_token);
+
+/* Codec sizes measured once per model shape and kept in a policy's state. */
+typedef struct wk_policy_sizes {
+    wk_codec_sizes sizes;
+    int layers, kv_heads, head_dim, batch; /* what they were measured for (0: not yet) */
+} wk_policy_sizes;
+/* Measures sizes for m (WiKV batches of `batch` vectors; 0 = the default) unless already done. */
+int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, wk_err *err);
 
 #endif

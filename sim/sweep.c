@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/progress.h"
+#include "net/trace_list.h"
 
 static int push_str(char ***list, size_t *n, const char *s) {
     char **l = realloc(*list, (*n + 1) * sizeof *l);
@@ -82,6 +83,11 @@ static void fingerprint(wk_grid *g) {
     snprintf(g->fingerprint, sizeof g->fingerprint, "%016llx", (unsigned long long)h);
 }
 
+static void free_list(char **l, size_t n) {
+    for (size_t i = 0; i < n; i++) free(l[i]);
+    free(l);
+}
+
 static int parse_line(wk_grid *g, char *line, const char *dir, const char *path, int line_no, wk_err *err) {
     char *hash = strchr(line, '#');
     /* '#' starts a comment unless it selects a CSV column (PATH#COLUMN: no space before it) */
@@ -94,7 +100,19 @@ static int parse_line(wk_grid *g, char *line, const char *dir, const char *path,
     *eq = '\0';
     char *key = trim(s), *value = trim(eq + 1);
     int rc = 0;
-    if (!strcmp(key, "traces")) rc = parse_list(value, dir, 1, 0, &g->traces, &g->n_traces);
+    if (!strcmp(key, "traces")) {
+        char **raw = NULL;
+        size_t n_raw = 0;
+        rc = parse_list(value, dir, 1, 0, &raw, &n_raw);
+        for (size_t i = 0; i < n_raw; i++) {
+            if (!rc && wk_trace_list_expand(raw[i], &g->traces, &g->n_traces, err) != 0) {
+                free_list(raw, n_raw);
+                return wk_err_prefix(err, "%s:%d", path, line_no);
+            }
+        }
+        free_list(raw, n_raw);
+        return rc ? wk_err_set(err, WK_ENOMEM, "%s: out of memory", path) : 0;
+    }
     else if (!strcmp(key, "policies")) rc = parse_list(value, dir, 0, 1, &g->policies, &g->n_policies);
     else if (!strcmp(key, "models")) rc = parse_list(value, dir, 0, 0, &g->models, &g->n_models);
     else if (!strcmp(key, "devices")) rc = parse_list(value, dir, 0, 0, &g->devices, &g->n_devices);
@@ -172,10 +190,6 @@ int wk_grid_load(const char *path, wk_grid *g, wk_err *err) {
     return rc;
 }
 
-static void free_list(char **l, size_t n) {
-    for (size_t i = 0; i < n; i++) free(l[i]);
-    free(l);
-}
 
 void wk_grid_free(wk_grid *g) {
     free_list(g->traces, g->n_traces);

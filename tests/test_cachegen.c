@@ -161,13 +161,13 @@ START_TEST(corrupt_and_truncated_chunks) {
     ck_assert_int_eq(wk_cg_encode(&p, &t, 0, 2, 0, 40, &buf, &len, NULL, &err), 0);
     for (size_t cut = 0; cut < len; cut += 7) ck_assert_int_eq(wk_cg_decode(buf, cut, &u, &err), WK_EFORMAT);
     uint8_t *bad = malloc(len);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 1);
+    wk_rng r;
+    wk_rng_seed(&r, 1);
     int rejected = 0;
     for (int trial = 0; trial < 300; trial++) {
         memcpy(bad, buf, len);
-        size_t at = wk_kv_rng_next(&r) % len;
-        bad[at] ^= (uint8_t)(1 + wk_kv_rng_next(&r) % 255);
+        size_t at = wk_rng_next(&r) % len;
+        bad[at] ^= (uint8_t)(1 + wk_rng_next(&r) % 255);
         rejected += wk_cg_decode(bad, len, &u, &err) != 0;
     }
     ck_assert_int_gt(rejected, 100); /* most damage is detected; the rest decodes to some values, never crashes */
@@ -182,6 +182,32 @@ START_TEST(corrupt_and_truncated_chunks) {
 }
 END_TEST
 
+/* An overflowed (inf) or NaN element: its token decodes to finite values (zeros), the rest as usual. */
+START_TEST(non_finite_input) {
+    wk_kv_tensor t, u;
+    synth(&t, 2, 2, 32, 16);
+    wk_err err;
+    ck_assert_int_eq(wk_kv_tensor_alloc(&u, 2, 2, 32, 16, &err), 0);
+    t.k[wk_kv_row(&t, 0, 1, 5) + 3] = 0x7C00; /* +inf */
+    t.v[wk_kv_row(&t, 1, 0, 7) + 2] = 0x7E00; /* NaN */
+    for (int delta = 0; delta < 2; delta++) {
+        wk_cg_params p = wk_cg_defaults();
+        p.delta = delta;
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(wk_cg_encode(&p, &t, 0, 2, 0, 32, &buf, &len, NULL, &err), 0);
+        ck_assert_int_eq(wk_cg_decode(buf, len, &u, &err), 0);
+        for (size_t i = 0; i < wk_kv_tensor_elems(&u); i++) {
+            ck_assert(isfinite(wk_half_to_float(u.k[i])));
+            ck_assert(isfinite(wk_half_to_float(u.v[i])));
+        }
+        free(buf);
+    }
+    wk_kv_tensor_free(&t);
+    wk_kv_tensor_free(&u);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("cachegen");
     TCase *tc = tcase_create("all");
@@ -190,6 +216,7 @@ int main(void) {
     tcase_add_test(tc, delta_round_trip_lowers_error);
     tcase_add_test(tc, sub_range_chunk);
     tcase_add_test(tc, corrupt_and_truncated_chunks);
+    tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

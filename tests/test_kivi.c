@@ -136,6 +136,28 @@ START_TEST(constant_group_and_bad_params) {
 }
 END_TEST
 
+/* inf / NaN elements: their groups decode to finite values (the group minimum), never NaN. */
+START_TEST(non_finite_input) {
+    wk_kivi_params p = {2, 32, 128};
+    const int T = 256, D = 32;
+    uint16_t *k = malloc((size_t)T * D * 2), *v = malloc((size_t)T * D * 2), *kd = malloc((size_t)T * D * 2),
+             *vd = malloc((size_t)T * D * 2);
+    for (int i = 0; i < T * D; i++) k[i] = v[i] = wk_float_to_half((float)(i % 7) - 3.0f);
+    k[5 * D + 3] = 0x7C00;
+    v[9 * D + 4] = 0x7E00;
+    size_t n = (size_t)wk_kivi_bytes(&p, T, D), len;
+    uint8_t *out = malloc(n);
+    wk_err err;
+    ck_assert_int_eq(wk_kivi_encode_head(&p, T, D, k, v, out, n, &len, &err), 0);
+    ck_assert_int_eq(wk_kivi_decode_head(&p, T, D, out, len, kd, vd, &err), 0);
+    for (int i = 0; i < T * D; i++) {
+        ck_assert(isfinite(wk_half_to_float(kd[i])));
+        ck_assert(isfinite(wk_half_to_float(vd[i])));
+    }
+    free(k), free(v), free(kd), free(vd), free(out);
+}
+END_TEST
+
 /* The size model itself against the formulas in KV-ALGORITHMS.md: 96 B/token at 2 bits, 160 at 4, D=128. */
 START_TEST(size_model_asymptotics) {
     wk_kivi_params p2 = wk_kivi_defaults(2), p4 = wk_kivi_defaults(4);
@@ -154,6 +176,7 @@ int main(void) {
     tcase_add_test(tc, known_packing);
     tcase_add_test(tc, constant_group_and_bad_params);
     tcase_add_test(tc, size_model_asymptotics);
+    tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

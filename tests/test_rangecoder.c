@@ -8,10 +8,10 @@
 #include "tests/check_util.h"
 
 static void skewed(uint8_t *s, size_t n, int nsym, uint64_t seed) {
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, seed);
+    wk_rng r;
+    wk_rng_seed(&r, seed);
     for (size_t i = 0; i < n; i++) {
-        int x = (int)(fabs(wk_kv_rng_normal(&r)) * nsym / 6);
+        int x = (int)(fabs(wk_rng_normal_polar(&r)) * nsym / 6);
         s[i] = (uint8_t)(x < nsym ? x : nsym - 1);
     }
 }
@@ -56,11 +56,11 @@ START_TEST(short_streams_and_carries) {
     wk_rc_table t;
     ck_assert_int_eq(wk_rc_table_from_counts(&t, counts, 4, 16, &err), 0);
     ck_assert_uint_eq(wk_rc_freq(&t, 0), 1);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 9);
+    wk_rng r;
+    wk_rng_seed(&r, 9);
     for (int n = 0; n < 300; n++) {
         uint8_t s[300], d[300];
-        for (int i = 0; i < n; i++) s[i] = (uint8_t)(wk_kv_rng_next(&r) % 5 == 0 ? wk_kv_rng_next(&r) % 4 : 1);
+        for (int i = 0; i < n; i++) s[i] = (uint8_t)(wk_rng_next(&r) % 5 == 0 ? wk_rng_next(&r) % 4 : 1);
         wk_wbuf w;
         wk_wbuf_init(&w);
         wk_rc_encode_array(&t, s, (size_t)n, &w);
@@ -123,6 +123,16 @@ START_TEST(table_storage) {
     wk_rbuf_init(&r, w.data, w.len, "t");
     ck_assert_int_eq(wk_rc_table_read(&u, 5, 12, &r, &err), WK_EFORMAT);
     wk_wbuf_free(&w);
+    /* a frequency that would wrap the running sum around 2^64 back to the right total */
+    wk_wbuf_init(&w);
+    wk_wbuf_u8(&w, 0);
+    wk_wbuf_u8(&w, 2);
+    wk_wbuf_varint(&w, 100);
+    wk_wbuf_varint(&w, UINT64_MAX - 49); /* 100 + this wraps to 50 */
+    wk_wbuf_varint(&w, 4046);            /* ... and this makes 4096 */
+    wk_rbuf_init(&r, w.data, w.len, "t");
+    ck_assert_int_eq(wk_rc_table_read(&u, 3, 12, &r, &err), WK_EFORMAT);
+    wk_wbuf_free(&w);
     uint64_t zero[4] = {0};
     ck_assert_int_eq(wk_rc_table_from_counts(&t, zero, 4, 8, &err), 0);
     ck_assert_uint_eq(wk_rc_freq(&t, 3), 64);
@@ -137,13 +147,13 @@ START_TEST(garbage_input) {
     wk_rc_table t;
     wk_err err;
     ck_assert_int_eq(wk_rc_table_from_counts(&t, c, 16, 12, &err), 0);
-    wk_kv_rng r;
-    wk_kv_rng_seed(&r, 4);
+    wk_rng r;
+    wk_rng_seed(&r, 4);
     int failures = 0;
     for (int trial = 0; trial < 2000; trial++) {
         uint8_t buf[64], out[200];
-        size_t len = wk_kv_rng_next(&r) % 64;
-        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)wk_kv_rng_next(&r);
+        size_t len = wk_rng_next(&r) % 64;
+        for (size_t i = 0; i < len; i++) buf[i] = (uint8_t)wk_rng_next(&r);
         if (len) buf[0] = 0;
         failures += wk_rc_decode_array(&t, buf, len, out, 200, &err) != 0;
     }

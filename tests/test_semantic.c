@@ -29,6 +29,25 @@ START_TEST(importance_suffix_sum_and_order) {
 }
 END_TEST
 
+/* GQA: 4 query heads over 2 KV heads; query heads 0,1 -> KV head 0 and 2,3 -> KV head 1 (kv-head-major). */
+START_TEST(importance_gqa_grouping) {
+    float attn[1 * 4 * 2 * 2]; /* [L=1][Hq=4][Q=2][T=2] */
+    for (int qh = 0; qh < 4; qh++)
+        for (int q = 0; q < 2; q++) {
+            attn[(qh * 2 + q) * 2 + 0] = (float)qh * 0.1f;
+            attn[(qh * 2 + q) * 2 + 1] = 1.0f - (float)qh * 0.1f;
+        }
+    float imp[4];
+    wk_err err;
+    ck_assert_int_eq(wk_sem_importance_gqa(attn, 1, 4, 2, 2, 2, imp, &err), 0);
+    ck_assert_float_eq_tol(imp[0], 0.1f, 1e-6f);  /* heads 0 + 1: 0.0 + 0.1 */
+    ck_assert_float_eq_tol(imp[1], 1.9f, 1e-6f);
+    ck_assert_float_eq_tol(imp[2], 0.5f, 1e-6f);  /* heads 2 + 3: 0.2 + 0.3 */
+    ck_assert_float_eq_tol(imp[3], 1.5f, 1e-6f);
+    ck_assert_int_eq(wk_sem_importance_gqa(attn, 1, 3, 2, 2, 2, imp, &err), WK_EINVAL);
+}
+END_TEST
+
 /* With positive attention, each (head, token) arrives layer by layer in depth order. */
 START_TEST(order_is_depth_prefix) {
     const int L = 6, H = 2, T = 50;
@@ -259,6 +278,16 @@ START_TEST(refusals) {
     ck_assert_int_eq(wk_kv_tensor_alloc(&other, 2, 2, 31, 16, &err), 0);
     ck_assert_int_eq(wk_sem_decode_batch(b0, l0, &other, &f.m, &err), WK_EFORMAT);
     wk_kv_tensor_free(&other);
+    /* a 10-byte unit-id varint (found by fuzzing: overflowed the zigzag decode) */
+    size_t hdr = 25 + (size_t)p.nbins;
+    uint8_t huge[64];
+    memcpy(huge, b0, hdr);
+    memset(huge + hdr, 0xFF, 9);
+    huge[hdr + 9] = 0x01;
+    memset(huge + hdr + 10, 0, sizeof huge - hdr - 10);
+    huge[20] = 1, huge[21] = huge[22] = huge[23] = 0; /* n_units = 1 */
+    ck_assert_int_eq(wk_sem_decode_batch(huge, sizeof huge, &f.u, &f.m, &err), WK_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err.msg, "out of range"));
     /* bad ids on the encoder side */
     uint32_t bad = (uint32_t)f.N;
     ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, &bad, 1, 0, &bd, &ld, NULL, NULL, &err), WK_EINVAL);
@@ -269,10 +298,34 @@ START_TEST(refusals) {
 }
 END_TEST
 
+/* A unit with an inf or NaN element decodes to finite values at every level. */
+START_TEST(non_finite_input) {
+    fixture f;
+    setup(&f, 2, 1, 20, 16);
+    f.t.k[(size_t)f.order[0] * 16 + 1] = 0x7C00;
+    f.t.v[(size_t)f.order[1] * 16 + 2] = 0x7E00;
+    wk_sem_params p = wk_sem_defaults(2);
+    wk_err err;
+    for (int level = 0; level < WK_SEM_MAX_LEVELS; level++) {
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, f.order, f.N, level, &buf, &len, NULL, NULL, &err), 0);
+        ck_assert_int_eq(wk_sem_decode_batch(buf, len, &f.u, &f.m, &err), 0);
+        free(buf);
+    }
+    for (size_t i = 0; i < wk_kv_tensor_elems(&f.u); i++) {
+        ck_assert(isfinite(wk_half_to_float(f.u.k[i])));
+        ck_assert(isfinite(wk_half_to_float(f.u.v[i])));
+    }
+    teardown(&f);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("semantic");
     TCase *tc = tcase_create("all");
     tcase_add_test(tc, importance_suffix_sum_and_order);
+    tcase_add_test(tc, importance_gqa_grouping);
     tcase_add_test(tc, order_is_depth_prefix);
     tcase_add_test(tc, levels_plain);
     tcase_add_test(tc, levels_delta);
@@ -280,6 +333,7 @@ int main(void) {
     tcase_add_test(tc, options_decode_to_same_values);
     tcase_add_test(tc, reorder_shortens_path);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }

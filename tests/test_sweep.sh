@@ -57,7 +57,7 @@ set -e
 echo "$msg" | grep -q "schema version 7" || fail "merge message: $msg"
 
 # a bad grid line is named
-printf 'traces = x\nbogus = 1\n' > "$tmp/bad.txt"
+printf 'traces = %s\nbogus = 1\n' "$src/traces/lte-static-90s-seed1.txt" > "$tmp/bad.txt"
 set +e
 msg=$("$wikv" sweep "$tmp/bad.txt" --db "$tmp/b.db" 2>&1); status=$?
 set -e

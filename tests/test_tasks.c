@@ -21,15 +21,15 @@ static size_t count_sub(const char *hay, const char *needle) {
 }
 
 START_TEST(rng_is_deterministic_and_unbiased_range) {
-    wk_task_rng a, b;
-    wk_task_rng_seed(&a, 42);
-    wk_task_rng_seed(&b, 42);
-    for (int i = 0; i < 100; i++) ck_assert_uint_eq(wk_task_rng_next(&a), wk_task_rng_next(&b));
-    wk_task_rng_seed(&b, 43);
-    ck_assert_uint_ne(wk_task_rng_next(&a), wk_task_rng_next(&b));
+    wk_rng a, b;
+    wk_rng_seed(&a, 42);
+    wk_rng_seed(&b, 42);
+    for (int i = 0; i < 100; i++) ck_assert_uint_eq(wk_rng_next(&a), wk_rng_next(&b));
+    wk_rng_seed(&b, 43);
+    ck_assert_uint_ne(wk_rng_next(&a), wk_rng_next(&b));
     unsigned hist[7] = {0};
     for (int i = 0; i < 7000; i++) {
-        uint64_t v = wk_task_rng_below(&a, 7);
+        uint64_t v = wk_rng_below(&a, 7);
         ck_assert_uint_lt(v, 7);
         hist[v]++;
     }

@@ -41,6 +41,7 @@ TEXTS = [
     "x",
     "a  \n",
     "zzqqj unseenwords xyzzy",
+    " ".join(CORPUS),  # ~13K characters: one long SentencePiece segment
 ]
 
 GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
@@ -105,7 +106,7 @@ def main():
                          "decoded": tok.decode(ids, skip_special_tokens=False)})
         refs[name] = rows
     with open(os.path.join(out, "tokenizer_refs.json"), "w") as f:
-        json.dump(refs, f, ensure_ascii=True, indent=0)
+        json.dump(refs, f, ensure_ascii=True)
 
 
 if __name__ == "__main__":

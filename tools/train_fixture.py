@@ -174,9 +174,9 @@ def make_model(vocab, max_len):
     return LlamaForCausalLM(cfg)
 
 
-def curriculum(p, rng, max_len, tokens_per_batch):
+def curriculum(p, rng, max_len, tokens_per_batch, induction_frac=0.10):
     """(kind, length, count) for training progress p in [0, 1)."""
-    if p < 0.10:
+    if p < induction_frac:
         kind, length = "induction", int(rng.uniform(128, 768))
     elif p < 0.55:
         kind = "induction" if rng.random() < 0.1 else "tasks"
@@ -201,10 +201,11 @@ def train(args, tok, ratio, device):
     start = time.time()
     step, p = 0, 0.0
     ema = None
+    wait_s = 0.0  # time spent waiting for batches (input-bound when close to the wall time)
 
     def submit():
         nonlocal seed
-        kind, length, count = curriculum(p, rng, args.max_len, args.tokens_per_batch)
+        kind, length, count = curriculum(p, rng, args.max_len, args.tokens_per_batch, args.induction_frac)
         pending.append(pool.apply_async(make_batch, ((kind, seed, length, count),)))
         seed += 1
 
@@ -219,7 +220,9 @@ def train(args, tok, ratio, device):
         lr = args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
         for g in opt.param_groups:
             g["lr"] = lr
+        tw = time.time()
         x, w = pending.popleft().get()
+        wait_s += time.time() - tw
         submit()
         x = torch.from_numpy(x).to(device, non_blocking=True)
         w = torch.from_numpy(w).to(device, non_blocking=True)
@@ -241,7 +244,8 @@ def train(args, tok, ratio, device):
         if lv is not None:
             ema = lv if ema is None else 0.9 * ema + 0.1 * lv
         if step % args.log_every == 0:
-            log("step %5d  p %.2f  len %5d x %3d  answer-loss %.4f  lr %.2e" % (step, p, x.shape[1], x.shape[0], ema or 0, lr))
+            log("step %5d  p %.2f  len %5d x %3d  answer-loss %.4f  lr %.2e  data-wait %.0f%%" %
+                (step, p, x.shape[1], x.shape[0], ema or 0, lr, 100.0 * wait_s / max(1e-9, time.time() - start)))
     pool.terminate()
     log("trained %d steps in %.0f s" % (step, time.time() - start))
     return model, step, nparams
@@ -409,6 +413,8 @@ def main():
     ap.add_argument("--max-steps", type=int, default=100000)
     ap.add_argument("--tokens-per-batch", type=int, default=24576)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--induction-frac", type=float, default=0.10,
+                    help="share of training (by progress) spent on the induction pre-task alone")
     ap.add_argument("--workers", type=int, default=max(2, (os.cpu_count() or 4) - 2))
     ap.add_argument("--prefetch", type=int, default=48)
     ap.add_argument("--log-every", type=int, default=100)

@@ -18,16 +18,51 @@ static cpu_impl *impl_of(const wk_engine *e) { return (cpu_impl *)e->impl; }
 
 /* ---- math kernels ---------------------------------------------------------------------------- */
 
-/* Dot product with 8 independent accumulators (lets the compiler pipeline/vectorize without
- * reassociation flags). */
+/* 4-lane float vectors (GCC/Clang extension; SSE on x86-64 without extra flags). Unaligned loads go
+ * through memcpy, which compiles to one vector load. */
+typedef float v4f __attribute__((vector_size(16)));
+
+static inline v4f load4(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline float hsum(v4f a, v4f b) {
+    v4f s = a + b;
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+/* Dot product: two 4-lane accumulators over 8-float steps, then a scalar tail. dot_rows4 uses the very
+ * same order per row, so a token's result does not depend on how a chunk is split into rows. */
 static float dot(const float *a, const float *b, int n) {
-    float acc[8] = {0};
+    v4f s0 = {0}, s1 = {0};
     int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += a[i + j] * b[i + j];
-    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; i + 8 <= n; i += 8) {
+        s0 += load4(a + i) * load4(b + i);
+        s1 += load4(a + i + 4) * load4(b + i + 4);
+    }
+    float s = hsum(s0, s1);
     for (; i < n; i++) s += a[i] * b[i];
     return s;
+}
+
+/* Four dot products of rows x[0..3] (stride n) with w: each w load is used four times. */
+static void dot_rows4(const float *x, const float *w, int n, float out[4]) {
+    v4f s[4][2] = {{{0}}};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v4f w0 = load4(w + i), w1 = load4(w + i + 4);
+        for (int r = 0; r < 4; r++) {
+            s[r][0] += load4(x + (size_t)r * n + i) * w0;
+            s[r][1] += load4(x + (size_t)r * n + i + 4) * w1;
+        }
+    }
+    for (int r = 0; r < 4; r++) {
+        float t = hsum(s[r][0], s[r][1]);
+        for (int k = i; k < n; k++) t += x[(size_t)r * n + k] * w[k];
+        out[r] = t;
+    }
 }
 
 /* out (n, d_out) = x (n, d_in) . W^T, W (d_out, d_in); bias (d_out) or NULL. Rows of W outer so a
@@ -35,8 +70,13 @@ static float dot(const float *a, const float *b, int n) {
 static void matmul(float *out, const float *x, const float *w, const float *bias, int n, int d_in, int d_out) {
     for (int o = 0; o < d_out; o++) {
         const float *wr = w + (size_t)o * d_in;
-        float b = bias ? bias[o] : 0.0f;
-        for (int t = 0; t < n; t++) out[(size_t)t * d_out + o] = dot(x + (size_t)t * d_in, wr, d_in) + b;
+        float b = bias ? bias[o] : 0.0f, r4[4];
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            dot_rows4(x + (size_t)t * d_in, wr, d_in, r4);
+            for (int r = 0; r < 4; r++) out[(size_t)(t + r) * d_out + o] = r4[r] + b;
+        }
+        for (; t < n; t++) out[(size_t)t * d_out + o] = dot(x + (size_t)t * d_in, wr, d_in) + b;
     }
 }
 
@@ -140,38 +180,61 @@ static void cpu_kv_clear(wk_engine *e) {
 
 /* ---- forward --------------------------------------------------------------------------------- */
 
-/* Attention of one query head vector q[hd] at position p over the cache of (layer, g); writes out[hd]
- * and, when attn_row != NULL, adds the softmax weights into attn_row[0..p]. */
-static void attend(const wk_engine *e, int layer, int g, int p, const float *q, float *out, float *scores, float *attn_row) {
-    const wk_kv_cache *kv = &impl_of(e)->kv;
-    int hd = kv->head_dim, win = e->cfg.sliding_window;
-    int lo = win > 0 && p - win + 1 > 0 ? p - win + 1 : 0;
-    size_t base = kv_index(kv, layer, g, 0);
-    const uint8_t *pres = kv->present + base;
-    const float *K = kv->k + base * hd, *V = kv->v + base * hd;
-    int masked = kv->absent_mode == WK_KV_ABSENT_MASKED;
-    float scale = 1.0f / sqrtf((float)hd), mx = -INFINITY;
-    for (int t = lo; t <= p; t++) {
-        if (!pres[t]) {
-            scores[t] = masked ? -INFINITY : 0.0f; /* zero K: q.0 = 0 */
-        } else
-            scores[t] = dot(q, K + (size_t)t * hd, hd) * scale;
+/* Softmax over scores[lo..p] in place (-INFINITY = masked, weight 0). Returns 0 when nothing is
+ * visible. */
+static int softmax_row(float *scores, int lo, int p) {
+    float mx = -INFINITY;
+    for (int t = lo; t <= p; t++)
         if (scores[t] > mx) mx = scores[t];
-    }
-    memset(out, 0, (size_t)hd * sizeof *out);
-    if (mx == -INFINITY) return; /* nothing visible */
+    if (mx == -INFINITY) return 0;
     double sum = 0;
     for (int t = lo; t <= p; t++) {
         scores[t] = scores[t] == -INFINITY ? 0.0f : expf(scores[t] - mx);
         sum += scores[t];
     }
     float inv = (float)(1.0 / sum);
+    for (int t = lo; t <= p; t++) scores[t] *= inv;
+    return 1;
+}
+
+/* Attention of the query heads of KV group g (q: [group][hd], consecutive heads, kv-head-major as
+ * HF repeat_kv) at position p over the cache of (layer, g). Each K/V row is loaded once for the whole
+ * group. Writes out[group][hd]; when attn_row != NULL adds the group's summed weights to
+ * attn_row[0..p]. scores: scratch [group][capacity]. */
+static void attend_group(const wk_engine *e, int layer, int g, int p, const float *q, float *out, float *scores,
+                         float *attn_row) {
+    const wk_kv_cache *kv = &impl_of(e)->kv;
+    int hd = kv->head_dim, win = e->cfg.sliding_window, group = e->cfg.n_heads / e->cfg.n_kv_heads;
+    int lo = win > 0 && p - win + 1 > 0 ? p - win + 1 : 0, cap = kv->capacity;
+    size_t base = kv_index(kv, layer, g, 0);
+    const uint8_t *pres = kv->present + base;
+    const float *K = kv->k + base * hd, *V = kv->v + base * hd;
+    int masked = kv->absent_mode == WK_KV_ABSENT_MASKED;
+    float scale = 1.0f / sqrtf((float)hd), d4[4];
     for (int t = lo; t <= p; t++) {
-        float w = scores[t] * inv;
-        if (attn_row) attn_row[t] += w;
-        if (w == 0.0f || !pres[t]) continue; /* absent V is zero (ZERO mode) or unseen (MASKED) */
-        const float *vt = V + (size_t)t * hd;
-        for (int i = 0; i < hd; i++) out[i] += w * vt[i];
+        int h = 0;
+        if (!pres[t]) { /* MASKED: unseen; ZERO: a zero key scores q.0 = 0 */
+            for (; h < group; h++) scores[(size_t)h * cap + t] = masked ? -INFINITY : 0.0f;
+            continue;
+        }
+        const float *kt = K + (size_t)t * hd;
+        for (; h + 4 <= group; h += 4) {
+            dot_rows4(q + (size_t)h * hd, kt, hd, d4);
+            for (int r = 0; r < 4; r++) scores[(size_t)(h + r) * cap + t] = d4[r] * scale;
+        }
+        for (; h < group; h++) scores[(size_t)h * cap + t] = dot(q + (size_t)h * hd, kt, hd) * scale;
+    }
+    memset(out, 0, (size_t)group * hd * sizeof *out);
+    for (int h = 0; h < group; h++) {
+        float *sc = scores + (size_t)h * cap, *o = out + (size_t)h * hd;
+        if (!softmax_row(sc, lo, p)) continue; /* nothing visible: output 0 */
+        for (int t = lo; t <= p; t++) {
+            float w = sc[t];
+            if (attn_row) attn_row[t] += w;
+            if (w == 0.0f || !pres[t]) continue; /* absent V is zero (ZERO mode) or unseen (MASKED) */
+            const float *vt = V + (size_t)t * hd;
+            for (int i = 0; i < hd; i++) o[i] += w * vt[i];
+        }
     }
 }
 
@@ -211,11 +274,10 @@ static void attention_layer(wk_engine *e, int l, const wk_forward_args *a) {
     qkv_step(e, l, a->pos, n);
     for (int t = 0; t < n; t++) {
         int export_row = a->attn && t >= n - a->attn_rows;
-        for (int h = 0; h < c->n_heads; h++) {
-            int g = h / group; /* kv-head-major, as HF repeat_kv */
+        for (int g = 0; g < c->n_kv_heads; g++) { /* query heads g*group .. (g+1)*group-1 */
             float *row = export_row ? a->attn + ((size_t)l * c->n_kv_heads + g) * a->attn_stride : NULL;
-            attend(e, l, g, a->pos + t, s->q + (size_t)t * qd + (size_t)h * hd, s->att_out + (size_t)t * qd + (size_t)h * hd,
-                   s->scores, row);
+            size_t off = (size_t)t * qd + (size_t)g * group * hd;
+            attend_group(e, l, g, a->pos + t, s->q + off, s->att_out + off, s->scores, row);
         }
     }
     matmul(s->xb, s->att_out, im->w.layers[l].wo, NULL, n, qd, c->dim);
@@ -319,7 +381,7 @@ static int alloc_state(wk_engine *e, wk_err *err) {
     s->att_out = malloc(m * qd * sizeof(float));
     s->hb = malloc(m * c->hidden_dim * sizeof(float));
     s->hb2 = malloc(m * c->hidden_dim * sizeof(float));
-    s->scores = malloc((size_t)e->kv_capacity * sizeof(float));
+    s->scores = malloc((size_t)e->kv_capacity * (size_t)(c->n_heads / c->n_kv_heads) * sizeof(float));
     s->rope_inv_freq = malloc((size_t)c->head_dim / 2 * sizeof(float));
     wk_kv_cache *kv = &im->kv;
     kv->n_layers = c->n_layers;

@@ -3,7 +3,8 @@
  * The shim (net/ns3/ns3_shim.cc) is built only when pkg-config finds ns-3; otherwise
  * net/ns3_fallback.c provides these functions, wk_ns3_available() returns 0 and wk_ns3_run() fails
  * with WK_EUNSUPPORTED. Scenarios:
- *   wifi-walk       802.11ax station, 5 GHz 80 MHz, MinstrelHt, saturating UDP downlink from the AP;
+ *   wifi-walk       802.11ax station, 5 GHz 80 MHz, Thompson-sampling rate control (MinstrelHt-like;
+ *                   see the .cc for why not MinstrelHt itself), saturating UDP downlink from the AP;
  *                   the station walks away from the AP at 1.5 m/s for the first half and back for the
  *                   second.
  *   wifi-walk-away  the same, walking away the whole time.

@@ -20,29 +20,16 @@ static const wk_param_desc params[] = {
 };
 
 typedef struct {
-    wk_codec_sizes sizes;
-    int sizes_for[3];
+    wk_policy_sizes sizes;
     size_t chunks;
     size_t next_chunk;
 } cachegen_state;
-
-static int ensure_sizes(cachegen_state *st, const wk_model_spec *m, wk_err *err) {
-    if (st->sizes_for[0] == m->n_layers && st->sizes_for[1] == m->n_kv_heads && st->sizes_for[2] == m->head_dim)
-        return 0;
-    wk_codec_size_params p = wk_codec_size_defaults(m->n_layers, m->n_kv_heads, m->head_dim);
-    int rc = wk_codec_sizes_measure(&p, &st->sizes, err);
-    if (rc) return rc;
-    st->sizes_for[0] = m->n_layers;
-    st->sizes_for[1] = m->n_kv_heads;
-    st->sizes_for[2] = m->head_dim;
-    return 0;
-}
 
 /* Units: chunk c at level k is unit c * WK_CG_LEVELS + k (the sender sends one level per chunk). */
 static int plan(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
     cachegen_state *st = state;
     const wk_model_spec *m = req->model;
-    int rc = ensure_sizes(st, m, err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, 0, err);
     if (rc) return rc;
     int chunk = (int)param[P_CHUNK];
     double values_per_token = (double)m->n_layers * (double)wk_model_kv_values_per_token_layer(m);
@@ -50,7 +37,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     for (int t = 0; t < req->context_tokens; t += chunk) {
         int n = req->context_tokens - t < chunk ? req->context_tokens - t : chunk;
         for (int level = 0; level < WK_CG_LEVELS; level++) {
-            wk_unit u = {.bytes = (int64_t)ceil(wk_codec_unit_bytes(&st->sizes, WK_CODEC_CACHEGEN, level, 0,
+            wk_unit u = {.bytes = (int64_t)ceil(wk_codec_unit_bytes(&st->sizes.sizes, WK_CODEC_CACHEGEN, level, 0,
                                                                     m->n_layers, n)),
                          .layer_first = 0, .layer_count = m->n_layers, .token_first = t, .token_count = n,
                          .kv_head = -1, .level = (int16_t)level, .kind = WK_UNIT_KV, .group = t / chunk,
@@ -102,13 +89,7 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
     (void)param;
-    if (wk_policy_decode_arrived(v, a)) return;
-    if (v->kv_values_usable >= v->plan->kv_values_total) {
-        a->kind = WK_ACT_EMIT;
-        a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
-        return;
-    }
-    a->kind = WK_ACT_WAIT;
+    wk_policy_decode_when_complete(v, wk_model_kv_bytes_per_token(v->req->model, 16), a);
 }
 
 const wk_policy_ops wk_policy_cachegen = {

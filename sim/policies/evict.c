@@ -97,24 +97,11 @@ static int plan_method(evict_state *st, wk_evict_method method, const double *pa
     return rc;
 }
 
-static long next_unit(void *state, const double *param, const wk_view *v) {
-    (void)state;
-    (void)param;
-    return wk_policy_next_in_order(v);
-}
-
 /* Decode once all kept KV is in; no confidence test: what was evicted is gone for good. */
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
     (void)param;
-    if (wk_policy_decode_arrived(v, a)) return;
-    if (v->n_usable == v->plan->n) {
-        a->kind = WK_ACT_EMIT;
-        a->force = 1;
-        a->kv_bytes_per_token = (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens;
-        return;
-    }
-    a->kind = WK_ACT_WAIT;
+    wk_policy_decode_when_complete(v, (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens, a);
 }
 
 #define EVICT_PLAN(fn, method)                                                                                       \
@@ -142,7 +129,8 @@ static void release(void *state) {
 #define EVICT_OPS(var, label, fn, text, prm)                                                                         \
     const wk_policy_ops var = {.name = label, .summary = text, .params = prm,                                         \
                                .n_params = sizeof prm / sizeof prm[0], .state_size = sizeof(evict_state),            \
-                               .plan = fn, .next_unit = next_unit, .decide = decide, .release = release};
+                               .plan = fn, .next_unit = wk_policy_send_in_order, .decide = decide,                   \
+                               .release = release};
 EVICT_OPS(wk_policy_streamingllm, "streamingllm", plan_streaming, "stream the fp16 KV of sink + recent tokens only",
           params)
 EVICT_OPS(wk_policy_h2o, "h2o", plan_h2o, "stream the fp16 KV of H2O's heavy hitters + recent tokens", params)

@@ -17,28 +17,16 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     return 0;
 }
 
-static long next_unit(void *state, const double *param, const wk_view *v) {
-    (void)state;
-    (void)param;
-    return wk_policy_next_in_order(v);
-}
-
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
     (void)param;
-    if (wk_policy_decode_arrived(v, a)) return;
-    if (v->n_usable == v->plan->n) {
-        a->kind = WK_ACT_EMIT;
-        a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
-        return;
-    }
-    a->kind = WK_ACT_WAIT;
+    wk_policy_decode_when_complete(v, wk_model_kv_bytes_per_token(v->req->model, 16), a);
 }
 
 const wk_policy_ops wk_policy_full = {
     .name = "full",
     .summary = "stream the fp16 KV cache layer by layer; decode when all of it arrived",
     .plan = plan,
-    .next_unit = next_unit,
+    .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };

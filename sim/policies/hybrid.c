@@ -35,8 +35,7 @@ static const wk_param_desc params[] = {
 };
 
 typedef struct {
-    wk_codec_sizes sizes;
-    int sizes_for[3];
+    wk_policy_sizes sizes;
     float *token_importance;   /* [context] per token, all layers and heads */
     int *first_slice;          /* [chunks + 1] KV units of chunk c: first_slice[c] .. first_slice[c+1]-1 */
     int context, chunks, chunk;
@@ -46,18 +45,6 @@ typedef struct {
     double next_check;
     int attempted;
 } hybrid_state;
-
-static int ensure_sizes(hybrid_state *st, const wk_model_spec *m, wk_err *err) {
-    if (st->sizes_for[0] == m->n_layers && st->sizes_for[1] == m->n_kv_heads && st->sizes_for[2] == m->head_dim)
-        return 0;
-    wk_codec_size_params p = wk_codec_size_defaults(m->n_layers, m->n_kv_heads, m->head_dim);
-    int rc = wk_codec_sizes_measure(&p, &st->sizes, err);
-    if (rc) return rc;
-    st->sizes_for[0] = m->n_layers;
-    st->sizes_for[1] = m->n_kv_heads;
-    st->sizes_for[2] = m->head_dim;
-    return 0;
-}
 
 static int chunk_tokens(const hybrid_state *st, int c) {
     return st->context - c * st->chunk < st->chunk ? st->context - c * st->chunk : st->chunk;
@@ -90,10 +77,10 @@ static int push_chunk_slices(hybrid_state *st, const wk_model_spec *m, const flo
     double vector_values = 2.0 * m->head_dim;
     for (size_t first = 0; first < n; first += (size_t)batch) {
         size_t count = n - first < (size_t)batch ? n - first : (size_t)batch;
-        double bytes = st->sizes.wikv_batch_bytes[0], importance = 0;
+        double bytes = st->sizes.sizes.wikv_batch_bytes[0], importance = 0;
         for (size_t i = first; i < first + count; i++) {
             int layer = (int)(ids[i].id / ((uint32_t)m->n_kv_heads * (uint32_t)st->context));
-            bytes += wk_codec_bpt(&st->sizes, WK_CODEC_WIKV, 0, layer) / m->n_kv_heads;
+            bytes += wk_codec_bpt(&st->sizes.sizes, WK_CODEC_WIKV, 0, layer) / m->n_kv_heads;
             importance += ids[i].importance;
         }
         wk_unit u = {.bytes = (int64_t)ceil(bytes), .layer_first = 0, .layer_count = m->n_layers, .token_first = t0,
@@ -113,7 +100,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     st->context = req->context_tokens;
     st->chunk = (int)param[P_CHUNK];
     st->chunks = (st->context + st->chunk - 1) / st->chunk;
-    int rc = ensure_sizes(st, m, err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, (int)param[P_BATCH], err);
     if (rc) return rc;
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)st->context;
     float *imp = malloc(n * sizeof *imp);
@@ -209,14 +196,6 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
     return best;
 }
 
-static double deadline(const double *param, const wk_view *v) {
-    if (v->tokens_emitted == 0) {
-        double d = param[P_TTFT_DEADLINE] * v->req->context_tokens / 8192.0;
-        return d > 0 ? v->stream_start + d : INFINITY;
-    }
-    return param[P_TOKEN_DEADLINE] > 0 ? v->last_token_at + param[P_TOKEN_DEADLINE] : INFINITY;
-}
-
 /* Every chunk past the local prefix has all its slices usable. */
 static int rest_streamed(const hybrid_state *st, const wk_view *v, int from) {
     for (int u = st->first_slice[from < st->chunks ? from : st->chunks]; u < st->first_slice[st->chunks]; u++)
@@ -235,7 +214,7 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
     a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
     int prefix_chunks = v->tokens_prefilled / st->chunk + (v->tokens_prefilled >= st->context ? 1 : 0);
     if (prefix_chunks > st->frontier) st->frontier = prefix_chunks;
-    double due = deadline(param, v);
+    double due = wk_policy_deadline(v, param[P_TTFT_DEADLINE], param[P_TOKEN_DEADLINE]);
     if (rest_streamed(st, v, prefix_chunks) || v->now >= due) {
         a->kind = WK_ACT_EMIT;
         a->force = 1;

@@ -42,22 +42,11 @@ static int plan4(void *state, const double *param, const wk_request *req, wk_pla
     return plan_bits(param, req, plan, 4, err);
 }
 
-static long next_unit(void *state, const double *param, const wk_view *v) {
-    (void)state;
-    (void)param;
-    return wk_policy_next_in_order(v);
-}
-
+/* The decode step reads the quantized cache. */
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
     (void)param;
-    if (wk_policy_decode_arrived(v, a)) return;
-    if (v->n_usable == v->plan->n) {
-        a->kind = WK_ACT_EMIT; /* the decode step reads the quantized cache */
-        a->kv_bytes_per_token = (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens;
-        return;
-    }
-    a->kind = WK_ACT_WAIT;
+    wk_policy_decode_when_complete(v, (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens, a);
 }
 
 const wk_policy_ops wk_policy_kivi2 = {
@@ -66,7 +55,7 @@ const wk_policy_ops wk_policy_kivi2 = {
     .params = params,
     .n_params = sizeof params / sizeof params[0],
     .plan = plan2,
-    .next_unit = next_unit,
+    .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };
 
@@ -76,6 +65,6 @@ const wk_policy_ops wk_policy_kivi4 = {
     .params = params,
     .n_params = sizeof params / sizeof params[0],
     .plan = plan4,
-    .next_unit = next_unit,
+    .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };

@@ -23,12 +23,6 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     return 0;
 }
 
-static long next_unit(void *state, const double *param, const wk_view *v) {
-    (void)state;
-    (void)param;
-    return wk_policy_next_in_order(v);
-}
-
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
     int context = v->req->context_tokens;
@@ -54,6 +48,6 @@ const wk_policy_ops wk_policy_prefill = {
     .params = params,
     .n_params = sizeof params / sizeof params[0],
     .plan = plan,
-    .next_unit = next_unit,
+    .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };

@@ -30,27 +30,12 @@ static const wk_param_desc params[] = {
 };
 
 typedef struct {
-    wk_codec_sizes sizes;      /* measured once per model shape */
-    int sizes_for[3];          /* layers, kv_heads, head_dim the sizes were measured for */
+    wk_policy_sizes sizes;     /* measured once per model shape */
     size_t level0_units;
     double next_check;         /* fraction of level-0 KV at which the next attempt happens */
     int attempted;             /* an attempt is in flight (its outcome shows in the next view) */
     uint32_t *order;           /* [vectors] stream order of the last plan; units point into it */
 } wikv_state;
-
-static int ensure_sizes(wikv_state *st, const wk_model_spec *m, int batch, wk_err *err) {
-    if (st->sizes_for[0] == m->n_layers && st->sizes_for[1] == m->n_kv_heads && st->sizes_for[2] == m->head_dim &&
-        st->sizes.wikv_batch_units == batch)
-        return 0;
-    wk_codec_size_params p = wk_codec_size_defaults(m->n_layers, m->n_kv_heads, m->head_dim);
-    p.wikv_batch_units = batch;
-    int rc = wk_codec_sizes_measure(&p, &st->sizes, err);
-    if (rc) return rc;
-    st->sizes_for[0] = m->n_layers;
-    st->sizes_for[1] = m->n_kv_heads;
-    st->sizes_for[2] = m->head_dim;
-    return 0;
-}
 
 /* Appends one level of units over order[0..n) in batches. */
 static int push_level(const wikv_state *st, const wk_model_spec *m, const uint32_t *order, const float *imp, size_t n,
@@ -58,11 +43,11 @@ static int push_level(const wikv_state *st, const wk_model_spec *m, const uint32
     double vector_values = 2.0 * m->head_dim;
     for (size_t first = 0; first < n; first += (size_t)batch) {
         size_t count = n - first < (size_t)batch ? n - first : (size_t)batch;
-        double bytes = st->sizes.wikv_batch_bytes[level], importance = 0;
+        double bytes = st->sizes.sizes.wikv_batch_bytes[level], importance = 0;
         int layer_min = m->n_layers, layer_max = 0;
         for (size_t i = first; i < first + count; i++) {
             int layer = (int)(order[i] / ((uint32_t)m->n_kv_heads * (uint32_t)tokens));
-            bytes += wk_codec_bpt(&st->sizes, WK_CODEC_WIKV, level, layer) / m->n_kv_heads;
+            bytes += wk_codec_bpt(&st->sizes.sizes, WK_CODEC_WIKV, level, layer) / m->n_kv_heads;
             importance += imp[order[i]];
             if (layer < layer_min) layer_min = layer;
             if (layer > layer_max) layer_max = layer;
@@ -84,7 +69,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     wikv_state *st = state;
     const wk_model_spec *m = req->model;
     int batch = (int)param[P_BATCH], tokens = req->context_tokens;
-    int rc = ensure_sizes(st, m, batch, err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, batch, err);
     if (rc) return rc;
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens;
     if (n > UINT32_MAX) return wk_err_set(err, WK_EINVAL, "wikv: %zu vectors exceed the 32-bit unit ids", n);
@@ -123,20 +108,6 @@ static void start(void *state, const double *param, const wk_request *req, const
     st->attempted = 0;
 }
 
-static long next_unit(void *state, const double *param, const wk_view *v) {
-    (void)state;
-    (void)param;
-    return wk_policy_next_in_order(v);
-}
-
-static double deadline(const double *param, const wk_view *v) {
-    if (v->tokens_emitted == 0) {
-        double d = param[P_TTFT_DEADLINE] * v->req->context_tokens / 8192.0;
-        return d > 0 ? v->stream_start + d : INFINITY;
-    }
-    return param[P_TOKEN_DEADLINE] > 0 ? v->last_token_at + param[P_TOKEN_DEADLINE] : INFINITY;
-}
-
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     wikv_state *st = state;
     double fraction = v->kv_values_usable / v->plan->kv_values_total;
@@ -146,7 +117,7 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
     }
     if (wk_policy_decode_arrived(v, a)) return;
     a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16); /* decoded into an fp16 cache */
-    double due = deadline(param, v);
+    double due = wk_policy_deadline(v, param[P_TTFT_DEADLINE], param[P_TOKEN_DEADLINE]);
     if (fraction >= 1.0 || v->now >= due) {
         a->kind = WK_ACT_EMIT;
         a->force = 1;
@@ -169,7 +140,7 @@ const wk_policy_ops wk_policy_wikv = {
     .state_size = sizeof(wikv_state),
     .plan = plan,
     .start = start,
-    .next_unit = next_unit,
+    .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .release = release,
 };

@@ -1,0 +1,181 @@
+/* Calibration: timing runs of the engine, least-squares fits of the roofline's free terms. */
+#include "exec/calibrate.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/progress.h"
+
+/* Bytes a decode step reads and FLOPs a prefill computes, as models/device.c counts them. */
+static double decode_bytes(const wk_model_spec *m, int context) {
+    double params = m->n_layers * wk_model_params_per_layer(m) + (double)m->vocab * m->hidden;
+    return 2.0 * params + wk_model_kv_bytes_per_token(m, 16) * ((double)context + 1);
+}
+
+static double prefill_flops(const wk_model_spec *m, int chunk) {
+    double layer_params = m->n_layers * wk_model_params_per_layer(m);
+    double attention = 4.0 * m->n_layers * m->n_heads * (double)m->head_dim * ((double)chunk * (chunk + 1) / 2);
+    return 2.0 * layer_params * chunk + attention + 2.0 * (double)m->vocab * m->hidden;
+}
+
+/* Token ids that exist in any vocabulary of the model. */
+static void fill_tokens(int32_t *t, int n, int vocab) {
+    for (int i = 0; i < n; i++) t[i] = (int32_t)(((long long)i * 7919 + 13) % vocab);
+}
+
+static int time_prefill(wk_engine *e, int n, int32_t *tokens, float *logits, double *seconds, wk_err *err) {
+    e->ops->kv_clear(e);
+    double t0 = wk_now_s();
+    int rc = wk_engine_prefill(e, tokens, n, 0, logits, err);
+    *seconds = wk_now_s() - t0;
+    return rc;
+}
+
+/* Mean seconds of one decode step after `context` prefilled tokens. */
+static int time_decode(wk_engine *e, int context, int steps, int32_t *tokens, float *logits, double *seconds,
+                       wk_err *err) {
+    e->ops->kv_clear(e);
+    int rc = wk_engine_prefill(e, tokens, context, 0, logits, err);
+    if (rc) return rc;
+    double t0 = wk_now_s();
+    for (int s = 0; s < steps && !rc; s++) {
+        wk_forward_args a = {.tokens = &tokens[s], .n_tokens = 1, .pos = context + s, .logits = logits, .logit_rows = 1};
+        rc = wk_engine_forward(e, &a, err);
+    }
+    *seconds = (wk_now_s() - t0) / steps;
+    return rc;
+}
+
+/* Least squares y = a x + b; with fix_b >= 0, b is fixed. */
+static void fit_line(const double *x, const double *y, int n, double fix_b, double *a, double *b) {
+    if (fix_b >= 0) {
+        double sxy = 0, sxx = 0;
+        for (int i = 0; i < n; i++) {
+            sxy += x[i] * (y[i] - fix_b);
+            sxx += x[i] * x[i];
+        }
+        *a = sxx > 0 ? sxy / sxx : 0;
+        *b = fix_b;
+        return;
+    }
+    double mx = 0, my = 0;
+    for (int i = 0; i < n; i++) { mx += x[i] / n; my += y[i] / n; }
+    double sxy = 0, sxx = 0;
+    for (int i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+    }
+    *a = sxx > 0 ? sxy / sxx : 0;
+    *b = my - *a * mx;
+}
+
+int wk_calibrate(wk_engine *e, const wk_model_spec *m, const wk_device *base, const int *prefill, int n_prefill,
+                 const int *decode_ctx, int n_decode, int decode_steps, wk_cal_report *rep, wk_err *err) {
+    memset(rep, 0, sizeof *rep);
+    if (n_prefill < 2 || n_decode < 2 || n_prefill + n_decode > WK_CAL_MAX_POINTS || decode_steps < 1)
+        return wk_err_set(err, WK_EINVAL, "calibrate: need 2..%d prefill lengths and decode contexts",
+                          WK_CAL_MAX_POINTS / 2);
+    int most = 0;
+    for (int i = 0; i < n_prefill; i++) most = prefill[i] > most ? prefill[i] : most;
+    for (int i = 0; i < n_decode; i++) most = decode_ctx[i] + decode_steps > most ? decode_ctx[i] + decode_steps : most;
+    if (most > e->kv_capacity)
+        return wk_err_set(err, WK_EINVAL, "calibrate: %d tokens exceed the engine's KV capacity %d", most, e->kv_capacity);
+    int32_t *tokens = malloc((size_t)most * sizeof *tokens);
+    float *logits = malloc((size_t)e->cfg.vocab_size * sizeof *logits);
+    if (!tokens || !logits) {
+        free(tokens);
+        free(logits);
+        return wk_err_set(err, WK_ENOMEM, "calibrate: out of memory");
+    }
+    fill_tokens(tokens, most, e->cfg.vocab_size);
+    wk_progress prog;
+    wk_progress_start(&prog, "calibrate", (size_t)(n_prefill + n_decode + 1));
+    double warm;
+    int rc = time_prefill(e, prefill[0], tokens, logits, &warm, err); /* warm-up: first launches, caches */
+    wk_progress_step(&prog, 1);
+    double x[WK_CAL_MAX_POINTS], y[WK_CAL_MAX_POINTS];
+    for (int i = 0; !rc && i < n_decode; i++) {
+        wk_cal_point *p = &rep->points[rep->n++];
+        p->is_decode = 1;
+        p->tokens = decode_ctx[i];
+        rc = time_decode(e, decode_ctx[i], decode_steps, tokens, logits, &p->measured_s, err);
+        x[i] = decode_bytes(m, decode_ctx[i]);
+        y[i] = p->measured_s;
+        wk_progress_step(&prog, 1);
+    }
+    for (int i = 0; !rc && i < n_prefill; i++) {
+        wk_cal_point *p = &rep->points[rep->n++];
+        p->tokens = prefill[i];
+        rc = time_prefill(e, prefill[i], tokens, logits, &p->measured_s, err);
+        wk_progress_step(&prog, 1);
+    }
+    wk_progress_finish(&prog);
+    free(tokens);
+    free(logits);
+    if (rc) return rc;
+    rep->fitted = *base;
+    double slope, overhead;
+    fit_line(x, y, n_decode, -1, &slope, &overhead);
+    if (overhead < 0) fit_line(x, y, n_decode, 0, &slope, &overhead);
+    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: decode times do not grow with the bytes read");
+    rep->fitted.decode_efficiency = fmin(1.0, 1.0 / (slope * base->mem_bw_Bps));
+    rep->fitted.step_overhead_s = overhead;
+    int np = 0;
+    for (int i = 0; i < rep->n; i++)
+        if (!rep->points[i].is_decode) {
+            x[np] = prefill_flops(m, rep->points[i].tokens);
+            y[np++] = rep->points[i].measured_s;
+        }
+    double b;
+    fit_line(x, y, np, overhead, &slope, &b);
+    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: prefill times do not grow with the FLOPs");
+    rep->fitted.prefill_efficiency = fmin(1.0, 1.0 / (slope * base->peak_fp16_flops));
+    for (int i = 0; i < rep->n; i++) {
+        wk_cal_point *p = &rep->points[i];
+        double kv = wk_model_kv_bytes_per_token(m, 16);
+        p->fitted_s = p->is_decode ? wk_device_decode_s(&rep->fitted, m, p->tokens, kv)
+                                   : wk_device_prefill_s(&rep->fitted, m, p->tokens, 0);
+        p->analytic_s = p->is_decode ? wk_device_decode_s(base, m, p->tokens, kv) : wk_device_prefill_s(base, m, p->tokens, 0);
+    }
+    return 0;
+}
+
+int wk_calibrate_write(const wk_cal_report *rep, const wk_device *base, const char *source, const char *path,
+                       wk_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return wk_err_set(err, WK_EIO, "%s: cannot create", path);
+    const wk_device *d = &rep->fitted;
+    fprintf(f, "# %s, measured by `wikv calibrate` on %s\n", d->name, source);
+    fprintf(f, "# spec numbers from %s; efficiencies and overhead fitted to the measured points below\n", base->name);
+    fprintf(f, "name = %s\n", d->name);
+    fprintf(f, "peak_fp16_tflops = %.6g   # spec (%s)\n", d->peak_fp16_flops / 1e12, base->name);
+    fprintf(f, "mem_bw_gbps = %.6g   # spec (%s)\n", d->mem_bw_Bps / 1e9, base->name);
+    fprintf(f, "prefill_efficiency = %.6g   # fitted\n", d->prefill_efficiency);
+    fprintf(f, "decode_efficiency = %.6g   # fitted\n", d->decode_efficiency);
+    fprintf(f, "kv_decode_gbps = %.6g   # not measured: %s's value\n", d->kv_decode_Bps / 1e9, base->name);
+    fprintf(f, "h2d_gbps = %.6g   # not measured: %s's value\n", d->h2d_Bps / 1e9, base->name);
+    fprintf(f, "step_overhead_ms = %.6g   # fitted\n", d->step_overhead_s * 1e3);
+    fprintf(f, "# points: kind tokens measured_ms fitted_ms analytic_ms\n");
+    for (int i = 0; i < rep->n; i++) {
+        const wk_cal_point *p = &rep->points[i];
+        fprintf(f, "#   %s %d %.4f %.4f %.4f\n", p->is_decode ? "decode" : "prefill", p->tokens, p->measured_s * 1e3,
+                p->fitted_s * 1e3, p->analytic_s * 1e3);
+    }
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return wk_err_set(err, WK_EIO, "%s: write failed", path);
+    return 0;
+}
+
+void wk_calibrate_print(const wk_cal_report *rep, FILE *out) {
+    fprintf(out, "%-8s %7s %12s %12s %12s %10s\n", "step", "tokens", "measured_ms", "fitted_ms", "analytic_ms",
+            "analytic_err");
+    for (int i = 0; i < rep->n; i++) {
+        const wk_cal_point *p = &rep->points[i];
+        fprintf(out, "%-8s %7d %12.3f %12.3f %12.3f %9.1f%%\n", p->is_decode ? "decode" : "prefill", p->tokens,
+                p->measured_s * 1e3, p->fitted_s * 1e3, p->analytic_s * 1e3,
+                100.0 * (p->analytic_s - p->measured_s) / p->measured_s);
+    }
+    fprintf(out, "fitted: prefill_efficiency %.3f, decode_efficiency %.3f, step_overhead %.3f ms\n",
+            rep->fitted.prefill_efficiency, rep->fitted.decode_efficiency, rep->fitted.step_overhead_s * 1e3);
+}

@@ -1,0 +1,51 @@
+/* CUDA backend of the inference engine (exec/engine.h): fp16 weights and KV cache on the GPU, cuBLAS
+ * GEMMs (fp16 in, fp32 accumulate), own kernels for norms, RoPE, SwiGLU, attention (flash-style
+ * prefill, split-sequence decode) and greedy sampling. The KV cache keeps the presence mask
+ * [layer][kv_head][token] of the contract, honoured by both attention kernels.
+ * Built only when nvcc is present (WIKV_HAVE_CUDA); every call fails cleanly when no GPU is found. */
+#ifndef WIKV_EXEC_CUDA_ENGINE_CUDA_H
+#define WIKV_EXEC_CUDA_ENGINE_CUDA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "exec/engine.h"
+
+/* Opens a model on GPU 0: `src` is a Hugging Face folder (config.json + safetensors, loaded through
+ * exec/safetensors.h and converted to fp16) or "synthetic:NAME", the shape of models/specs/NAME.json
+ * with deterministic random weights generated on the GPU (see wk_engine_cuda_synth_key). */
+int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
+
+/* Environment: WIKV_CUDA_NO_GEMV=1 makes single-token steps use the cuBLAS path instead of the fused
+ * matrix-vector kernels (A/B timing; both are checked against the CPU engine by tests/gpu). */
+
+/* One decode step kept on the device: forward of `token` at `pos`, argmax of its logits there, and
+ * only the chosen id copied back into *next. */
+int wk_engine_cuda_step_greedy(wk_engine *e, int32_t token, int pos, int32_t *next, wk_err *err);
+
+/* Waits until all queued GPU work of the engine is done (for timing); 0 or WK_EIO. */
+int wk_engine_cuda_sync(wk_engine *e, wk_err *err);
+
+/* "NAME, N MiB" of the engine's GPU into buf. */
+void wk_engine_cuda_device(const wk_engine *e, char *buf, size_t cap);
+
+/* Synthetic weights: tensor `kind` of layer `layer` (-1 for model-level tensors) is filled with
+ * offset + scale * u, u = (lowbias32(i + lowbias32(key)) >> 8) * 2^-23 - 1, i the element index in
+ * the HF [out][in] layout and key = (layer + 1) * 16 + kind. tools/bench_transformers.py builds the
+ * same weights in PyTorch. Kinds: */
+enum {
+    WK_SYN_ATTN_NORM = 0, WK_SYN_Q = 1, WK_SYN_K = 2, WK_SYN_V = 3, WK_SYN_O = 4, WK_SYN_FFN_NORM = 5,
+    WK_SYN_GATE = 6, WK_SYN_UP = 7, WK_SYN_DOWN = 8, WK_SYN_Q_NORM = 9, WK_SYN_K_NORM = 10,
+    WK_SYN_Q_BIAS = 11, WK_SYN_K_BIAS = 12, WK_SYN_V_BIAS = 13,
+    WK_SYN_EMBED = 0, WK_SYN_FINAL_NORM = 1, WK_SYN_LM_HEAD = 2 /* with layer = -1 */
+};
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,244 @@
+/* Decode attention split over the sequence (flash-decoding): a few query rows against a long cache
+ * would leave most SMs idle if one block walked all keys, so the keys of each (row, KV head) are cut
+ * into n_splits ranges, each block writes a partial (max, sum, weighted V) per query head, and a
+ * second kernel merges them. Also the attention export (softmax weights per slot) and the presence
+ * rules of exec/engine.h. CPU reference: attend() in exec/cpu/engine_cpu.c. */
+#include "exec/cuda/kernels.cuh"
+
+#define TK 32 /* keys per tile: one key per lane when scoring */
+#define LOG2E 1.4426950408889634f
+
+__device__ static inline float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ static inline float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* dot(q (hd) fp32 in smem, k (hd) fp16 in smem), 16-byte reads. */
+__device__ static inline float dot_qk(const float *q, const __half *k, int hd) {
+    float d = 0.0f;
+    for (int c = 0; c < hd; c += 8) {
+        uint4 u = *reinterpret_cast<const uint4 *>(k + c);
+        const __half2 *h2 = reinterpret_cast<const __half2 *>(&u);
+        float4 qa = *reinterpret_cast<const float4 *>(q + c), qb = *reinterpret_cast<const float4 *>(q + c + 4);
+        float2 f0 = __half22float2(h2[0]), f1 = __half22float2(h2[1]), f2 = __half22float2(h2[2]), f3 = __half22float2(h2[3]);
+        d += qa.x * f0.x + qa.y * f0.y + qa.z * f1.x + qa.w * f1.y + qb.x * f2.x + qb.y * f2.y + qb.z * f3.x + qb.w * f3.y;
+    }
+    return d;
+}
+
+__device__ static inline int window_lo(int p, int window) { return window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; }
+
+/* grid (n_splits, n_kv, n_rows), block G = n_heads / n_kv warps (warp w = query head g * G + w).
+ * Per 32-key tile: all threads stage K and V rows in shared memory (absent rows as zeros, which is
+ * exactly ZERO mode; MASKED mode drops them by a -inf score), lane j scores key j, then the warp
+ * folds the tile into its running (m, l, acc) with the online-softmax rescale. Lane owns output
+ * elements 2 (lane + 32 i) and +1, i < NP. part[(r, h, split)] = acc (hd), m, l (log2 domain). */
+template <int NP>
+__global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits, int split_len) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    int split = blockIdx.x, g = blockIdx.y, r = blockIdx.z;
+    int G = a.n_heads / a.n_kv, hd = a.hd, ld = hd + 8; /* +8 halves: conflict-free 16-byte row reads */
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = g * G + warp;
+    __half *Ks = reinterpret_cast<__half *>(smem); /* [TK][ld] */
+    __half *Vs = Ks + TK * ld;                       /* [TK][ld] */
+    float *Qs = reinterpret_cast<float *>(Vs + TK * ld); /* [G][hd] */
+    int p = a.pos0 + r, lo = window_lo(p, a.window);
+    int k0 = split * split_len, k1 = min(k0 + split_len, p + 1);
+    k0 = max(k0, lo);
+    const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
+    for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
+        Qs[i] = __half2float(a.q[(size_t)r * a.n_heads * hd + (size_t)g * G * hd + i]);
+    const uint8_t *pres = a.present + (size_t)g * a.cap;
+    const float sl2 = rsqrtf((float)hd) * LOG2E;
+    float m = -INFINITY, l = 0.0f, acc[2 * NP];
+#pragma unroll
+    for (int i = 0; i < 2 * NP; i++) acc[i] = 0.0f;
+    int nvec = hd / 8;
+    for (int t0 = k0; t0 < k1; t0 += TK) {
+        __syncthreads(); /* previous tile consumed; Qs visible on the first pass */
+        for (int i = threadIdx.x; i < TK * nvec; i += blockDim.x) {
+            int row = i / nvec, c = (i % nvec) * 8, t = t0 + row;
+            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
+            if (t < k1) { /* K, V and the presence byte are fetched together: no dependent load */
+                kv = *reinterpret_cast<const uint4 *>(Kg + (size_t)t * hd + c);
+                vv = *reinterpret_cast<const uint4 *>(Vg + (size_t)t * hd + c);
+                if (!pres[t]) kv = vv = make_uint4(0, 0, 0, 0);
+            }
+            *reinterpret_cast<uint4 *>(Ks + row * ld + c) = kv;
+            *reinterpret_cast<uint4 *>(Vs + row * ld + c) = vv;
+        }
+        __syncthreads();
+        int t = t0 + lane;
+        float s = -INFINITY;
+        if (t < k1 && (a.zero_mode || pres[t])) s = dot_qk(Qs + warp * hd, Ks + lane * ld, hd) * sl2;
+        float m_new = fmaxf(m, warp_max(s));
+        if (m_new == -INFINITY) continue; /* nothing visible yet: warp-uniform */
+        float corr = exp2f(m - m_new), pj = exp2f(s - m_new);
+        l = l * corr + warp_sum(pj);
+        m = m_new;
+#pragma unroll
+        for (int i = 0; i < 2 * NP; i++) acc[i] *= corr;
+        int nk = min(TK, k1 - t0);
+        for (int j = 0; j < nk; j++) {
+            float pt = __shfl_sync(0xffffffffu, pj, j);
+            const __half *vr = Vs + j * ld;
+#pragma unroll
+            for (int i = 0; i < NP; i++) {
+                int e = 2 * (lane + 32 * i);
+                if (e < hd) {
+                    float2 v2 = __half22float2(*reinterpret_cast<const __half2 *>(vr + e));
+                    acc[2 * i] += pt * v2.x;
+                    acc[2 * i + 1] += pt * v2.y;
+                }
+            }
+        }
+    }
+    float *pp = part + (((size_t)r * a.n_heads + h) * n_splits + split) * (hd + 2);
+#pragma unroll
+    for (int i = 0; i < NP; i++) {
+        int e = 2 * (lane + 32 * i);
+        if (e < hd) {
+            pp[e] = acc[2 * i];
+            pp[e + 1] = acc[2 * i + 1];
+        }
+    }
+    if (lane == 0) {
+        pp[hd] = m;
+        pp[hd + 1] = l;
+    }
+}
+
+/* grid (n_rows * n_heads), block 512: merges the splits of one (row, head); no visible slot -> 0.
+ * The split weights 2^(m_s - M) / L go to shared memory in parallel; then thread (e, j) sums
+ * acc_s[e] over the splits s = j (mod 512 / hd), reads coalesced over e, independent over s. */
+__global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
+    extern __shared__ float wsm[]; /* (n_splits) weights, then (blockDim) partial sums */
+    __shared__ float red[32];
+    int rh = blockIdx.x, hd = a.hd, w = hd + 2;
+    const float *pp = part + (size_t)rh * n_splits * w;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x) mx = fmaxf(mx, pp[s * w + hd]);
+    mx = warp_max(mx);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = mx;
+    __syncthreads();
+    float M = -INFINITY;
+    for (int i = 0; i < (int)blockDim.x / 32; i++) M = fmaxf(M, red[i]);
+    __syncthreads();
+    float L = 0.0f;
+    for (int s = threadIdx.x; s < n_splits; s += blockDim.x) {
+        float m = pp[s * w + hd], wt = m == -INFINITY ? 0.0f : exp2f(m - M);
+        wsm[s] = wt;
+        L += pp[s * w + hd + 1] * wt;
+    }
+    L = warp_sum(L);
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = L;
+    __syncthreads();
+    L = 0.0f;
+    for (int i = 0; i < (int)blockDim.x / 32; i++) L += red[i];
+    int groups = blockDim.x / hd > 0 ? blockDim.x / hd : 1, e = threadIdx.x % hd, j = threadIdx.x / hd;
+    float o = 0.0f, o1 = 0.0f, o2 = 0.0f, o3 = 0.0f; /* four chains: loads issue back to back */
+    if (j < groups && e < hd) {
+        int s = j;
+        for (; s + 3 * groups < n_splits; s += 4 * groups) {
+            o += pp[s * w + e] * wsm[s];
+            o1 += pp[(s + groups) * w + e] * wsm[s + groups];
+            o2 += pp[(s + 2 * groups) * w + e] * wsm[s + 2 * groups];
+            o3 += pp[(s + 3 * groups) * w + e] * wsm[s + 3 * groups];
+        }
+        for (; s < n_splits; s += groups) o += pp[s * w + e] * wsm[s];
+    }
+    o += o1 + o2 + o3;
+    float *sums = wsm + n_splits;
+    sums[threadIdx.x] = o;
+    __syncthreads();
+    __half *out = a.out + (size_t)rh * hd; /* (row, head) rows are contiguous: rh = r * n_heads + h */
+    for (int i = threadIdx.x; i < hd; i += blockDim.x) {
+        float t = 0.0f;
+        for (int g = 0; g < groups; g++) t += sums[g * hd + i];
+        out[i] = __float2half(L > 0.0f ? t / L : 0.0f);
+    }
+}
+
+int wk_cu_attn_decode_splits(const wk_cu_attn_args *a, int n_sm) {
+    int T = a->pos0 + a->n_rows, max_splits = (T + TK - 1) / TK;
+    /* About 4 blocks per SM: each block then streams only a few 32-key tiles, and enough of them are
+     * in flight to cover the memory latency (2 per SM left the 4K-context step latency-bound). */
+    int want = (4 * n_sm + a->n_kv * a->n_rows - 1) / (a->n_kv * a->n_rows);
+    if (want < 1) want = 1;
+    return want < max_splits ? want : max_splits;
+}
+
+size_t wk_cu_attn_decode_part_floats(const wk_cu_attn_args *a, int n_splits) {
+    return (size_t)a->n_rows * a->n_heads * n_splits * (a->hd + 2);
+}
+
+void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cudaStream_t s) {
+    int T = a->pos0 + a->n_rows, G = a->n_heads / a->n_kv;
+    int split_len = ((T + n_splits - 1) / n_splits + TK - 1) / TK * TK;
+    dim3 grid(n_splits, a->n_kv, a->n_rows);
+    size_t smem = (size_t)2 * TK * (a->hd + 8) * sizeof(__half) + (size_t)G * a->hd * sizeof(float);
+    int np = (a->hd + 63) / 64;
+    /* Above 48 KB (head_dim 256 with many heads per group) the dynamic limit must be raised. */
+    if (np == 1) {
+        if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        attn_decode_kernel<1><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+    } else if (np == 2) {
+        if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        attn_decode_kernel<2><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+    } else {
+        if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        attn_decode_kernel<4><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+    }
+    attn_reduce_kernel<<<a->n_rows * a->n_heads, 512, (size_t)(n_splits + 512) * sizeof(float), s>>>(*a, part, n_splits);
+}
+
+/* ---- attention export ------------------------------------------------------------------------- */
+
+__device__ static float block_reduce(float v, float *red /* [32] */, int is_max) {
+    v = is_max ? warp_max(v) : warp_sum(v);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, nw = blockDim.x / 32;
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float t = lane < nw ? red[lane] : (is_max ? -INFINITY : 0.0f);
+    t = is_max ? warp_max(t) : warp_sum(t);
+    __syncthreads();
+    return t;
+}
+
+/* Score of slot t for query q (smem, fp32), log2 domain; -inf when not visible. */
+__device__ static float export_score(const wk_cu_attn_args &a, const float *q, int g, int t, float sl2) {
+    const uint8_t pr = a.present[(size_t)g * a.cap + t];
+    if (!pr) return a.zero_mode ? 0.0f : -INFINITY;
+    const __half *k = a.k + ((size_t)g * a.cap + t) * a.hd;
+    float d = 0.0f;
+    for (int i = 0; i < a.hd; i++) d += q[i] * __half2float(k[i]);
+    return d * sl2;
+}
+
+/* grid (n_rows - row0, n_heads), block 256: three passes over the row's slots (max, sum, add), so no
+ * score buffer of the row's length is needed. Group heads add into the same slot (atomicAdd). */
+__global__ void attn_export_kernel(wk_cu_attn_args a, int row0, float *attn, int stride) {
+    __shared__ float q[256];
+    __shared__ float red[32];
+    int r = row0 + blockIdx.x, h = blockIdx.y, g = h / (a.n_heads / a.n_kv);
+    for (int i = threadIdx.x; i < a.hd; i += blockDim.x) q[i] = __half2float(a.q[((size_t)r * a.n_heads + h) * a.hd + i]);
+    __syncthreads();
+    int p = a.pos0 + r, lo = window_lo(p, a.window);
+    float sl2 = rsqrtf((float)a.hd) * LOG2E, mx = -INFINITY, sum = 0.0f;
+    for (int t = lo + threadIdx.x; t <= p; t += blockDim.x) mx = fmaxf(mx, export_score(a, q, g, t, sl2));
+    mx = block_reduce(mx, red, 1);
+    if (mx == -INFINITY) return; /* block-uniform */
+    for (int t = lo + threadIdx.x; t <= p; t += blockDim.x) sum += exp2f(export_score(a, q, g, t, sl2) - mx);
+    sum = block_reduce(sum, red, 0);
+    for (int t = lo + threadIdx.x; t <= p; t += blockDim.x)
+        atomicAdd(attn + (size_t)g * stride + t, exp2f(export_score(a, q, g, t, sl2) - mx) / sum);
+}
+
+void wk_cu_attn_export(const wk_cu_attn_args *a, int row0, float *attn, int stride, cudaStream_t s) {
+    dim3 grid(a->n_rows - row0, a->n_heads);
+    attn_export_kernel<<<grid, 256, 0, s>>>(*a, row0, attn, stride);
+}

@@ -1,0 +1,110 @@
+/* Matrix-vector products of the decode step (one token), where the weights stream through once and
+ * memory bandwidth is everything. One warp per output row, each lane reading 16-byte vectors, four
+ * in flight; the input vector sits in shared memory (fp16). Fused around the product, so one decode
+ * layer is 7 launches instead of 11:
+ *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2),
+ *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
+ *   - residual add into the fp32 stream.
+ * CPU reference: matmul() / rmsnorm() / mlp_layer() in exec/cpu/engine_cpu.c. */
+#include "exec/cuda/kernels.cuh"
+
+#define GEMV_WARPS 8
+
+__device__ static inline float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ static float block_sum(float v, float *red) {
+    v = warp_sum(v);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float t = lane < GEMV_WARPS ? red[lane] : 0.0f;
+    t = warp_sum(t);
+    __syncthreads();
+    return t;
+}
+
+/* dot of 8 fp16 weights with 8 fp16 inputs, fp32 products. */
+__device__ static inline float dot8(uint4 w, const __half *x) {
+    uint4 xv = *reinterpret_cast<const uint4 *>(x);
+    const __half2 *wh = reinterpret_cast<const __half2 *>(&w), *xh = reinterpret_cast<const __half2 *>(&xv);
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 a = __half22float2(wh[i]), b = __half22float2(xh[i]);
+        s += a.x * b.x + a.y * b.y;
+    }
+    return s;
+}
+
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
+
+/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
+ * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
+ * not once per 8 rows); SWIGLU: rows r and r + out of W. Lane l reads columns [8 (l + 32 j), +8). */
+template <bool SWIGLU>
+__global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
+    extern __shared__ __align__(16) __half xs[]; /* (in) */
+    __shared__ float red[32];
+    int in = a.in;
+    if (a.x) {
+        float ss = 0.0f;
+        for (int i = threadIdx.x; i < in; i += blockDim.x) ss += a.x[i] * a.x[i];
+        float inv = rsqrtf(block_sum(ss, red) / in + a.eps);
+        for (int i = threadIdx.x; i < in; i += blockDim.x) xs[i] = __float2half(a.norm_w[i] * (a.x[i] * inv));
+    } else {
+        for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8)
+            *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(a.xh + i);
+    }
+    __syncthreads();
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)
+        gemv_row<SWIGLU>(a, xs, row, lane);
+}
+
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane) {
+    int in = a.in;
+    const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
+    float acc0 = 0.0f, acc1 = 0.0f;
+    int c = lane * 8;
+    for (; c + 3 * 256 < in; c += 4 * 256) {
+        uint4 u[4], v[4];
+#pragma unroll
+        for (int j = 0; j < 4; j++) u[j] = __ldcs(reinterpret_cast<const uint4 *>(w0 + c + j * 256));
+        if (SWIGLU)
+#pragma unroll
+            for (int j = 0; j < 4; j++) v[j] = __ldcs(reinterpret_cast<const uint4 *>(w1 + c + j * 256));
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            acc0 += dot8(u[j], xs + c + j * 256);
+            if (SWIGLU) acc1 += dot8(v[j], xs + c + j * 256);
+        }
+    }
+    for (; c < in; c += 256) {
+        acc0 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w0 + c)), xs + c);
+        if (SWIGLU) acc1 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w1 + c)), xs + c);
+    }
+    acc0 = warp_sum(acc0);
+    if (SWIGLU) acc1 = warp_sum(acc1);
+    if (lane != 0) return;
+    if (SWIGLU) {
+        float g = acc0;
+        reinterpret_cast<__half *>(a.y)[row] = __float2half(g / (1.0f + expf(-g)) * acc1);
+    } else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
+    else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
+    else reinterpret_cast<float *>(a.y)[row] += acc0;
+}
+
+int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
+
+void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
+    unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
+    if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
+    size_t smem = (size_t)a->in * sizeof(__half);
+    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
+    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
+}
