@@ -17,5 +17,8 @@ int wk_cmd_kv(int argc, char **argv);
 int wk_cmd_engine(int argc, char **argv);
 int wk_cmd_policy(int argc, char **argv);
 int wk_cmd_choose(int argc, char **argv);
+int wk_cmd_serve(int argc, char **argv);
+int wk_cmd_run(int argc, char **argv);
+int wk_cmd_kvgen(int argc, char **argv);
 
 #endif

@@ -26,6 +26,9 @@ static const wk_command commands[] = {
     {"engine", wk_cmd_engine, "LLM engine (CPU reference): info, generate, attn on a HF model dir"},
     {"policy", wk_cmd_policy, "policies and their parameters: list, show"},
     {"choose", wk_cmd_choose, "search policies and parameters in the simulator; write choice.json"},
+    {"serve", wk_cmd_serve, "edge server: stream encoded KV units paced by a trace (real execution)"},
+    {"run", wk_cmd_run, "device client: requests against a server, real answers, TTFT and F1"},
+    {"kvgen", wk_cmd_kvgen, "prefill task contexts and store their KV for the server"},
 };
 
 static void usage(FILE *out) {

@@ -24,6 +24,10 @@ typedef struct wk_unit {
     double values;          /* KV values (K and V) the unit fills on the device; 0 for text */
     double decoded_bytes;   /* fp16 bytes the device writes when decoding it (codec decode cost) */
     double importance;      /* sender-side rank key (WiKV: attention importance) */
+    const uint32_t *vectors;/* [n_vectors] ids (layer * kv_heads + head) * tokens + token of the KV vectors
+                               the unit carries, when it carries a ranked set (wikv); owned by the policy's
+                               state, valid until its next plan; NULL: the layer/token/head ranges say it */
+    int32_t n_vectors;
 } wk_unit;
 
 typedef struct wk_plan {

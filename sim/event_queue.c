@@ -86,6 +86,13 @@ static void heap_pop(wk_event_queue *q, wk_event *ev) {
     if (q->n > 0) q->heap[i] = last;
 }
 
+int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
+    int have_run = q->run_head < q->run_n;
+    if (!have_run && q->n == 0) return -1;
+    *ev = (have_run && (q->n == 0 || before(&q->run[q->run_head], &q->heap[0]))) ? q->run[q->run_head] : q->heap[0];
+    return 0;
+}
+
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
     int have_run = q->run_head < q->run_n;
     if (!have_run && q->n == 0) return -1;

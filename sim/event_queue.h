@@ -36,6 +36,8 @@ int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_e
 int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+/* The event pop would return, left in the queue; -1 when empty. */
+int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev);
 /* Events pending. */
 size_t wk_event_queue_size(const wk_event_queue *q);
 

@@ -13,4 +13,9 @@ int wk_sim_attention(const wk_model_spec *m, int context, float *raw, wk_err *er
 /* imp: [layers][kv_heads][context], filled with suffix-summed importance. */
 int wk_sim_importance(const wk_model_spec *m, int context, float *imp, wk_err *err);
 
+/* The same two, from a request: its measured importance when it has one, else the synthetic model. */
+struct wk_request;
+int wk_request_attention(const struct wk_request *req, float *raw, wk_err *err);
+int wk_request_importance(const struct wk_request *req, float *imp, wk_err *err);
+
 #endif

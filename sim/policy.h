@@ -37,6 +37,10 @@ typedef struct wk_request {
     int output_tokens;        /* tokens to generate, >= 1 */
     const char *task;
     uint64_t seed;
+    /* [n_layers][n_kv_heads][context_tokens] mean attention each KV vector receives, measured by the
+     * engine (exec), or NULL: the simulator's synthetic attention (sim/importance.h). Plans that rank
+     * or select KV (wikv, hybrid, eviction) read it through wk_request_attention/_importance. */
+    const float *importance;
 } wk_request;
 
 /* Unit states on the device side. */

@@ -95,6 +95,10 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
 
 static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
     const wk_unit *u = &r->v.plan->units[idx];
+    if (r->remote_sender) { /* the sender half runs elsewhere: what arrived was sent */
+        r->v.n_sent++;
+        r->v.bytes_sent += u->bytes;
+    }
     s->arrival_order[r->v.n_arrived++] = (uint32_t)idx;
     r->v.bytes_arrived += u->bytes;
     if (u->kind == WK_UNIT_TEXT) {
@@ -255,6 +259,10 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
     r->timer_at = NAN;
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
+    /* a link without send means the sender half runs elsewhere (exec client): arrivals come from the
+     * clock's event source, and a WK_EV_SENDER event from it says the sender finished */
+    r->remote_sender = link->send == NULL;
+    if (r->remote_sender) return 0;
     return clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
 }
 
@@ -268,12 +276,16 @@ int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done,
         *done = r->done = 1;
         return 0;
     }
-    if (type == WK_EV_SENDER) rc = sender_step(s, r, r->pol, r->link, r->clock, err);
+    if (type == WK_EV_SENDER && r->remote_sender) r->v.sender_done = 1;
+    else if (type == WK_EV_SENDER) rc = sender_step(s, r, r->pol, r->link, r->clock, err);
+    else if (type == WK_EV_ARRIVAL && (arg < 0 || (size_t)arg >= r->v.plan->n || s->unit_state[arg] >= WK_US_ARRIVED))
+        rc = wk_err_set(err, WK_EFORMAT, "session: arrival of unit %lld (plan has %zu units, or it arrived twice)",
+                        (long long)arg, r->v.plan->n);
     else if (type == WK_EV_ARRIVAL) on_arrival(s, r, (size_t)arg, r->tl);
     else if (type == WK_EV_COMPUTE_DONE) finish_action(s, r, (int)arg, r->out, r->tl);
     else if (type == WK_EV_TIMER && now >= r->timer_at) r->timer_at = NAN;
     /* a sender that had nothing to send may have something now (e.g. after a request) */
-    if (!rc && r->sender_idle && !r->v.sender_done && type != WK_EV_SENDER)
+    if (!rc && !r->remote_sender && r->sender_idle && !r->v.sender_done && type != WK_EV_SENDER)
         rc = sender_step(s, r, r->pol, r->link, r->clock, err);
     if (!rc && !r->busy && r->v.tokens_emitted < r->v.req->output_tokens)
         rc = receiver_step(s, r, r->pol, r->clock, r->be, r->tl, &r->done, err);

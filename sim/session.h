@@ -20,6 +20,12 @@ typedef struct wk_session_clock {
     int (*next)(void *self, double *now, int *type, int64_t *arg, wk_err *err);
 } wk_session_clock;
 
+/* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
+ * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
+ * is done". */
+/* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
+ * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
+ * is done". */
 typedef struct wk_session_link {
     void *self;
     /* Hands unit `index` (payload bytes) over at time t; reports its arrival as a WK_EV_ARRIVAL
@@ -84,6 +90,7 @@ typedef struct wk_session_live {
     double current_start;
     int busy;
     int sender_idle;        /* the sender returned -1 or the link is waiting for the next send slot */
+    int remote_sender;      /* the link has no send: the sender half runs elsewhere (exec client) */
     double decode_s, compute_s;
     int first_done;
     int done;

@@ -113,7 +113,7 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
                    wk_err *err) {
     if (cfg->context_tokens <= 0 || cfg->output_tokens <= 0)
         return wk_err_set(err, WK_EINVAL, "sim: context and output tokens must be positive");
-    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed};
+    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
     int rc = ensure_plan(sim, pol, &req, err);
     if (rc) return rc;
     wk_event_queue_clear(&sim->queue);
@@ -223,7 +223,7 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
         s->k = (int32_t)k;
         s->origin = (double)k * stagger_s;
         s->now = now;
-        s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed};
+        s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
         s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name};
         s->c = (wk_session_clock){s, slot_schedule, slot_next};
         s->l = (wk_session_link){s, slot_send};

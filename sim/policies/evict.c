@@ -40,23 +40,35 @@ static int select_kept(wk_evict_method method, const double *param, const wk_mod
     return rc;
 }
 
+typedef struct {
+    uint32_t *ids; /* kept vector ids of the last plan, layer by layer; units point into it */
+} evict_state;
+
 /* One unit per layer: the kept vectors of all heads, fp16. */
-static int plan_from_keep(const wk_evict_keep *keep, const float *imp, const wk_model_spec *m, int tokens,
-                          wk_plan *plan, wk_err *err) {
+static int plan_from_keep(evict_state *st, const wk_evict_keep *keep, const float *imp, const wk_model_spec *m,
+                          int tokens, wk_plan *plan, wk_err *err) {
     double total = 0;
-    size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens;
+    size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens, used = 0;
     for (size_t i = 0; i < n; i++) total += imp[i];
+    uint32_t *ids = realloc(st->ids, n * sizeof *ids);
+    if (!ids) return wk_err_set(err, WK_ENOMEM, "evict: out of memory for %zu vector ids", n);
+    st->ids = ids;
     for (int l = 0; l < m->n_layers; l++) {
         double vectors = 0, importance = 0;
+        size_t first = used;
         for (int h = 0; h < m->n_kv_heads; h++) {
             size_t head = (size_t)l * (size_t)m->n_kv_heads + (size_t)h;
             vectors += keep->count[head];
-            for (int i = 0; i < keep->count[head]; i++)
-                importance += imp[head * (size_t)tokens + (size_t)keep->idx[head * (size_t)tokens + (size_t)i]];
+            for (int i = 0; i < keep->count[head]; i++) {
+                size_t t = (size_t)keep->idx[head * (size_t)tokens + (size_t)i];
+                importance += imp[head * (size_t)tokens + t];
+                ids[used++] = (uint32_t)(head * (size_t)tokens + t);
+            }
         }
         double values = vectors * 2.0 * m->head_dim;
         wk_unit u = {.bytes = (int64_t)(values * 2), .layer_first = l, .layer_count = 1, .token_count = tokens,
-                     .kv_head = -1, .kind = WK_UNIT_KV, .group = l, .values = values, .importance = importance};
+                     .kv_head = -1, .kind = WK_UNIT_KV, .group = l, .values = values, .importance = importance,
+                     .vectors = ids + first, .n_vectors = (int32_t)(used - first)};
         int rc = wk_plan_push(plan, &u, err);
         if (rc) return rc;
     }
@@ -65,8 +77,8 @@ static int plan_from_keep(const wk_evict_keep *keep, const float *imp, const wk_
     return 0;
 }
 
-static int plan_method(wk_evict_method method, const double *param, const wk_request *req, wk_plan *plan,
-                       wk_err *err) {
+static int plan_method(evict_state *st, wk_evict_method method, const double *param, const wk_request *req,
+                       wk_plan *plan, wk_err *err) {
     const wk_model_spec *m = req->model;
     int tokens = req->context_tokens;
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens;
@@ -75,10 +87,10 @@ static int plan_method(wk_evict_method method, const double *param, const wk_req
     memset(&keep, 0, sizeof keep);
     int rc = (!raw || !imp) ? wk_err_set(err, WK_ENOMEM, "evict: out of memory for %zu vectors", n) : 0;
     /* selectors read the mean attention itself; coverage is measured on its suffix sum */
-    if (!rc) rc = wk_sim_attention(m, tokens, raw, err);
-    if (!rc) rc = wk_sim_importance(m, tokens, imp, err);
+    if (!rc) rc = wk_request_attention(req, raw, err);
+    if (!rc) rc = wk_request_importance(req, imp, err);
     if (!rc) rc = select_kept(method, param, m, tokens, raw, &keep, err);
-    if (!rc) rc = plan_from_keep(&keep, imp, m, tokens, plan, err);
+    if (!rc) rc = plan_from_keep(st, &keep, imp, m, tokens, plan, err);
     wk_evict_keep_free(&keep);
     free(raw);
     free(imp);
@@ -94,8 +106,7 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
 
 #define EVICT_PLAN(fn, method)                                                                                       \
     static int fn(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {              \
-        (void)state;                                                                                                  \
-        return plan_method(method, param, req, plan, err);                                                           \
+        return plan_method(state, method, param, req, plan, err);                                                    \
     }
 EVICT_PLAN(plan_streaming, WK_EVICT_STREAMING)
 EVICT_PLAN(plan_h2o, WK_EVICT_H2O)
@@ -104,16 +115,22 @@ EVICT_PLAN(plan_pyramid, WK_EVICT_PYRAMIDKV)
 
 /* SimCalKV keeps (1 - ratio) of the tokens by H2O scores; merging changes their values, not their size. */
 static int plan_simcal(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
-    (void)state;
     double p[2] = {ceil((1.0 - param[P_RATIO]) * req->context_tokens), 1};
     if (p[0] < 16) p[0] = 16;
-    return plan_method(WK_EVICT_H2O, p, req, plan, err);
+    return plan_method(state, WK_EVICT_H2O, p, req, plan, err);
+}
+
+static void release(void *state) {
+    evict_state *st = state;
+    free(st->ids);
+    st->ids = NULL;
 }
 
 #define EVICT_OPS(var, label, fn, text, prm)                                                                         \
     const wk_policy_ops var = {.name = label, .summary = text, .params = prm,                                         \
-                               .n_params = sizeof prm / sizeof prm[0], .plan = fn, .next_unit = wk_policy_send_in_order,           \
-                               .decide = decide};
+                               .n_params = sizeof prm / sizeof prm[0], .state_size = sizeof(evict_state),            \
+                               .plan = fn, .next_unit = wk_policy_send_in_order, .decide = decide,                   \
+                               .release = release};
 EVICT_OPS(wk_policy_streamingllm, "streamingllm", plan_streaming, "stream the fp16 KV of sink + recent tokens only",
           params)
 EVICT_OPS(wk_policy_h2o, "h2o", plan_h2o, "stream the fp16 KV of H2O's heavy hitters + recent tokens", params)

@@ -112,7 +112,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     if (!imp || !ids || !ti || !fs) rc = wk_err_set(err, WK_ENOMEM, "hybrid: out of memory for %zu vectors", n);
     double total = 0;
     if (!rc) { /* the same synthetic attention as wikv's plans */
-        rc = wk_sim_importance(m, st->context, imp, err);
+        rc = wk_request_importance(req, imp, err);
     }
     if (!rc) {
         memset(ti, 0, (size_t)st->context * sizeof *ti);

@@ -35,6 +35,7 @@ typedef struct {
     double next_check;         /* fraction of level-0 KV at which the next attempt happens */
     int attempted;             /* an attempt is in flight (its outcome shows in the next view) */
     double kv_bytes_per_token; /* of the fp16 cache steps read (per request: decide runs per event) */
+    uint32_t *order;           /* [vectors] stream order of the last plan; units point into it */
 } wikv_state;
 
 /* Appends one level of units over order[0..n) in batches. */
@@ -57,7 +58,8 @@ static int push_level(const wikv_state *st, const wk_model_spec *m, const uint32
                      .kind = WK_UNIT_KV, .group = (int32_t)(first / (size_t)batch),
                      .values = level == 0 ? vector_values * (double)count : 0,
                      .decoded_bytes = 2 * vector_values * (double)count,
-                     .importance = level == 0 ? importance : 0};
+                     .importance = level == 0 ? importance : 0, .vectors = order + first,
+                     .n_vectors = (int32_t)count};
         int rc = wk_plan_push(plan, &u, err);
         if (rc) return rc;
     }
@@ -73,14 +75,14 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens;
     if (n > UINT32_MAX) return wk_err_set(err, WK_EINVAL, "wikv: %zu vectors exceed the 32-bit unit ids", n);
     float *imp = malloc(n * sizeof *imp);
-    uint32_t *order = malloc(n * sizeof *order);
+    uint32_t *order = realloc(st->order, n * sizeof *order);
+    if (order) st->order = order;
     if (!imp || !order) {
         free(imp);
-        free(order);
         return wk_err_set(err, WK_ENOMEM, "wikv: out of memory for %zu vectors", n);
     }
     /* one ranking per (model, context): the plan is reused across requests */
-    rc = wk_sim_importance(m, tokens, imp, err);
+    rc = wk_request_importance(req, imp, err);
     if (!rc) rc = wk_sem_order(imp, m->n_layers, m->n_kv_heads, tokens, order, err);
     for (int level = 0; !rc && level < (int)param[P_LEVELS]; level++)
         rc = push_level(st, m, order, imp, n, tokens, batch, level, plan, err);
@@ -90,8 +92,13 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
         st->level0_units = (n + (size_t)batch - 1) / (size_t)batch;
     }
     free(imp);
-    free(order);
     return rc;
+}
+
+static void release(void *state) {
+    wikv_state *st = state;
+    free(st->order);
+    st->order = NULL;
 }
 
 static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
@@ -136,4 +143,5 @@ const wk_policy_ops wk_policy_wikv = {
     .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
+    .release = release,
 };

@@ -1,0 +1,90 @@
+/* `wikv serve`: the edge server of the real execution (exec/stream.h): streams encoded KV units in
+ * the order the sender policy picks, paced by a bandwidth trace, one thread per connection. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "exec/stream.h"
+#include "net/paced.h"
+
+static const char *usage =
+    "usage: wikv serve --port P --trace FILE [options]\n"
+    "Edge server: for each connection, builds the requested policy's plan, encodes the units from the\n"
+    "context's real KV (a `wikv kvgen` file, else a prefill) and streams them paced by the trace.\n"
+    "  --port P             TCP port (0: any free port; the bound port is printed on stdout)\n"
+    "  --host H             address to listen on (default 127.0.0.1)\n"
+    "  --trace FILE         bandwidth trace the sends are paced by\n"
+    "  --model DIR          HF model directory (default models/fixtures/tiny-llama-tasks)\n"
+    "  --kv-dir DIR         KV files written by `wikv kvgen` (default: prefill every request)\n"
+    "  --device NAME        device profile the plans are made for (default rtx5080-laptop)\n"
+    "  --delay-ms MS        one-way delay (default 10)\n"
+    "  --max-connections N  exit after serving N connections (default 0: forever)\n"
+    "  --backend cpu|cuda   engine for prefills (this build: cpu)\n"
+    "  --quiet              no per-connection lines on stderr\n";
+
+int wk_cmd_serve(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"port", required_argument, 0, 'p'},    {"host", required_argument, 0, 'H'},
+        {"trace", required_argument, 0, 't'},   {"model", required_argument, 0, 'm'},
+        {"kv-dir", required_argument, 0, 'k'},  {"device", required_argument, 0, 'd'},
+        {"delay-ms", required_argument, 0, 'D'}, {"max-connections", required_argument, 0, 'n'},
+        {"backend", required_argument, 0, 'b'}, {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static char model_dir[4096];
+    snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    wk_stream_server_opts o = {.model_dir = model_dir, .delay_s = 0.010};
+    const char *trace_path = NULL, *host = "127.0.0.1";
+    long port = -1;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'p': port = strtol(optarg, NULL, 10); break;
+        case 'H': host = optarg; break;
+        case 't': trace_path = optarg; break;
+        case 'm': o.model_dir = optarg; break;
+        case 'k': o.kv_dir = optarg; break;
+        case 'd': o.device = optarg; break;
+        case 'D': o.delay_s = atof(optarg) / 1000.0; break;
+        case 'n': o.max_connections = atoi(optarg); break;
+        case 'q': o.quiet = 1; break;
+        case 'b':
+            if (strcmp(optarg, "cpu") != 0) {
+                fprintf(stderr, "wikv serve: --backend %s: this build has only the cpu backend\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': printf("%s", usage); return 0;
+        default: fprintf(stderr, "%s", usage); return 2;
+        }
+    }
+    if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0) {
+        fprintf(stderr, "%s", usage);
+        return 2;
+    }
+    wk_err err = {0};
+    wk_trace trace;
+    if (wk_trace_load(trace_path, WK_FMT_AUTO, &trace, &err)) {
+        fprintf(stderr, "wikv serve: %s\n", err.msg);
+        return wk_err_exit_status(&err);
+    }
+    o.trace = &trace;
+    int fd;
+    uint16_t bound;
+    int rc = wk_paced_listen(host, (uint16_t)port, &fd, &bound, &err);
+    if (!rc) {
+        printf("listening on %s:%u\n", host, bound);
+        fflush(stdout);
+        rc = wk_stream_serve(fd, &o, &err);
+        close(fd);
+    }
+    wk_trace_free(&trace);
+    if (rc) {
+        fprintf(stderr, "wikv serve: %s\n", err.msg);
+        return wk_err_exit_status(&err);
+    }
+    return 0;
+}

@@ -1,0 +1,203 @@
+/* The engine as the session's backend in the real execution: each action runs synchronously and
+ * returns its measured duration (the session's clock is the wall clock). */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/half.h"
+#include "exec/sampler.h"
+#include "exec/stream.h"
+#include "kv/cachegen.h"
+#include "kv/semantic.h"
+
+static double mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* A semantic batch: decoded into the side tensor, then every vector whose level rose is written into
+ * the engine's cache. */
+static int decode_sem(wk_stream_backend *b, const uint8_t *data, size_t len, wk_err *err) {
+    wk_sem_map *m = b->sem_map;
+    size_t n = (size_t)m->layers * m->kv_heads * m->tokens;
+    memcpy(b->sem_prev, m->level, n);
+    int rc = wk_sem_decode_batch(data, len, b->sem_kv, m, err);
+    int d = b->sem_kv->head_dim;
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (size_t id = 0; id < n && !rc; id++) {
+        if (m->level[id] == b->sem_prev[id]) continue;
+        int t = (int)(id % (size_t)m->tokens), lh = (int)(id / (size_t)m->tokens);
+        const uint16_t *k = b->sem_kv->k + id * (size_t)d, *v = b->sem_kv->v + id * (size_t)d;
+        for (int i = 0; i < d; i++) {
+            kf[i] = wk_half_to_float(k[i]);
+            vf[i] = wk_half_to_float(v[i]);
+        }
+        rc = b->e->ops->kv_write(b->e, lh / m->kv_heads, lh % m->kv_heads, t, kf, vf, err);
+    }
+    return rc;
+}
+
+/* A CacheGen chunk: decoded into the side tensor, then the unit's layers x heads x tokens are written into
+ * the engine's cache; the chunk must cover exactly the unit. */
+static int decode_cg(wk_stream_backend *b, const wk_unit *u, const uint8_t *data, size_t len, wk_err *err) {
+    if (len < WK_CG_HEADER_BYTES) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %zu bytes, header needs 28", len);
+    uint32_t l0 = data[12] | data[13] << 8, nl = data[14] | data[15] << 8; /* header offsets 12, 14, 20, 24 */
+    uint32_t t0 = (uint32_t)data[20] | (uint32_t)data[21] << 8 | (uint32_t)data[22] << 16 | (uint32_t)data[23] << 24;
+    uint32_t nt = (uint32_t)data[24] | (uint32_t)data[25] << 8 | (uint32_t)data[26] << 16 | (uint32_t)data[27] << 24;
+    if (l0 != (uint32_t)u->layer_first || nl != (uint32_t)u->layer_count || t0 != (uint32_t)u->token_first ||
+        nt != (uint32_t)u->token_count)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk covers layers %u+%u tokens %u+%u, the unit %d+%d, %d+%d", l0,
+                          nl, t0, nt, u->layer_first, u->layer_count, u->token_first, u->token_count);
+    int rc = wk_cg_decode(data, len, b->sem_kv, err);
+    int d = b->sem_kv->head_dim;
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (int l = u->layer_first; l < u->layer_first + u->layer_count && !rc; l++)
+        for (int h = 0; h < b->sem_kv->kv_heads && !rc; h++)
+            for (int t = u->token_first; t < u->token_first + u->token_count && !rc; t++) {
+                size_t row = wk_kv_row(b->sem_kv, l, h, t);
+                for (int i = 0; i < d; i++) {
+                    kf[i] = wk_half_to_float(b->sem_kv->k[row + (size_t)i]);
+                    vf[i] = wk_half_to_float(b->sem_kv->v[row + (size_t)i]);
+                }
+                rc = b->e->ops->kv_write(b->e, l, h, t, kf, vf, err);
+            }
+    return rc;
+}
+
+static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *units, size_t n, wk_err *err) {
+    for (size_t i = 0; i < n; i++) {
+        const wk_unit *u = &v->plan->units[units[i]];
+        pthread_mutex_lock(b->mu);
+        const uint8_t *data = b->payload[units[i]];
+        size_t len = b->payload_len[units[i]];
+        pthread_mutex_unlock(b->mu);
+        if (!data) return wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
+        int rc = b->codec->kind == WK_SCODEC_SEM  ? decode_sem(b, data, len, err)
+                 : b->codec->kind == WK_SCODEC_CG ? decode_cg(b, u, data, len, err)
+                                                 : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
+        if (rc) return wk_err_prefix(err, "unit %u", units[i]);
+    }
+    return 0;
+}
+
+/* Forwards tokens[0..n) at pos; with want_token, the argmax of the last row is the next token, kept when
+ * the step passes the confidence test or is forced. */
+static int step(wk_stream_backend *b, const int32_t *tokens, int n, int pos, int want_token, int test, int *accepted,
+                wk_err *err) {
+    if (want_token && b->n_gen >= b->max_gen) return wk_err_set(err, WK_ESTATE, "backend: more tokens than asked for");
+    int done = 0, rc = 0;
+    while (done < n && !rc) { /* chunks of at most max_chunk tokens */
+        int k = n - done < b->e->max_chunk ? n - done : b->e->max_chunk;
+        int last = done + k == n && want_token;
+        wk_forward_args fa = {.tokens = tokens + done, .n_tokens = k, .pos = pos + done, .logits = last ? b->logits : NULL,
+                              .logit_rows = last ? 1 : 0};
+        rc = wk_engine_forward(b->e, &fa, err);
+        done += k;
+    }
+    if (rc || !want_token) return rc;
+    if (test && b->confidence) *accepted = wk_stream_confidence_pass(b->confidence, b->logits, b->e->cfg.vocab_size);
+    if (*accepted) b->gen[b->n_gen++] = wk_sampler_argmax(b->logits, b->e->cfg.vocab_size);
+    return 0;
+}
+
+static int prefill(wk_stream_backend *b, const wk_action *a, const wk_view *v, int *accepted, wk_err *err) {
+    int end = a->position + a->tokens;
+    pthread_mutex_lock(b->mu);
+    int32_t *ids = malloc((size_t)a->tokens * sizeof *ids);
+    if (ids) memcpy(ids, b->text_ids + a->position, (size_t)a->tokens * sizeof *ids);
+    pthread_mutex_unlock(b->mu);
+    if (!ids) return wk_err_set(err, WK_ENOMEM, "prefill: out of memory");
+    /* the step that computes the last context token yields the first output token */
+    int rc = step(b, ids, a->tokens, a->position, end >= v->req->context_tokens && v->tokens_emitted == 0, 0, accepted,
+                  err);
+    free(ids);
+    return rc;
+}
+
+static int emit(wk_stream_backend *b, int force, int *accepted, wk_err *err) {
+    int32_t tok = b->n_gen == 0 ? b->prompt[b->n_prompt - 1] : b->gen[b->n_gen - 1];
+    int pos = b->n_prompt - 1 + b->n_gen;
+    if (pos + 1 > b->e->kv_capacity) return wk_err_set(err, WK_ESTATE, "emit: position %d beyond the KV capacity", pos);
+    /* the step writes this token's KV at pos whatever the outcome: kept tokens keep it (as the reference
+     * does), a rejected step's slot is written again by the next attempt */
+    return step(b, &tok, 1, pos, 1, !force, accepted, err);
+}
+
+int wk_stream_backend_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n,
+                          double *seconds, int *accepted, wk_err *err) {
+    wk_stream_backend *b = self;
+    double t0 = mono_s();
+    int rc;
+    *accepted = 1;
+    switch (a->kind) {
+    case WK_ACT_DECODE_KV: rc = decode_units(b, v, units, n, err); break;
+    case WK_ACT_PREFILL: rc = prefill(b, a, v, accepted, err); break;
+    case WK_ACT_EMIT: rc = emit(b, a->force, accepted, err); break;
+    default: rc = wk_err_set(err, WK_EINVAL, "backend: action %d has no compute", (int)a->kind);
+    }
+    *seconds = mono_s() - t0;
+    return rc;
+}
+
+/* ---- confidence test ------------------------------------------------------------------------- */
+
+static int cmp_desc(const void *x, const void *y) {
+    float a = *(const float *)x, b = *(const float *)y;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+void wk_stream_confidence_features(const float *logits, int vocab, double f[2]) {
+    float mx = logits[0];
+    for (int i = 1; i < vocab; i++) mx = logits[i] > mx ? logits[i] : mx;
+    float *p = malloc((size_t)vocab * sizeof *p);
+    if (!p) {
+        f[0] = f[1] = NAN;
+        return;
+    }
+    double z = 0;
+    for (int i = 0; i < vocab; i++) z += (p[i] = expf(logits[i] - mx));
+    qsort(p, (size_t)vocab, sizeof *p, cmp_desc);
+    double mass = 0, top = 0, h = 0;
+    for (int i = 0; i < vocab && i < 50; i++) mass += p[i] / z;
+    for (int i = 0; i < vocab && i < 100; i++) top += p[i];
+    for (int i = 0; i < vocab && i < 100; i++)
+        if (p[i] > 0) h -= p[i] / top * log(p[i] / top);
+    f[0] = mass;
+    f[1] = h;
+    free(p);
+}
+
+int wk_stream_confidence_pass(const wk_stream_confidence *c, const float *logits, int vocab) {
+    double f[2];
+    wk_stream_confidence_features(logits, vocab, f);
+    for (int i = 0; i < 2; i++)
+        if (!(fabs(f[i] - c->mean[i]) <= c->k * c->std[i])) return 0;
+    return 1;
+}
+
+int wk_stream_confidence_save(const char *path, const wk_stream_confidence *c, wk_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return wk_err_set(err, WK_EIO, "%s: cannot write", path);
+    fprintf(f, "wikv-confidence 1\nk %.17g\nmass50 %.17g %.17g\nentropy100 %.17g %.17g\nsteps %d\n", c->k, c->mean[0],
+            c->std[0], c->mean[1], c->std[1], c->steps);
+    return fclose(f) == 0 ? 0 : wk_err_set(err, WK_EIO, "%s: cannot write", path);
+}
+
+int wk_stream_confidence_load(const char *path, wk_stream_confidence *c, wk_err *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) return wk_err_set(err, WK_ENOTFOUND, "%s: cannot open", path);
+    memset(c, 0, sizeof *c);
+    int version = 0;
+    int n = fscanf(f, "wikv-confidence %d k %lf mass50 %lf %lf entropy100 %lf %lf steps %d", &version, &c->k, &c->mean[0],
+                   &c->std[0], &c->mean[1], &c->std[1], &c->steps);
+    fclose(f);
+    if (n != 7 || version != 1)
+        return wk_err_set(err, WK_EFORMAT, "%s: field %d of 7 unreadable (expected \"wikv-confidence 1\", k, mass50, "
+                                           "entropy100, steps)", path, n < 0 ? 0 : n + 1);
+    if (!(c->k > 0) || !(c->std[0] >= 0) || !(c->std[1] >= 0) || !isfinite(c->mean[0]) || !isfinite(c->mean[1]))
+        return wk_err_set(err, WK_EFORMAT, "%s: k, means and standard deviations must be finite, k > 0, std >= 0", path);
+    return 0;
+}

@@ -1,0 +1,318 @@
+/* The edge server of the real execution: one thread per connection; each reads a REQUEST, builds the
+ * policy's plan as the simulator does (same wk_request shape), gets the context's KV (a kvgen file or
+ * a prefill with its own engine), and streams the encoded units in the order the policy's sender half
+ * picks, through a trace-paced sender. */
+#include "exec/stream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "models/device.h"
+#include "net/paced.h"
+
+typedef struct conn {
+    const wk_stream_server_opts *o;
+    int fd;
+    int id;
+    pthread_t thread;
+    atomic_int done; /* the thread finished: the accept loop joins it */
+} conn;
+
+/* Per-request sender state: the policy's view from the server side. */
+typedef struct server_req {
+    wk_stream_job job;
+    wk_stream_prompt prompt;
+    wk_policy pol;
+    wk_stream_codec codec;
+    wk_model_spec spec;
+    wk_device device;
+    wk_request req;
+    wk_plan plan;
+    wk_kv_tensor kv;
+    float *importance;  /* [L][H][T] measured attention, for plans that rank KV */
+    uint8_t *state;
+    int64_t bytes_sent;
+} server_req;
+
+static void sleep_s(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+static int plan_has_kv(const wk_plan *p) {
+    for (size_t i = 0; i < p->n; i++)
+        if (p->units[i].kind == WK_UNIT_KV) return 1;
+    return 0;
+}
+
+static int load_files(const wk_stream_server_opts *o, server_req *s, int want_imp, wk_err *err) {
+    char path[4096], ipath[4096];
+    wk_stream_kv_path(o->kv_dir, &s->job, "wkv", path, sizeof path);
+    wk_stream_kv_path(o->kv_dir, &s->job, "wki", ipath, sizeof ipath);
+    if (access(path, R_OK) != 0 || (want_imp && access(ipath, R_OK) != 0)) return 1;
+    int rc = wk_kv_tensor_read(path, &s->kv, err);
+    if (rc) return rc;
+    if (s->kv.tokens != s->prompt.n || s->kv.layers != s->spec.n_layers || s->kv.kv_heads != s->spec.n_kv_heads ||
+        s->kv.head_dim != s->spec.head_dim)
+        return wk_err_set(err, WK_EFORMAT, "%s: shape %dx%dx%dx%d does not match the model and prompt (%d tokens)", path,
+                          s->kv.layers, s->kv.kv_heads, s->kv.tokens, s->kv.head_dim, s->prompt.n);
+    if (want_imp) rc = wk_stream_importance_read(ipath, s->spec.n_layers, s->spec.n_kv_heads, s->prompt.n, &s->importance, err);
+    return rc;
+}
+
+static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, const wk_tokenizer *tok, int want_imp,
+                              wk_err *err) {
+    if (o->kv_dir) {
+        int rc = load_files(o, s, want_imp, err);
+        if (rc <= 0) return rc;
+    }
+    size_t n_imp = (size_t)s->spec.n_layers * s->spec.n_kv_heads * s->prompt.n;
+    if (want_imp && !(s->importance = malloc(n_imp * sizeof *s->importance)))
+        return wk_err_set(err, WK_ENOMEM, "importance: out of memory");
+    wk_engine_opts eo = {.kv_capacity = s->prompt.n + 64};
+    wk_engine *e = NULL;
+    int rc = wk_engine_cpu_open(o->model_dir, &eo, &e, err);
+    if (!rc) rc = wk_stream_prefill_kv(e, tok, s->prompt.ids, s->prompt.n, &s->kv, s->importance, err);
+    wk_engine_free(e);
+    return rc;
+}
+
+static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, server_req *s, wk_err *err) {
+    int rc = wk_stream_job_from_wire(wr, &s->job, err);
+    if (!rc) rc = wk_policy_create(s->job.policy, &s->pol, err);
+    if (!rc) rc = wk_stream_codec_for(&s->pol, &s->codec, err);
+    if (!rc) rc = wk_model_spec_find(o->model_dir, &s->spec, err);
+    if (!rc) rc = wk_device_find(o->device ? o->device : "rtx5080-laptop", &s->device, err);
+    wk_tokenizer *tok = NULL;
+    if (!rc) rc = wk_tokenizer_load_dir(o->model_dir, &tok, err);
+    if (!rc) rc = wk_stream_prompt_make(tok, &s->job, &s->prompt, err);
+    /* plans that rank KV need the measured attention first; the others need KV only if they stream it */
+    int ranks = !rc && wk_stream_policy_ranks(&s->pol);
+    if (ranks) rc = load_or_prefill_kv(o, s, tok, 1, err);
+    s->req = (wk_request){&s->spec, &s->device, s->prompt.n, s->job.output_tokens, wk_task_name(s->job.task),
+                          s->job.seed, s->importance};
+    if (!rc) rc = s->pol.ops->plan(s->pol.state, s->pol.param, &s->req, &s->plan, err);
+    if (!rc && !ranks && plan_has_kv(&s->plan)) rc = load_or_prefill_kv(o, s, tok, 0, err);
+    wk_tokenizer_free(tok);
+    if (!rc && !(s->state = calloc(s->plan.n ? s->plan.n : 1, 1))) rc = wk_err_set(err, WK_ENOMEM, "out of memory");
+    return rc;
+}
+
+static void release(server_req *s) {
+    wk_stream_prompt_free(&s->prompt);
+    wk_policy_free(&s->pol);
+    wk_plan_free(&s->plan);
+    wk_kv_tensor_free(&s->kv);
+    free(s->importance);
+    free(s->state);
+}
+
+static int send_info(wk_paced_sender *ps, uint32_t stream, const wk_plan *p, wk_err *err) {
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_STREAM_INFO;
+    m.h.stream_id = stream;
+    m.u.info.n_units = (uint32_t)p->n;
+    int levels = 1;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->units[i].level + 1 > levels) levels = p->units[i].level + 1;
+    if (levels > WK_WIRE_MAX_LEVELS) return wk_err_set(err, WK_EUNSUPPORTED, "plan has %d levels", levels);
+    m.u.info.n_levels = (uint8_t)levels;
+    for (size_t i = 0; i < p->n; i++) m.u.info.level_bytes[p->units[i].level] += (uint64_t)p->units[i].bytes;
+    return wk_paced_send_msg(ps, &m, err);
+}
+
+/* Waits until at most `ahead` bytes are queued but not yet written, so the policy picks each next unit
+ * close to when the link can take it. */
+static int wait_queue(wk_paced_sender *ps, uint64_t queued, uint64_t ahead, wk_err *err) {
+    while (wk_paced_bytes_written(ps) + ahead < queued) {
+        wk_err e2 = {0};
+        int rc = wk_paced_drain(ps, 0.002, &e2);
+        if (rc == 0) return 0;
+        if (strncmp(e2.msg, "paced drain:", 12) != 0) return wk_err_set(err, rc, "client gone: %s", e2.msg);
+    }
+    return 0;
+}
+
+static int stream_units(server_req *s, wk_paced_sender *ps, uint32_t stream, wk_err *err) {
+    /* the first header is part of what the client counts: STREAM_INFO goes first */
+    int rc = send_info(ps, stream, &s->plan, err);
+    wk_view v;
+    memset(&v, 0, sizeof v);
+    v.req = &s->req;
+    v.plan = &s->plan;
+    v.unit_state = s->state;
+    if (!rc && s->pol.ops->start) s->pol.ops->start(s->pol.state, s->pol.param, &s->req, &s->plan);
+    uint64_t queued = 0, last_unit = 0;
+    if (!rc) {
+        rc = wk_paced_drain(ps, 600.0, err); /* STREAM_INFO on the wire: count from what was written */
+        queued = last_unit = wk_paced_bytes_written(ps);
+    }
+    while (!rc) {
+        v.now = wk_paced_now(ps);
+        uint64_t written = wk_paced_bytes_written(ps);
+        v.est_bw_Bps = v.now > 0 ? (double)written / v.now : 0;
+        long idx = s->pol.ops->next_unit(s->pol.state, s->pol.param, &v);
+        if (idx == WK_SEND_DONE || (idx == WK_SEND_LATER && v.n_sent == s->plan.n)) break;
+        if (idx == WK_SEND_LATER || idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) {
+            /* nothing now: client progress is not reported in protocol version 1, so ask again later */
+            if (wait_queue(ps, queued, 0, err)) return err->code;
+            sleep_s(0.002);
+            continue;
+        }
+        wk_unit *u = &s->plan.units[idx];
+        uint8_t *data = NULL;
+        size_t len = 0;
+        rc = wk_stream_unit_encode(&s->codec, u, s->kv.k ? &s->kv : NULL, s->prompt.ids, s->prompt.n, &data, &len, err);
+        if (rc) break;
+        u->bytes = (int64_t)len; /* the real encoded length */
+        wk_wire_msg m;
+        memset(&m, 0, sizeof m);
+        m.h.type = WK_FRAME_UNIT_DATA;
+        m.h.unit_id = (uint32_t)idx;
+        m.h.stream_id = stream;
+        m.u.unit = (wk_wire_unit_data){(uint8_t)u->level, 1, data, len};
+        rc = wk_paced_send_msg(ps, &m, err);
+        free(data);
+        if (rc) break;
+        s->state[idx] = WK_US_SENT;
+        v.n_sent++;
+        v.bytes_sent += (int64_t)len;
+        queued += WK_WIRE_HEADER_BYTES + 8 + len;
+        /* ask the policy for the next unit once the previous one is on the wire: one unit queued ahead
+         * keeps the link busy, no more keeps the choice late */
+        rc = wait_queue(ps, last_unit, 0, err);
+        last_unit = queued;
+    }
+    if (rc) return rc;
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_END;
+    m.h.stream_id = stream;
+    m.u.end.units_sent = (uint32_t)v.n_sent;
+    m.u.end.bytes_sent = (uint64_t)v.bytes_sent;
+    s->bytes_sent = v.bytes_sent;
+    return wk_paced_send_msg(ps, &m, err);
+}
+
+static void send_error(int fd, uint32_t stream, const wk_err *e) {
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_ERROR;
+    m.h.stream_id = stream;
+    m.u.error.code = e->code;
+    snprintf(m.u.error.message, sizeof m.u.error.message, "%.*s", (int)sizeof m.u.error.message - 1, e->msg);
+    uint8_t buf[1024];
+    size_t len;
+    wk_err e2;
+    if (wk_wire_encode(&m, buf, sizeof buf, &len, &e2) == 0) (void)!send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+static void *serve_conn(void *arg) {
+    conn *c = arg;
+    const wk_stream_server_opts *o = c->o;
+    wk_paced_receiver rx;
+    wk_paced_receiver_init(&rx, c->fd);
+    wk_wire_msg m;
+    wk_err err = {0};
+    server_req s;
+    memset(&s, 0, sizeof s);
+    wk_plan_init(&s.plan);
+    wk_paced_sender *ps = NULL;
+    int rc = wk_paced_recv(&rx, &m, 30.0, &err);
+    if (!rc && m.h.type != WK_FRAME_REQUEST)
+        rc = wk_err_set(&err, WK_EFORMAT, "expected REQUEST, got %s", wk_wire_type_name(m.h.type));
+    uint32_t stream = rc ? 0 : m.h.stream_id;
+    if (!rc) rc = prepare(o, &m.u.request, &s, &err);
+    if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
+    wk_paced_config pc = {o->trace, o->delay_s, 0};
+    if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
+    if (!rc) rc = stream_units(&s, ps, stream, &err);
+    if (!rc) {
+        /* wait for the END to be written and the client to close (it reads until END) */
+        rc = wk_paced_drain(ps, 600.0, &err);
+        if (!rc) shutdown(c->fd, SHUT_WR);
+        if (!rc) (void)wk_paced_recv(&rx, &m, 30.0, &err);
+        wk_err_clear(&err);
+    }
+    if (ps) {
+        wk_err e2;
+        wk_paced_sender_stop(ps, &e2);
+    }
+    if (!o->quiet) {
+        if (rc) fprintf(stderr, "wikv serve: connection %d: %s\n", c->id, err.msg);
+        else fprintf(stderr, "wikv serve: connection %d: %s %s seed %llu, %zu units planned, %lld bytes sent\n", c->id,
+                     s.job.policy, wk_task_name(s.job.task), (unsigned long long)s.job.seed, s.plan.n,
+                     (long long)s.bytes_sent);
+    }
+    release(&s);
+    wk_paced_receiver_free(&rx); /* closes fd */
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* Joins the threads that finished, so a server that runs for long holds only the live ones. */
+static size_t reap(conn **conns, size_t n) {
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&conns[i]->done)) {
+            pthread_join(conns[i]->thread, NULL);
+            free(conns[i]);
+        } else
+            conns[kept++] = conns[i];
+    }
+    return kept;
+}
+
+int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) {
+    size_t cap = 16, n = 0;
+    int accepted = 0;
+    conn **conns = malloc(cap * sizeof *conns);
+    if (!conns) return wk_err_set(err, WK_ENOMEM, "serve: out of memory");
+    int rc = 0;
+    while (!o->max_connections || accepted < o->max_connections) {
+        int fd;
+        n = reap(conns, n);
+        rc = wk_paced_accept(listen_fd, 1.0, &fd, err);
+        if (rc == WK_EIO) { /* accept timeout: keep listening */
+            rc = 0;
+            continue;
+        }
+        if (rc) break;
+        conn *c = calloc(1, sizeof *c);
+        if (n == cap) {
+            conn **g = realloc(conns, 2 * cap * sizeof *g);
+            if (g) conns = g, cap *= 2;
+            else free(c), c = NULL;
+        }
+        if (!c) {
+            close(fd);
+            rc = wk_err_set(err, WK_ENOMEM, "serve: out of memory");
+            break;
+        }
+        c->o = o;
+        c->fd = fd;
+        c->id = accepted;
+        atomic_init(&c->done, 0);
+        if (pthread_create(&c->thread, NULL, serve_conn, c) != 0) {
+            close(fd);
+            free(c);
+            rc = wk_err_set(err, WK_EIO, "serve: cannot start a connection thread");
+            break;
+        }
+        conns[n++] = c;
+        accepted++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(conns[i]->thread, NULL);
+        free(conns[i]);
+    }
+    free(conns);
+    return rc;
+}
