@@ -1,9 +1,10 @@
 #!/bin/bash
-# The real-execution measurement of the exec README numbers: F1 and TTFT per policy on three bundled
-# traces with the fixture model on the CPU engine (results in /tmp/ex/m/results.db).
+# The real-execution measurement: F1 and TTFT per policy on three bundled traces with the fixture model
+# on the CPU engine. usage: scripts/exec_measure.sh [OUT_DIR]   (results in OUT_DIR/results.db)
 set -e
-cd /work/wt-exec
-W=./build/wikv; D=/tmp/ex/m; CTX=1024; N=3
+cd "$(dirname "$0")/.."
+W=./build/wikv; D=${1:-/tmp/wikv-exec}; CTX=1024; N=3
+mkdir -p "$D"
 rm -f $D/results.db*
 for t in passkey multikey; do $W kvgen --task $t --context $CTX --seed 1 --n $N --out $D/kv 2>/dev/null; done
 for tr in traces/lte-driving-120s-seed1.txt traces/lte-static-90s-seed1.txt traces/wifi-static-90s-seed1.txt; do
