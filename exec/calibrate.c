@@ -117,8 +117,10 @@ int wk_calibrate(wk_engine *e, const wk_model_spec *m, const wk_device *base, co
     rep->fitted = *base;
     double slope, overhead;
     fit_line(x, y, n_decode, -1, &slope, &overhead);
-    if (overhead < 0) fit_line(x, y, n_decode, 0, &slope, &overhead);
-    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: decode times do not grow with the bytes read");
+    /* noise (a loaded machine) can make the free fit's overhead negative or its slope flat: then the
+     * line through the origin, whose slope is positive for any positive times */
+    if (overhead < 0 || !(slope > 0)) fit_line(x, y, n_decode, 0, &slope, &overhead);
+    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: decode times are not positive");
     rep->fitted.decode_efficiency = fmin(1.0, 1.0 / (slope * base->mem_bw_Bps));
     rep->fitted.step_overhead_s = overhead;
     int np = 0;
@@ -129,7 +131,8 @@ int wk_calibrate(wk_engine *e, const wk_model_spec *m, const wk_device *base, co
         }
     double b;
     fit_line(x, y, np, overhead, &slope, &b);
-    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: prefill times do not grow with the FLOPs");
+    if (!(slope > 0)) fit_line(x, y, np, 0, &slope, &b);
+    if (!(slope > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: prefill times are not positive");
     rep->fitted.prefill_efficiency = fmin(1.0, 1.0 / (slope * base->peak_fp16_flops));
     for (int i = 0; i < rep->n; i++) {
         wk_cal_point *p = &rep->points[i];
