@@ -8,7 +8,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 "$wikv" calibrate --model "$src/models/fixtures/tiny-llama-tasks" --base jetson-agx-orin --backend cpu \
-  --prefill 64,128,256 --decode 64,128,256 --steps 4 --name cpu-test -o "$tmp/cpu.profile" > "$tmp/out" 2>/dev/null
+  --prefill 64,128,256 --decode 64,128,256 --steps 4 --name cpu-test -o "$tmp/cpu.profile" > "$tmp/out" 2>"$tmp/err" ||
+  fail "calibrate: $(cat "$tmp/out" "$tmp/err")"
 grep -q "^name = cpu-test" "$tmp/cpu.profile" || fail "profile name"
 shown=$("$wikv" model show llama-3.1-8b "$tmp/cpu.profile" 1024) || fail "profile does not load"
 echo "$shown" | grep -q "on cpu-test" || fail "profile not used: $shown"
