@@ -141,6 +141,10 @@ void wk_engine_weights_free(wk_engine_weights *w);
 /* CPU reference backend (plain C, fp32). */
 int wk_engine_cpu_open(const char *dir, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
 
+/* Checks a forward's arguments against the engine (chunk size, KV capacity, logit and attention rows,
+ * token ids); every backend calls it before running. */
+int wk_engine_check_forward(const wk_engine *e, const wk_forward_args *a, wk_err *err);
+
 /* Thin wrappers over e->ops. wk_engine_prefill splits tokens into max_chunk pieces, fills logits
  * [vocab] of the last token (may be NULL). */
 static inline int wk_engine_forward(wk_engine *e, const wk_forward_args *a, wk_err *err) { return e->ops->forward(e, a, err); }

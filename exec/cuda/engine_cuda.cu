@@ -328,23 +328,6 @@ static int gemm(cu_impl *im, void *y, cudaDataType ytype, const __half *w, const
     return 0;
 }
 
-static int check_args(const wk_engine *e, const wk_forward_args *a, wk_err *err) {
-    if (!a->tokens || a->n_tokens < 1 || a->n_tokens > e->max_chunk)
-        return wk_err_set(err, WK_EINVAL, "forward: n_tokens %d not in [1, max_chunk %d]", a->n_tokens, e->max_chunk);
-    if (a->pos < 0 || a->pos > e->kv_capacity - a->n_tokens)
-        return wk_err_set(err, WK_EINVAL, "forward: positions [%d, %d) beyond KV capacity %d", a->pos, a->pos + a->n_tokens,
-                          e->kv_capacity);
-    if (a->logit_rows < 0 || a->logit_rows > a->n_tokens || (a->logit_rows > 0 && !a->logits))
-        return wk_err_set(err, WK_EINVAL, "forward: logit_rows %d invalid", a->logit_rows);
-    if (a->attn && (a->attn_rows < 1 || a->attn_rows > a->n_tokens || a->attn_stride < a->pos + a->n_tokens))
-        return wk_err_set(err, WK_EINVAL, "forward: attn_rows %d / attn_stride %d invalid", a->attn_rows, a->attn_stride);
-    for (int i = 0; i < a->n_tokens; i++)
-        if (a->tokens[i] < 0 || a->tokens[i] >= e->cfg.vocab_size)
-            return wk_err_set(err, WK_EINVAL, "forward: token[%d] = %d outside vocab %d", i, (int)a->tokens[i],
-                              e->cfg.vocab_size);
-    return 0;
-}
-
 /* Attention of layer l for the chunk: flash kernel for chunks, split decode for a few rows (or for
  * head sizes without a flash kernel, DECODE_ROW_BATCH rows per launch). */
 static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
@@ -465,7 +448,7 @@ static int ensure_attn(wk_engine *e, int stride, wk_err *err) {
 
 /* The whole chunk; logits of the last logit_rows rows stay on the device in im->logits. */
 static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_err *err) {
-    if (check_args(e, a, err)) return err->code;
+    if (wk_engine_check_forward(e, a, err)) return err->code;
     cu_impl *im = impl_of(e);
     const wk_model_config *c = &e->cfg;
     int n = a->n_tokens;
