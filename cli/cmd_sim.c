@@ -32,18 +32,7 @@ static const char *usage =
 
 int wk_cmd_sim(int argc, char **argv) {
     wk_sim_options o;
-    memset(&o, 0, sizeof o);
-    o.db_path = "results.db";
-    o.cfg.requests_per_trace = 10;
-    o.cfg.output_tokens = 1;
-    o.cfg.task = "none";
-    o.cfg.link = wk_link_defaults();
-    o.cfg.events = WK_EVENTS_FIRST;
-    o.cfg.progress = 1;
-    o.cfg.quality_target = 0.95;
-    o.contexts[0] = 8192;
-    o.n_contexts = 1;
-    wk_strlist_add(&o.models, "llama-3.1-8b");
+    wk_sim_options_defaults(&o, "results.db", 10);
     wk_strlist_add(&o.devices, "jetson-agx-orin");
     for (const wk_policy_ops *const *p = wk_policy_registry(); *p; p++) wk_strlist_add(&o.policies, (*p)->name);
     int rc = wk_sim_options_parse(&o, argc, argv, usage);

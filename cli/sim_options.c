@@ -170,6 +170,21 @@ int wk_sim_options_parse(wk_sim_options *o, int argc, char **argv, const char *u
     return 0;
 }
 
+void wk_sim_options_defaults(wk_sim_options *o, const char *db_path, int requests_per_trace) {
+    memset(o, 0, sizeof *o);
+    o->db_path = db_path;
+    o->cfg.requests_per_trace = requests_per_trace;
+    o->cfg.output_tokens = 1;
+    o->cfg.task = "none";
+    o->cfg.link = wk_link_defaults();
+    o->cfg.events = WK_EVENTS_FIRST;
+    o->cfg.progress = 1;
+    o->cfg.quality_target = 0.95;
+    o->contexts[0] = 8192;
+    o->n_contexts = 1;
+    wk_strlist_add(&o->models, "llama-3.1-8b");
+}
+
 void wk_sim_options_finish(wk_sim_options *o) {
     o->cfg.traces = (const char *const *)o->traces.items;
     o->cfg.n_traces = o->traces.n;

@@ -20,6 +20,9 @@ typedef struct wk_sim_options {
     wk_choice choice;            /* --policy-config: the file's contents (cfg may point into it) */
 } wk_sim_options;
 
+/* The defaults `wikv sim` and `wikv study` share: Llama-3.1-8B at 8192 tokens, one output token, default
+ * link, first-request timelines, progress bar, oracle at 0.95 of full-KV F1. Lists are left empty. */
+void wk_sim_options_defaults(wk_sim_options *opts, const char *db_path, int requests_per_trace);
 /* Parses argv into opts (defaults pre-filled by the caller are kept unless overridden). Returns 0,
  * 1 after printing --help, or 2 on bad options (message printed). */
 int wk_sim_options_parse(wk_sim_options *opts, int argc, char **argv, const char *usage);
