@@ -12,7 +12,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
   fail "calibrate: $(cat "$tmp/out" "$tmp/err")"
 grep -q "^name = cpu-test" "$tmp/cpu.profile" || fail "profile name"
 shown=$("$wikv" model show llama-3.1-8b "$tmp/cpu.profile" 1024) || fail "profile does not load"
-echo "$shown" | grep -q "on cpu-test" || fail "profile not used: $shown"
+grep -q "on cpu-test" <<<"$shown" || fail "profile not used: $shown"
 # every measured point is reported with its fitted and analytic prediction (timings vary with load:
 # only their presence and positivity are checked here)
 [ "$(awk '($1 == "prefill" || $1 == "decode") && $3 > 0 && $4 > 0 && $5 > 0' "$tmp/out" | wc -l)" -eq 6 ] ||

@@ -44,7 +44,7 @@ printf '{"policy": "nosuch"}' > "$tmp/bad.json"
 set +e
 out=$("$wikv" sim --policy-config "$tmp/bad.json" --trace "$tmp/a40.txt" --db "$tmp/x.db" 2>&1); status=$?
 [ $status -eq 2 ] || fail "bad choice file exit status $status"
-echo "$out" | grep -q "bad.json" || fail "error does not name the file: $out"
+grep -q "bad.json" <<<"$out" || fail "error does not name the file: $out"
 "$wikv" sim --policy-config "$tmp/choice.json" --policy full --trace "$tmp/a40.txt" --db "$tmp/x.db" 2>/dev/null
 [ $? -eq 2 ] || fail "--policy with --policy-config must exit 2"
 set -e

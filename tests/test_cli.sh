@@ -14,19 +14,19 @@ set +e
 out=$("$wikv" trace stats "$tmp/bad.down" 2>&1); status=$?
 set -e
 [ "$status" -eq 2 ] || fail "malformed trace exit status $status"
-echo "$out" | grep -q "bad.down:3:" || fail "no FILE:LINE in: $out"
+grep -q "bad.down:3:" <<<"$out" || fail "no FILE:LINE in: $out"
 
 # stats of a small pensieve trace
 printf '0 10\n1 30\n' > "$tmp/two.txt"
 stats=$("$wikv" trace stats "$tmp/two.txt")
-echo "$stats" | grep -q "20.00" || fail "mean of two.txt: $stats"
+grep -q "20.00" <<<"$stats" || fail "mean of two.txt: $stats"
 
 # sim on a constant trace, every policy, into a database; summary lists each policy
 printf 'time_s,mbps\n0,200\n1,200\n' > "$tmp/c200.csv"
 "$wikv" sim --trace "$tmp/c200.csv" --requests 2 --context 4096 --db "$tmp/r.db" --no-progress > "$tmp/sim.out"
 for p in prefill full kivi2 kivi4; do grep -q "^$p " "$tmp/sim.out" || fail "policy $p missing from sim table"; done
 summary=$("$wikv" db summary "$tmp/r.db")
-echo "$summary" | grep -q "c200.csv" || fail "db summary: $summary"
+grep -q "c200.csv" <<<"$summary" || fail "db summary: $summary"
 
 # unknown policy and missing trace are bad input
 set +e

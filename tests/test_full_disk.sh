@@ -21,7 +21,7 @@ before=$("$wikv" db summary "$dir/r.db") || fail "summary of the first run"
 out=$("$wikv" sim --trace "$trace" --policy wikv,hybrid --requests 400 --events all --db "$dir/r.db" --no-progress 2>&1)
 status=$?
 [ "$status" -ne 0 ] || fail "a run that does not fit exited 0"
-echo "$out" | grep -qi "disk full\|database or disk is full" || fail "no disk-full message: $out"
+grep -qi "disk full\|database or disk is full" <<<"$out" || fail "no disk-full message: $out"
 after=$("$wikv" db summary "$dir/r.db") || fail "summary after the failed run"
 [ "$before" = "$after" ] || fail "earlier results changed: $after"
 echo "test_full_disk: the failed run reported '$(echo "$out" | tail -1 | cut -c1-120)'; earlier run intact"

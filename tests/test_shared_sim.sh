@@ -13,7 +13,7 @@ trace=$src/traces/wifi-walk-120s-seed1.csv
 
 out=$("$wikv" sim --trace "$trace" --policy full,kivi2 --context 2048 --requests 3 --devices-per-link 1,3 \
       --db "$tmp/s.db" --no-progress --events none)
-echo "$out" | grep -q "shared link: TTFT as devices per link grow" || fail "no growth table"
+grep -q "shared link: TTFT as devices per link grow" <<<"$out" || fail "no growth table"
 rows=$(sqlite3 "$tmp/s.db" "SELECT count(*) FROM complete_requests")
 [ "$rows" -eq 24 ] || fail "expected 2 policies x 3 requests x (1 + 3) devices = 24 rows, got $rows"
 devs=$(sqlite3 "$tmp/s.db" "SELECT group_concat(DISTINCT device) FROM complete_requests")
@@ -57,5 +57,5 @@ echo "devices_per_link = 0" >> "$tmp/grid.txt"
 msg=$("$wikv" sweep "$tmp/grid.txt" --db "$tmp/y.db" 2>&1); rc=$?
 set -e
 [ $rc -eq 2 ] || fail "bad grid devices_per_link: exit $rc"
-echo "$msg" | grep -q "grid.txt:9: devices_per_link" || fail "bad grid line not named: $msg"
+grep -q "grid.txt:9: devices_per_link" <<<"$msg" || fail "bad grid line not named: $msg"
 echo "ok"

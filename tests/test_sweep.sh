@@ -54,7 +54,7 @@ set +e
 msg=$("$wikv" db merge "$tmp/merged.db" "$tmp/other.db" 2>&1); status=$?
 set -e
 [ "$status" -eq 2 ] || fail "merge of another schema version: exit $status"
-echo "$msg" | grep -q "schema version 7" || fail "merge message: $msg"
+grep -q "schema version 7" <<<"$msg" || fail "merge message: $msg"
 
 # a bad grid line is named
 printf 'traces = %s\nbogus = 1\n' "$src/traces/lte-static-90s-seed1.txt" > "$tmp/bad.txt"
@@ -62,5 +62,5 @@ set +e
 msg=$("$wikv" sweep "$tmp/bad.txt" --db "$tmp/b.db" 2>&1); status=$?
 set -e
 [ "$status" -eq 2 ] || fail "bad grid exit $status"
-echo "$msg" | grep -q "bad.txt:2:" || fail "bad grid message: $msg"
+grep -q "bad.txt:2:" <<<"$msg" || fail "bad grid message: $msg"
 echo "test_sweep: all checks passed"

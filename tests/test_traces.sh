@@ -31,6 +31,6 @@ set +e
 "$wikv" trace compare "$tmp/a.csv" 2>/dev/null; [ $? -eq 2 ] || exit 1
 set -e
 out=$("$wikv" trace compare "$src/traces/wifi-static-90s-seed1.txt" "$src/traces/lte-driving-120s-seed1.txt")
-echo "$out" | grep -q "^mean_mbps .*599.68 .*14.17$" || { echo "compare output: $out" >&2; exit 1; }
-echo "$out" | grep -q "^autocorr_1s" && echo "$out" | grep -q "^outage_frac" && echo "$out" | grep -q "^cov"
+grep -q "^mean_mbps .*599.68 .*14.17$" <<<"$out" || { echo "compare output: $out" >&2; exit 1; }
+grep -q "^autocorr_1s" <<<"$out" && grep -q "^outage_frac" <<<"$out" && grep -q "^cov" <<<"$out"
 echo "ok: $n bundled traces reproduced"
