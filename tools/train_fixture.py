@@ -174,9 +174,14 @@ def make_model(vocab, max_len):
     return LlamaForCausalLM(cfg)
 
 
-def curriculum(p, rng, max_len, tokens_per_batch, induction_frac=0.10):
-    """(kind, length, count) for training progress p in [0, 1)."""
-    if p < induction_frac:
+def curriculum(p, rng, max_len, tokens_per_batch, induction_frac=0.10, long_only=False):
+    """(kind, length, count) for training progress p in [0, 1). long_only: a continued model already
+    retrieves at short lengths; spend the time at 2K..max_len, half of it in the top octave."""
+    if long_only:
+        lo = max_len / 2 if rng.random() < 0.5 else 2048
+        kind = "induction" if rng.random() < 0.05 else "tasks"
+        length = int(math.exp(rng.uniform(math.log(lo), math.log(max_len))))
+    elif p < induction_frac:
         kind, length = "induction", int(rng.uniform(128, 768))
     elif p < induction_frac + 0.4:  # short tasks first: retrieval is learned at 512-2048 tokens
         kind = "induction" if rng.random() < 0.15 else "tasks"
@@ -191,7 +196,14 @@ def train(args, tok, ratio, device):
     # Workers are forked before CUDA is touched; they only generate and tokenize.
     pool = mp.get_context("fork").Pool(args.workers, initializer=worker_init,
                                        initargs=(tok.to_str(), args.wikv, ratio, tok.get_vocab_size()))
-    model = make_model(tok.get_vocab_size(), args.max_len).to(device)
+    if args.init:  # continue from a saved fixture (same tokenizer), in fp32
+        from transformers import LlamaForCausalLM
+        model = LlamaForCausalLM.from_pretrained(args.init, torch_dtype=torch.float32)
+        model.config.max_position_embeddings = max(model.config.max_position_embeddings, args.max_len)
+        model = model.to(device)
+        log("continuing from %s" % args.init)
+    else:
+        model = make_model(tok.get_vocab_size(), args.max_len).to(device)
     nparams = sum(p.numel() for p in model.parameters())
     log("model: %d parameters" % nparams)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
@@ -205,7 +217,8 @@ def train(args, tok, ratio, device):
 
     def submit():
         nonlocal seed
-        kind, length, count = curriculum(p, rng, args.max_len, args.tokens_per_batch, args.induction_frac)
+        kind, length, count = curriculum(p, rng, args.max_len, args.tokens_per_batch, args.induction_frac,
+                                         long_only=bool(args.init))
         pending.append(pool.apply_async(make_batch, ((kind, seed, length, count),)))
         seed += 1
 
@@ -420,6 +433,8 @@ def main():
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--eval-lengths", type=int, nargs="+", default=[2048, 4096, 8192])
     ap.add_argument("--eval-n", type=int, default=10)
+    ap.add_argument("--init", default=None,
+                    help="continue training the fixture in this directory (its tokenizer.json is kept)")
     ap.add_argument("--smoke", action="store_true", help="a few seconds of everything, to check the pipeline")
     args = ap.parse_args()
     if args.smoke:
@@ -430,7 +445,10 @@ def main():
     log("torch %s, transformers %s, device %s %s" % (torch.__version__, transformers.__version__, device,
                                                     torch.cuda.get_device_name(0) if device == "cuda" else ""))
     os.makedirs(args.out, exist_ok=True)
-    tok = train_tokenizer(args.wikv, args.vocab)
+    if args.init:
+        tok = Tokenizer.from_file(os.path.join(args.init, "tokenizer.json"))
+    else:
+        tok = train_tokenizer(args.wikv, args.vocab)
     probe = gen_items(args.wikv, "mix", TRAIN_SEED_MIN + 900000, 8, 2000)
     ratio = sum(len(tok.encode(prompt_text(i)).ids) for i in probe) / (8 * 2000.0)
     log("tokenizer: %d pieces; %.3f tokens per requested context token" % (tok.get_vocab_size(), ratio))
