@@ -26,15 +26,11 @@ static int open_engine(const char *backend, const char *model, int capacity, wk_
                        wk_err *err) {
     wk_engine_opts opts = {.kv_capacity = capacity, .max_chunk = 4096};
     snprintf(gpu, cap, "CPU");
-    if (strcmp(backend, "cpu") == 0) return wk_engine_cpu_open(model, &opts, e, err);
+    int rc = wk_engine_open(backend, model, &opts, e, err);
 #ifdef WIKV_HAVE_CUDA
-    if (strcmp(backend, "cuda") == 0) {
-        int rc = wk_engine_cuda_open(model, &opts, e, err);
-        if (!rc) wk_engine_cuda_device(*e, gpu, cap);
-        return rc;
-    }
+    if (!rc && strcmp(backend, "cuda") == 0) wk_engine_cuda_device(*e, gpu, cap);
 #endif
-    return wk_err_set(err, WK_EUNSUPPORTED, "backend %s is not built in", backend);
+    return rc;
 }
 
 int wk_cmd_calibrate(int argc, char **argv) {

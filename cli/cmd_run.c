@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/results.h"
 #include "exec/stream.h"
+#include "sim/choose.h"
 
 static const char *usage =
     "usage: wikv run --server HOST:PORT --policy P --task T --context N [options]\n"
@@ -29,15 +30,36 @@ static const char *usage =
     "  --confidence FILE    confidence boundary of paced decoding (wikv); with --fit-confidence it is\n"
     "                       fitted first on full-KV decodes of training-seed items and written there\n"
     "  --fit-confidence     fit the boundary (8 items of the task at the context, k = 3 std)\n"
-    "  --backend cpu|cuda   engine (this build: cpu)\n";
+    "  --policy-config FILE run the policy chosen by `wikv choose` (choice.json) instead of --policy;\n"
+    "                       its context is the default of --context\n"
+    "  --backend cpu|cuda   engine (default cpu; cuda when this build has it)\n";
 
 typedef struct run_args {
-    const char *server, *policy, *task, *model, *trace, *db, *confidence;
+    const char *server, *policy, *task, *model, *trace, *db, *confidence, *backend, *policy_config;
+    char chosen[WK_CHOOSE_SPEC_MAX]; /* the policy of --policy-config */
     int fit;
     int context, n, out;
     unsigned long long seed;
     double timeout_s;
 } run_args;
+
+/* --policy-config: the chosen policy, and its context unless --context was given. */
+static int apply_choice(run_args *a) {
+    if (a->policy) {
+        fprintf(stderr, "wikv run: --policy and --policy-config together\n");
+        return 2;
+    }
+    wk_choice ch;
+    wk_err err = {0};
+    if (wk_choice_read(a->policy_config, &ch, &err)) {
+        fprintf(stderr, "wikv run: %s\n", err.msg);
+        return 2;
+    }
+    snprintf(a->chosen, sizeof a->chosen, "%s", ch.spec);
+    a->policy = a->chosen;
+    if (a->context == 0) a->context = ch.context_tokens;
+    return 0;
+}
 
 static int parse(int argc, char **argv, run_args *a) {
     static const struct option opts[] = {
@@ -48,6 +70,7 @@ static int parse(int argc, char **argv, run_args *a) {
         {"trace", required_argument, 0, 'T'},   {"timeout", required_argument, 0, 'w'},
         {"db", required_argument, 0, 'd'},      {"backend", required_argument, 0, 'b'},
         {"confidence", required_argument, 0, 'C'}, {"fit-confidence", no_argument, 0, 'F'},
+        {"policy-config", required_argument, 0, 'P'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     optind = 1;
     int c;
@@ -66,16 +89,20 @@ static int parse(int argc, char **argv, run_args *a) {
         case 'd': a->db = optarg; break;
         case 'C': a->confidence = optarg; break;
         case 'F': a->fit = 1; break;
+        case 'P': a->policy_config = optarg; break;
         case 'b':
-            if (strcmp(optarg, "cpu") != 0) {
-                fprintf(stderr, "wikv run: --backend %s: this build has only the cpu backend\n", optarg);
+            if (!wk_engine_backend_built(optarg)) {
+                fprintf(stderr, "wikv run: --backend %s: not in this build (cpu%s)\n", optarg,
+                        wk_engine_backend_built("cuda") ? ", cuda" : "");
                 return 2;
             }
+            a->backend = optarg;
             break;
         case 'h': printf("%s", usage); return 1;
         default: fprintf(stderr, "%s", usage); return 2;
         }
     }
+    if (a->policy_config && apply_choice(a)) return 2;
     if (optind != argc || !a->server || !a->policy || !a->task || a->context < WK_TASK_MIN_TOKENS || a->n < 1 ||
         a->out < 1 || a->out > 4096 || !(a->timeout_s > 0) || strchr(a->server, ':') == NULL ||
         (a->fit && !a->confidence)) {
@@ -93,7 +120,7 @@ static void fill_row(const run_args *a, const wk_stream_client *c, const wk_poli
     row->trace = tr ? tr->name : "server";
     row->trace_mean_mbps = tr ? wk_trace_mean_mbps(tr) : wk_results_null();
     row->model = c->spec.name;
-    row->device = "cpu";
+    row->device = c->backend;
     row->task = a->task;
     row->context_tokens = o->context_tokens ? o->context_tokens : a->context;
     row->seed = (int64_t)job->seed;
@@ -159,7 +186,7 @@ static int run_all(const run_args *a, wk_stream_client *c, wk_results *db, int64
 int wk_cmd_run(int argc, char **argv) {
     static char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
-    run_args a = {.model = model_dir, .db = "results.db", .n = 1, .out = 12, .seed = 1, .timeout_s = 30.0};
+    run_args a = {.model = model_dir, .db = "results.db", .n = 1, .out = 12, .seed = 1, .timeout_s = 30.0, .backend = "cpu"};
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
     wk_err err = {0};
@@ -173,7 +200,7 @@ int wk_cmd_run(int argc, char **argv) {
         rc = wk_trace_load(a.trace, WK_FMT_AUTO, &trace, &err);
         if (!rc) tr = &trace;
     }
-    if (!rc) rc = wk_stream_client_open(&c, a.model, &err);
+    if (!rc) rc = wk_stream_client_open_backend(&c, a.model, a.backend, &err);
     c.timeout_s = a.timeout_s;
     if (!rc && a.confidence && a.fit) {
         wk_task_kind kind;

@@ -141,6 +141,12 @@ void wk_engine_weights_free(wk_engine_weights *w);
 /* CPU reference backend (plain C, fp32). */
 int wk_engine_cpu_open(const char *dir, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
 
+/* A backend by name: "cpu" (NULL too) or "cuda" (only when built with CUDA: WK_EUNSUPPORTED
+ * otherwise). src is a model directory, or "synthetic:NAME" for the CUDA backend. */
+int wk_engine_open(const char *backend, const char *src, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
+/* 1 when this build has the backend. */
+int wk_engine_backend_built(const char *backend);
+
 /* Checks a forward's arguments against the engine (chunk size, KV capacity, logit and attention rows,
  * token ids); every backend calls it before running. */
 int wk_engine_check_forward(const wk_engine *e, const wk_forward_args *a, wk_err *err);

@@ -165,6 +165,7 @@ typedef struct wk_stream_client {
     double timeout_s;        /* fail a request when no frame arrives for this long */
     wk_stream_confidence confidence;
     int has_confidence;      /* 0: every decode step passes */
+    char backend[8];         /* engine backend: "cpu" or "cuda" */
 } wk_stream_client;
 
 /* Fits the confidence boundary on full-KV greedy decode steps of n training-seed items of a task
@@ -186,7 +187,9 @@ typedef struct wk_stream_outcome {
     int context_tokens;      /* prompt tokens */
 } wk_stream_outcome;
 
-int wk_stream_client_open(wk_stream_client *c, const char *model_dir, wk_err *err);
+int wk_stream_client_open(wk_stream_client *c, const char *model_dir, wk_err *err); /* the CPU engine */
+/* With the engine of a backend (wk_engine_open: "cpu" or "cuda"). */
+int wk_stream_client_open_backend(wk_stream_client *c, const char *model_dir, const char *backend, wk_err *err);
 void wk_stream_client_close(wk_stream_client *c);
 /* Runs one request against host:port. A request that fails (server gone, timeout, garbage frame)
  * returns 0 with out->ok = 0 and the reason; only local failures (bad job, out of memory) return an

@@ -208,11 +208,16 @@ static void *reader(void *arg) {
 }
 
 int wk_stream_client_open(wk_stream_client *c, const char *model_dir, wk_err *err) {
+    return wk_stream_client_open_backend(c, model_dir, "cpu", err);
+}
+
+int wk_stream_client_open_backend(wk_stream_client *c, const char *model_dir, const char *backend, wk_err *err) {
     memset(c, 0, sizeof *c);
     c->timeout_s = 30.0;
     int rc = wk_tokenizer_load_dir(model_dir, &c->tok, err);
     if (!rc) rc = wk_model_spec_find(model_dir, &c->spec, err);
-    if (!rc) rc = wk_engine_cpu_open(model_dir, &(wk_engine_opts){0}, &c->engine, err);
+    if (!rc) rc = wk_engine_open(backend, model_dir, &(wk_engine_opts){0}, &c->engine, err);
+    if (!rc) snprintf(c->backend, sizeof c->backend, "%s", backend ? backend : "cpu");
     if (rc) wk_stream_client_close(c);
     return rc;
 }

@@ -15,7 +15,7 @@ set +e
 set -e
 "$wikv" kvgen --task passkey --context 256 --seed 3 --n 1 --out "$tmp/kv" 2>/dev/null
 [ -s "$tmp/kv/passkey-256-3.wkv" ] && [ -s "$tmp/kv/passkey-256-3.wki" ]
-"$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" --kv-dir "$tmp/kv" --max-connections 4 --quiet \
+"$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" --kv-dir "$tmp/kv" --max-connections 5 --quiet \
     >"$tmp/port" &
 server=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
@@ -25,11 +25,25 @@ for p in prefill full kivi2 wikv:batch=256; do
         --db "$tmp/r.db" --trace "$src/traces/lte-static-90s-seed1.txt" >"$tmp/out"
     grep -q "1 ok, 0 failed" "$tmp/out"
 done
+# a choice file from `wikv choose` runs as it is: its policy spec and context, no hand copying
+printf '{"policy": "kivi4:group=64", "model": "llama-3.1-8b", "context_tokens": 256}\n' > "$tmp/choice.json"
+"$wikv" run --server 127.0.0.1:"$port" --policy-config "$tmp/choice.json" --task passkey --seed 3 --out 4 \
+    --db "$tmp/r.db" --trace "$src/traces/lte-static-90s-seed1.txt" >"$tmp/out"
+grep -q "1 ok, 0 failed" "$tmp/out"
 wait "$server"
 server=
 n=$(sqlite3 "$tmp/r.db" "select count(*) from complete_requests where kind='exec' and status='ok' and ttft_s > 0 \
     and output_tokens = 4 and model = 'tiny-llama-tasks' and trace = 'lte-static-90s-seed1.txt'")
-[ "$n" -eq 4 ]
+[ "$n" -eq 5 ]
+[ "$(sqlite3 "$tmp/r.db" "select count(*) from complete_requests where policy = 'kivi4' and params like '%group=64%'")" -eq 1 ]
+set +e
+"$wikv" run --server 127.0.0.1:1 --policy-config "$tmp/choice.json" --policy full --task passkey 2>/dev/null
+[ $? -eq 2 ] || exit 1
+"$wikv" run --server 127.0.0.1:1 --policy-config "$tmp/nosuch.json" --task passkey 2>/dev/null
+[ $? -eq 2 ] || exit 1
+"$wikv" run --server 127.0.0.1:1 --policy full --task passkey --context 256 --backend tpu 2>/dev/null
+[ $? -eq 2 ] || exit 1
+set -e
 # a damaged importance file: the server refuses the request and the client records why
 printf '\x55' | dd of="$tmp/kv/passkey-256-3.wki" bs=1 seek=40 conv=notrunc 2>/dev/null
 "$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" --kv-dir "$tmp/kv" --max-connections 1 --quiet \
