@@ -2,6 +2,7 @@
  * returns its measured duration (the session's clock is the wall clock). */
 #include <math.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,7 +21,7 @@ static double mono_s(void) {
 
 /* A semantic batch: decoded into the side tensor, then every vector whose level rose is written into
  * the engine's cache. */
-static int decode_sem(wk_stream_backend *b, const uint8_t *data, size_t len, wk_err *err) {
+static int decode_sem(wk_stream_backend *b, const wk_view *v, const uint8_t *data, size_t len, wk_err *err) {
     wk_sem_map *m = b->sem_map;
     size_t n = (size_t)m->layers * m->kv_heads * m->tokens;
     memcpy(b->sem_prev, m->level, n);
@@ -30,6 +31,7 @@ static int decode_sem(wk_stream_backend *b, const uint8_t *data, size_t len, wk_
     for (size_t id = 0; id < n && !rc; id++) {
         if (m->level[id] == b->sem_prev[id]) continue;
         int t = (int)(id % (size_t)m->tokens), lh = (int)(id / (size_t)m->tokens);
+        if (t < v->tokens_prefilled) continue; /* computed here exactly: keep it (hybrid) */
         const uint16_t *k = b->sem_kv->k + id * (size_t)d, *v = b->sem_kv->v + id * (size_t)d;
         for (int i = 0; i < d; i++) {
             kf[i] = wk_half_to_float(k[i]);
@@ -75,7 +77,7 @@ static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *
         size_t len = b->payload_len[units[i]];
         pthread_mutex_unlock(b->mu);
         if (!data) return wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
-        int rc = b->codec->kind == WK_SCODEC_SEM  ? decode_sem(b, data, len, err)
+        int rc = b->codec->kind == WK_SCODEC_SEM  ? decode_sem(b, v, data, len, err)
                  : b->codec->kind == WK_SCODEC_CG ? decode_cg(b, u, data, len, err)
                                                  : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
         if (rc) return wk_err_prefix(err, "unit %u", units[i]);
@@ -103,8 +105,24 @@ static int step(wk_stream_backend *b, const int32_t *tokens, int n, int pos, int
     return 0;
 }
 
+/* PROGRESS to the server: the device is about to compute context tokens [.., upto) itself. A failed send
+ * is not this action's failure: a server that is gone fails the request through the frame reader. */
+static void report_progress(const wk_stream_backend *b, int upto, int emitted) {
+    if (b->progress_fd < 0) return;
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_PROGRESS;
+    m.h.stream_id = b->stream_id;
+    m.u.progress = (wk_wire_progress){(uint32_t)upto, (uint32_t)emitted};
+    uint8_t buf[WK_WIRE_HEADER_BYTES + 16];
+    size_t len;
+    wk_err err;
+    if (wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0) (void)!send(b->progress_fd, buf, len, MSG_NOSIGNAL);
+}
+
 static int prefill(wk_stream_backend *b, const wk_action *a, const wk_view *v, int *accepted, wk_err *err) {
     int end = a->position + a->tokens;
+    report_progress(b, end, v->tokens_emitted);
     pthread_mutex_lock(b->mu);
     int32_t *ids = malloc((size_t)a->tokens * sizeof *ids);
     if (ids) memcpy(ids, b->text_ids + a->position, (size_t)a->tokens * sizeof *ids);

@@ -118,7 +118,9 @@ int wk_stream_confidence_load(const char *path, wk_stream_confidence *c, wk_err 
 /* ---- the engine as session backend (exec/exec_backend.c) ----------------------------------- */
 /* DECODE_KV decodes the units' payloads into the engine's KV cache, PREFILL runs the engine on the
  * context token ids that arrived as text, EMIT runs one decode step (the last prompt token, then the
- * generated tokens) on the KV present. Durations are measured. Payloads and text ids are written by
+ * generated tokens) on the KV present; a PREFILL first tells the server how far the device's own
+ * computation reaches (PROGRESS frame), and KV that arrives for tokens the device already computed is
+ * not written over them. Durations are measured. Payloads and text ids are written by
  * the frame reader under `mu` before it reports the arrival. */
 typedef struct wk_stream_backend {
     wk_engine *e;
@@ -136,6 +138,8 @@ typedef struct wk_stream_backend {
     int32_t *gen;                  /* [max_gen] generated tokens */
     int n_gen, max_gen;
     float *logits;                 /* [vocab] scratch */
+    int progress_fd;               /* socket to the server: PREFILL actions report PROGRESS on it (-1: none) */
+    uint32_t stream_id;
 } wk_stream_backend;
 
 int wk_stream_backend_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n,

@@ -321,7 +321,7 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
     r->be = (wk_stream_backend){.e = c->engine, .codec = &r->codec, .prompt = r->prompt.ids, .n_prompt = r->prompt.n,
                                 .text_ids = k->text_ids, .payload = k->payload, .payload_len = k->payload_len,
                                 .mu = &k->mu, .confidence = c->has_confidence ? &c->confidence : NULL, .gen = gen,
-                                .max_gen = job->output_tokens, .logits = logits};
+                                .max_gen = job->output_tokens, .logits = logits, .progress_fd = -1};
     if (r->codec.kind == WK_SCODEC_SEM || r->codec.kind == WK_SCODEC_CG) {
         size_t vectors = (size_t)c->spec.n_layers * c->spec.n_kv_heads * r->prompt.n;
         r->be.sem_kv = &r->sem_kv;
@@ -414,6 +414,8 @@ int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t por
         return 0;
     }
     r->clk.fd = fd;
+    r->be.progress_fd = fd;
+    r->be.stream_id = (uint32_t)(job->seed & 0xffffffffu);
     r->clk.t0 = mono_s(); /* TTFT counts from the request being sent */
     pthread_t th;
     int started = 0;

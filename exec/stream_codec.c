@@ -25,7 +25,7 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         c->kivi_residual = (int)wk_policy_param(p, "residual");
         if (c->kivi_residual < c->kivi_group) c->kivi_residual = c->kivi_group;
         c->kivi_residual -= c->kivi_residual % c->kivi_group;
-    } else if (strcmp(name, "wikv") == 0)
+    } else if (strcmp(name, "wikv") == 0 || strcmp(name, "hybrid") == 0) /* hybrid's slices: WiKV level 0 */
         c->kind = WK_SCODEC_SEM;
     else if (strcmp(name, "cachegen") == 0)
         c->kind = WK_SCODEC_CG;
@@ -34,8 +34,8 @@ int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
         c->kind = WK_SCODEC_VEC16;
     else
         return wk_err_set(err, WK_EUNSUPPORTED,
-                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv and the eviction "
-                          "policies)", name);
+                          "policy %s: no exec codec yet (exec runs prefill, full, kivi2, kivi4, cachegen, wikv, hybrid and the "
+                          "eviction policies)", name);
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * picks, through a trace-paced sender. */
 #include "exec/stream.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -140,7 +141,23 @@ static int wait_queue(wk_paced_sender *ps, uint64_t queued, uint64_t ahead, wk_e
     return 0;
 }
 
-static int stream_units(server_req *s, wk_paced_sender *ps, uint32_t stream, wk_err *err) {
+/* Takes the frames the device sent since the last call (PROGRESS; MORE and STOP are not used yet) without
+ * waiting for more: how far the device computed the context itself goes into the sender's view. */
+static int read_progress(wk_paced_receiver *rx, wk_view *v, wk_err *err) {
+    for (;;) {
+        struct pollfd p = {.fd = rx->fd, .events = POLLIN};
+        if (rx->fd < 0 || poll(&p, 1, 0) != 1) return 0;
+        wk_wire_msg m;
+        int rc = wk_paced_recv(rx, &m, 1.0, err); /* a frame is 40 bytes: its rest follows at once */
+        if (rc) return wk_err_prefix(err, "client gone");
+        if (m.h.type == WK_FRAME_PROGRESS && (int64_t)m.u.progress.tokens_prefilling > v->tokens_prefilling)
+            v->tokens_prefilling = (int)(m.u.progress.tokens_prefilling < (uint32_t)v->req->context_tokens
+                                             ? m.u.progress.tokens_prefilling
+                                             : (uint32_t)v->req->context_tokens);
+    }
+}
+
+static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *rx, uint32_t stream, wk_err *err) {
     /* the first header is part of what the client counts: STREAM_INFO goes first */
     int rc = send_info(ps, stream, &s->plan, err);
     wk_view v;
@@ -155,6 +172,8 @@ static int stream_units(server_req *s, wk_paced_sender *ps, uint32_t stream, wk_
         queued = last_unit = wk_paced_bytes_written(ps);
     }
     while (!rc) {
+        rc = read_progress(rx, &v, err);
+        if (rc) break;
         v.now = wk_paced_now(ps);
         uint64_t written = wk_paced_bytes_written(ps);
         v.est_bw_Bps = v.now > 0 ? (double)written / v.now : 0;
@@ -233,7 +252,7 @@ static void *serve_conn(void *arg) {
     if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
     wk_paced_config pc = {o->trace, o->delay_s, 0};
     if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
-    if (!rc) rc = stream_units(&s, ps, stream, &err);
+    if (!rc) rc = stream_units(&s, ps, &rx, stream, &err);
     if (!rc) {
         /* wait for the END to be written and the client to close (it reads until END) */
         rc = wk_paced_drain(ps, 600.0, &err);

@@ -35,6 +35,7 @@ const char *wk_wire_type_name(int type) {
     case WK_FRAME_STOP: return "STOP";
     case WK_FRAME_END: return "END";
     case WK_FRAME_ERROR: return "ERROR";
+    case WK_FRAME_PROGRESS: return "PROGRESS";
     default: return "unknown";
     }
 }
@@ -48,7 +49,7 @@ static uint32_t frame_crc(const uint8_t *header, const uint8_t *payload, size_t 
 
 int wk_wire_encode_frame(const wk_wire_header *h, const void *payload, size_t payload_len, uint8_t *buf, size_t cap,
                          size_t *len, wk_err *err) {
-    if (h->type < WK_FRAME_REQUEST || h->type > WK_FRAME_ERROR)
+    if (h->type < WK_FRAME_REQUEST || h->type > WK_FRAME_PROGRESS)
         return wk_err_set(err, WK_EINVAL, "wire encode: type %u is not a frame type", h->type);
     if (h->flags & ~WK_WIRE_FLAGS_KNOWN)
         return wk_err_set(err, WK_EINVAL, "wire encode: flags 0x%x has unknown bits", h->flags);
@@ -84,7 +85,7 @@ int wk_wire_decode_header(const uint8_t *buf, size_t len, wk_wire_header *h, wk_
         return wk_err_set(err, WK_EFORMAT, "wire header offset 4: version %u not supported (this build speaks %d)",
                           h->version, WK_WIRE_VERSION);
     h->type = buf[5];
-    if (h->type < WK_FRAME_REQUEST || h->type > WK_FRAME_ERROR)
+    if (h->type < WK_FRAME_REQUEST || h->type > WK_FRAME_PROGRESS)
         return wk_err_set(err, WK_EFORMAT, "wire header offset 5: type %u unknown", h->type);
     h->flags = get_u16(buf + 6);
     if (h->flags & ~WK_WIRE_FLAGS_KNOWN)
@@ -283,6 +284,10 @@ static int encode_payload(const wk_wire_msg *m, writer *w, wk_err *err) {
         if (w_str(w, m->u.error.message, sizeof m->u.error.message))
             return wk_err_set(err, WK_EINVAL, "wire encode ERROR: message is not NUL-terminated");
         return 0;
+    case WK_FRAME_PROGRESS:
+        w_u32(w, m->u.progress.tokens_prefilling);
+        w_u32(w, m->u.progress.tokens_emitted);
+        return 0;
     default: return wk_err_set(err, WK_EINVAL, "wire encode: type %u is not a frame type", m->h.type);
     }
 }
@@ -358,6 +363,10 @@ static void decode_payload(wk_wire_msg *m, reader *r, int *rc) {
     case WK_FRAME_ERROR:
         m->u.error.code = (int32_t)r_u32(r, "code", rc);
         r_str(r, m->u.error.message, sizeof m->u.error.message, "message", rc);
+        break;
+    case WK_FRAME_PROGRESS:
+        m->u.progress.tokens_prefilling = r_u32(r, "tokens_prefilling", rc);
+        m->u.progress.tokens_emitted = r_u32(r, "tokens_emitted", rc);
         break;
     default: break; /* decode_header already rejected it */
     }

@@ -21,7 +21,7 @@
 #include "core/err.h"
 
 #define WK_WIRE_MAGIC "WKVF"
-#define WK_WIRE_VERSION 1
+#define WK_WIRE_VERSION 2
 #define WK_WIRE_HEADER_BYTES 32
 #define WK_WIRE_MAX_PAYLOAD (64u << 20) /* 64 MiB: a batch of units, never a whole KV cache */
 #define WK_WIRE_MAX_LEVELS 16
@@ -35,7 +35,8 @@ typedef enum {
     WK_FRAME_MORE = 4,        /* device -> server: send (more) of level k, up to a unit/byte budget */
     WK_FRAME_STOP = 5,        /* device -> server: enough, stop sending */
     WK_FRAME_END = 6,         /* server -> device: end of stream */
-    WK_FRAME_ERROR = 7        /* either way: the request failed */
+    WK_FRAME_ERROR = 7,       /* either way: the request failed */
+    WK_FRAME_PROGRESS = 8     /* device -> server: how far the device got (version 2) */
 } wk_frame_type;
 
 typedef struct {
@@ -81,6 +82,11 @@ typedef struct {
 } wk_wire_end;
 
 typedef struct {
+    uint32_t tokens_prefilling; /* context tokens the device computed or is computing itself */
+    uint32_t tokens_emitted;    /* output tokens it produced */
+} wk_wire_progress;
+
+typedef struct {
     int32_t code; /* a WK_E* code */
     char message[512];
 } wk_wire_error;
@@ -94,6 +100,7 @@ typedef struct {
         wk_wire_more more;
         wk_wire_end end;
         wk_wire_error error;
+        wk_wire_progress progress;
     } u;
 } wk_wire_msg;
 

@@ -61,6 +61,8 @@ typedef struct wk_view {
     double stream_start;          /* when the server started sending */
     int text_tokens_arrived;      /* context tokens whose text arrived */
     int tokens_prefilled;         /* context tokens the device computed itself */
+    int tokens_prefilling;        /* ... computed or being computed: the device's progress as its sender
+                                     knows it (in exec from the client's PROGRESS frames) */
     int tokens_emitted;
     int last_emit_rejected;       /* the last EMIT failed the confidence test (token not kept) */
     double last_token_at;         /* time of the last emitted token (or of the request) */

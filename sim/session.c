@@ -225,6 +225,8 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
     int rc = be->run(be->self, &a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
     if (rc) return rc;
     if (a.kind == WK_ACT_EMIT && a.force) accepted = 1;
+    if (a.kind == WK_ACT_PREFILL && a.position + a.tokens > r->v.tokens_prefilling)
+        r->v.tokens_prefilling = a.position + a.tokens;
     r->current = a;
     r->current_start = r->v.now;
     r->busy = 1;

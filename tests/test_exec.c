@@ -131,8 +131,8 @@ static void reference_text(wk_stream_client *c, const wk_stream_job *job, char *
 }
 
 static const char *POLICIES[] = {"prefill", "full", "kivi2", "kivi4", "wikv:batch=256", "cachegen:chunk=128",
-                                 "h2o:budget=64"};
-#define N_POLICIES 7
+                                 "h2o:budget=64", "hybrid:chunk=512"};
+#define N_POLICIES 8
 
 START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
     wk_task_kind tasks[2] = {WK_TASK_PASSKEY, WK_TASK_TOPIC};
@@ -416,6 +416,71 @@ START_TEST(server_survives_a_client_leaving_mid_stream) {
 }
 END_TEST
 
+/* A raw device for `job`: reads STREAM_INFO and the text units (hybrid sends them first), then, with
+ * send_progress, says it computes the whole context itself; returns the KV units that arrive in 1 s. */
+static int kv_units_after_text(uint16_t port, const wk_stream_job *job, int text_units, int send_progress, int context) {
+    wk_err err = {0};
+    int fd;
+    ck_assert(wk_paced_connect("127.0.0.1", port, 5, &fd, &err) == 0);
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_REQUEST;
+    ck_assert(wk_stream_job_to_wire(job, &m.u.request, &err) == 0);
+    uint8_t buf[4096];
+    size_t len;
+    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
+    ck_assert(write(fd, buf, len) == (ssize_t)len);
+    wk_paced_receiver rx;
+    wk_paced_receiver_init(&rx, fd);
+    for (int i = 0; i <= text_units; i++) {
+        ck_assert_msg(wk_paced_recv(&rx, &m, 10, &err) == 0, "%s", err.msg);
+        ck_assert_int_eq(m.h.type, i == 0 ? WK_FRAME_STREAM_INFO : WK_FRAME_UNIT_DATA);
+    }
+    if (send_progress) {
+        memset(&m, 0, sizeof m);
+        m.h.type = WK_FRAME_PROGRESS;
+        m.u.progress.tokens_prefilling = (uint32_t)context;
+        ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
+        ck_assert(write(fd, buf, len) == (ssize_t)len);
+    }
+    int kv = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        double left = 1.0 - ((double)(t.tv_sec - t0.tv_sec) + (t.tv_nsec - t0.tv_nsec) * 1e-9);
+        if (left <= 0 || wk_paced_recv(&rx, &m, left, &err) != 0) break;
+        kv += m.h.type == WK_FRAME_UNIT_DATA;
+    }
+    wk_paced_receiver_free(&rx); /* closes fd: the server drops the stream */
+    return kv;
+}
+
+/* hybrid's sender plans around the device's own prefill: told (PROGRESS) that the device computes the
+ * whole context, it stops streaming KV, while a device that says nothing keeps receiving it. */
+START_TEST(hybrid_sender_follows_the_devices_progress) {
+    wk_stream_job job = job_of(WK_TASK_PASSKEY, 81, "hybrid:chunk=64,batch=64");
+    server s;
+    server_start(&s, 0.2, 2);
+    kvgen(&s, &job, 1);
+    server_run(&s);
+    wk_err err = {0};
+    wk_tokenizer *tok;
+    ck_assert_msg(wk_tokenizer_load_dir(FIXTURE, &tok, &err) == 0, "%s", err.msg);
+    wk_stream_prompt p;
+    ck_assert_msg(wk_stream_prompt_make(tok, &job, &p, &err) == 0, "%s", err.msg);
+    int context = p.n, chunks = (p.n + 63) / 64;
+    wk_stream_prompt_free(&p);
+    wk_tokenizer_free(tok);
+    int silent = kv_units_after_text(s.port, &job, chunks, 0, context);
+    int told = kv_units_after_text(s.port, &job, chunks, 1, context);
+    fprintf(stderr, "hybrid at 0.2 Mbit/s: %d KV units in 1 s without PROGRESS, %d after PROGRESS(all)\n", silent, told);
+    ck_assert_int_le(told, 2);       /* at most what was queued before the frame arrived */
+    ck_assert_int_ge(silent, told + 3);
+    server_join(&s);
+}
+END_TEST
+
 typedef struct concurrent {
     uint16_t port;
     wk_stream_job job;
@@ -490,6 +555,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, garbage_frames_fail_the_request_naming_the_field);
     tcase_add_test(tc, server_survives_a_client_leaving_mid_stream);
     tcase_add_test(tc, two_clients_are_served_at_once);
+    tcase_add_test(tc, hybrid_sender_follows_the_devices_progress);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -105,6 +105,12 @@ START_TEST(every_type_round_trips) {
     decode_ok(buf, encode(&m, buf, sizeof buf), &d);
     ck_assert_int_eq(d.u.error.code, WK_ENOTFOUND);
     ck_assert_str_eq(d.u.error.message, "no such context");
+
+    m = (wk_wire_msg){.h = {.type = WK_FRAME_PROGRESS}, .u.progress = {.tokens_prefilling = 1536, .tokens_emitted = 2}};
+    ck_assert_uint_eq(encode(&m, buf, sizeof buf), 32 + 8);
+    decode_ok(buf, 40, &d);
+    ck_assert_uint_eq(d.u.progress.tokens_prefilling, 1536);
+    ck_assert_uint_eq(d.u.progress.tokens_emitted, 2);
 }
 END_TEST
 
@@ -122,8 +128,8 @@ START_TEST(bad_headers_name_their_field) {
     bad[0] = 'X';
     decode_fails(bad, len, "magic");
     memcpy(bad, buf, len);
-    bad[4] = 2;
-    decode_fails(bad, len, "version 2");
+    bad[4] = 1; /* version 1 had no PROGRESS frame: refused */
+    decode_fails(bad, len, "version 1");
     memcpy(bad, buf, len);
     bad[5] = 99;
     decode_fails(bad, len, "type 99");
@@ -174,6 +180,13 @@ START_TEST(bad_payloads_name_their_field) {
     payload[1] = 1; /* reserved byte */
     ck_assert_int_eq(wk_wire_encode_frame(&h, payload, 16, frame, sizeof frame, &len, &err), 0);
     decode_fails(frame, len, "offset 33: reserved");
+
+    h.type = WK_FRAME_PROGRESS;
+    memset(payload, 0, sizeof payload);
+    ck_assert_int_eq(wk_wire_encode_frame(&h, payload, 4, frame, sizeof frame, &len, &err), 0);
+    decode_fails(frame, len, "tokens_emitted");
+    ck_assert_int_eq(wk_wire_encode_frame(&h, payload, 12, frame, sizeof frame, &len, &err), 0);
+    decode_fails(frame, len, "unexpected bytes");
 
     h.type = WK_FRAME_REQUEST;
     memset(payload, 0, sizeof payload);

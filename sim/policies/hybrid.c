@@ -7,8 +7,8 @@
  * slices (WiKV level-0 coding). Before each unit the sender re-plans the meeting point m from the
  * throughput measured so far and the device's prefill time (roofline of the request's device), so that
  * prefilling chunks [frontier, m) takes as long as streaming the unsent KV of [m, end); among the
- * slices of chunks >= m it sends the most important first. The device's progress is known to the
- * sender (in exec: the client's progress reports).
+ * slices of chunks >= m it sends the most important first. The device's progress reaches the sender
+ * through the view's tokens_prefilling (in exec: the client's PROGRESS frames).
  * Receiver: prefills chunk after chunk from the start (a causal prefix) and decodes arriving KV; tries
  * a decode step when the importance coverage (prefix + streamed) passes a threshold (the confidence
  * test decides); decodes normally once every chunk past its prefix is fully streamed; TTFT and
@@ -39,8 +39,8 @@ typedef struct {
     float *token_importance;   /* [context] per token, all layers and heads */
     int *first_slice;          /* [chunks + 1] KV units of chunk c: first_slice[c] .. first_slice[c+1]-1 */
     int context, chunks, chunk;
+    uint32_t *order;           /* [vectors] ids chunk by chunk in importance order; units point into it */
     /* per request */
-    int frontier;              /* chunks [0, frontier) are prefilled (or being prefilled) on the device */
     int text_sent;
     double next_check;
     int attempted;
@@ -64,7 +64,7 @@ static int by_importance(const void *a, const void *b) {
 
 /* Slices of one chunk: its vectors ranked by importance, `batch` at a time. */
 static int push_chunk_slices(hybrid_state *st, const wk_model_spec *m, const float *imp, ranked_vector *ids, int c,
-                             int batch, wk_plan *plan, wk_err *err) {
+                             int batch, uint32_t *order, wk_plan *plan, wk_err *err) {
     int n_tok = chunk_tokens(st, c), t0 = c * st->chunk;
     size_t n = 0;
     for (int l = 0; l < m->n_layers; l++)
@@ -74,6 +74,7 @@ static int push_chunk_slices(hybrid_state *st, const wk_model_spec *m, const flo
                 ids[n++] = (ranked_vector){imp[id], id};
             }
     qsort(ids, n, sizeof *ids, by_importance);
+    for (size_t i = 0; i < n; i++) order[i] = ids[i].id;
     double vector_values = 2.0 * m->head_dim;
     for (size_t first = 0; first < n; first += (size_t)batch) {
         size_t count = n - first < (size_t)batch ? n - first : (size_t)batch;
@@ -86,7 +87,7 @@ static int push_chunk_slices(hybrid_state *st, const wk_model_spec *m, const flo
         wk_unit u = {.bytes = (int64_t)ceil(bytes), .layer_first = 0, .layer_count = m->n_layers, .token_first = t0,
                      .token_count = n_tok, .kv_head = -1, .kind = WK_UNIT_KV, .group = c,
                      .values = vector_values * (double)count, .decoded_bytes = 2 * vector_values * (double)count,
-                     .importance = importance};
+                     .importance = importance, .vectors = order + first, .n_vectors = (int32_t)count};
         int rc = wk_plan_push(plan, &u, err);
         if (rc) return rc;
     }
@@ -109,7 +110,9 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     if (ti) st->token_importance = ti;
     int *fs = realloc(st->first_slice, (size_t)(st->chunks + 1) * sizeof *fs);
     if (fs) st->first_slice = fs;
-    if (!imp || !ids || !ti || !fs) rc = wk_err_set(err, WK_ENOMEM, "hybrid: out of memory for %zu vectors", n);
+    uint32_t *order = realloc(st->order, n * sizeof *order);
+    if (order) st->order = order;
+    if (!imp || !ids || !ti || !fs || !order) rc = wk_err_set(err, WK_ENOMEM, "hybrid: out of memory for %zu vectors", n);
     double total = 0;
     if (!rc) { /* the same synthetic attention as wikv's plans */
         rc = wk_request_importance(req, imp, err);
@@ -129,7 +132,8 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     }
     for (int c = 0; !rc && c < st->chunks; c++) {
         st->first_slice[c] = (int)plan->n;
-        rc = push_chunk_slices(st, m, imp, ids, c, (int)param[P_BATCH], plan, err);
+        rc = push_chunk_slices(st, m, imp, ids, c, (int)param[P_BATCH], order + (size_t)c * st->chunk * m->n_layers * m->n_kv_heads,
+                               plan, err);
     }
     if (!rc) {
         st->first_slice[st->chunks] = (int)plan->n;
@@ -146,7 +150,6 @@ static void start(void *state, const double *param, const wk_request *req, const
     (void)req;
     (void)plan;
     hybrid_state *st = state;
-    st->frontier = 0;
     st->text_sent = 0;
     st->next_check = param[P_THRESHOLD];
     st->attempted = 0;
@@ -180,8 +183,9 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
     (void)param;
     hybrid_state *st = state;
     if (st->text_sent < st->chunks) return st->text_sent++;
-    /* the device is prefilling (or about to) its frontier chunk: plan beyond it */
-    int mp = meeting_point(st, v, st->frontier + 1);
+    /* chunks [0, frontier) are prefilled or being prefilled on the device: plan beyond the next one */
+    int frontier = (v->tokens_prefilling + st->chunk - 1) / st->chunk;
+    int mp = meeting_point(st, v, frontier + 1);
     long best = WK_SEND_LATER;
     double best_imp = -1;
     for (int c = mp; c < st->chunks; c++)
@@ -213,7 +217,6 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
     if (wk_policy_decode_arrived(v, a)) return;
     a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
     int prefix_chunks = v->tokens_prefilled / st->chunk + (v->tokens_prefilled >= st->context ? 1 : 0);
-    if (prefix_chunks > st->frontier) st->frontier = prefix_chunks;
     double due = wk_policy_deadline(v, param[P_TTFT_DEADLINE], param[P_TOKEN_DEADLINE]);
     if (rest_streamed(st, v, prefix_chunks) || v->now >= due) {
         a->kind = WK_ACT_EMIT;
@@ -230,7 +233,6 @@ static void decide(void *state, const double *param, const wk_view *v, wk_action
         a->kind = WK_ACT_PREFILL;
         a->position = f * st->chunk;
         a->tokens = chunk_tokens(st, f);
-        st->frontier = f + 1;
         return;
     }
     a->kind = WK_ACT_WAIT;
@@ -241,6 +243,7 @@ static void release(void *state) {
     hybrid_state *st = state;
     free(st->token_importance);
     free(st->first_slice);
+    free(st->order);
 }
 
 const wk_policy_ops wk_policy_hybrid = {
