@@ -16,8 +16,8 @@ for tr in traces/lte-driving-120s-seed1.txt traces/lte-static-90s-seed1.txt trac
   for _ in $(seq 50); do [ -s $D/port.txt ] && break; sleep 0.1; done
   PORT=$(sed 's/.*://' $D/port.txt)
   for t in $TASKS; do
-    for p in prefill full kivi2 kivi4 cachegen:chunk=256 h2o:budget=256 wikv:batch=512; do
-      extra=""; [[ $p == wikv* ]] && extra="--confidence $D/conf-$t.txt" && [ ! -f $D/conf-$t.txt ] && extra="$extra --fit-confidence"
+    for p in prefill full kivi2 kivi4 cachegen:chunk=256 h2o:budget=256 wikv:batch=512 hybrid:chunk=512; do
+      extra=""; [[ $p == wikv* || $p == hybrid* ]] && extra="--confidence $D/conf-$t.txt" && [ ! -f $D/conf-$t.txt ] && extra="$extra --fit-confidence"
       $W run --server 127.0.0.1:$PORT --policy $p --task $t --context $CTX --n $N --db $D/results.db --trace $tr \
           --backend $B $extra | tail -1
     done
