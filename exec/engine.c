@@ -3,6 +3,9 @@
 #include "exec/engine.h"
 
 #include <stdio.h>
+
+#include "core/half.h"
+#include "kv/kv_tensor.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +138,24 @@ int wk_engine_attention(wk_engine *e, const int32_t *tokens, int n, int rows, fl
         done += len;
     }
     for (size_t i = 0; i < total; i++) out[i] /= (float)rows;
+    return 0;
+}
+
+int wk_engine_kv_write_rows(wk_engine *e, int layer, int kv_head, int t0, int n, const uint16_t *k, const uint16_t *v,
+                            wk_err *err) {
+    if (n <= 0) return 0;
+    if (e->ops->kv_write_rows) return e->ops->kv_write_rows(e, layer, kv_head, t0, n, k, v, err);
+    int d = e->cfg.head_dim;
+    if (d > WK_KV_MAX_HEAD_DIM) return wk_err_set(err, WK_EUNSUPPORTED, "kv rows: head_dim %d > %d", d, WK_KV_MAX_HEAD_DIM);
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (int t = 0; t < n; t++) {
+        for (int i = 0; i < d; i++) {
+            kf[i] = wk_half_to_float(k[(size_t)t * d + i]);
+            vf[i] = wk_half_to_float(v[(size_t)t * d + i]);
+        }
+        int rc = e->ops->kv_write(e, layer, kv_head, t0 + t, kf, vf, err);
+        if (rc) return rc;
+    }
     return 0;
 }
 

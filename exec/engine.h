@@ -116,6 +116,11 @@ typedef struct wk_engine_ops {
     /* Marks everything absent and zeroes the stored vectors. */
     void (*kv_clear)(wk_engine *e);
     void (*free)(wk_engine *e);
+    /* Optional (NULL: wk_engine_kv_write_rows falls back to kv_write): stores n consecutive tokens
+     * t0..t0+n-1 of (layer, kv_head) from fp16 rows k[n][head_dim], v[n][head_dim], present. One
+     * transfer instead of n for a GPU cache. */
+    int (*kv_write_rows)(wk_engine *e, int layer, int kv_head, int t0, int n, const uint16_t *k, const uint16_t *v,
+                         wk_err *err);
 } wk_engine_ops;
 
 typedef struct wk_engine_opts {
@@ -155,6 +160,9 @@ int wk_engine_check_forward(const wk_engine *e, const wk_forward_args *a, wk_err
  * [vocab] of the last token (may be NULL). */
 static inline int wk_engine_forward(wk_engine *e, const wk_forward_args *a, wk_err *err) { return e->ops->forward(e, a, err); }
 int wk_engine_prefill(wk_engine *e, const int32_t *tokens, int n_tokens, int pos, float *logits, wk_err *err);
+/* n fp16 rows into consecutive token slots (ops->kv_write_rows, or kv_write per row). */
+int wk_engine_kv_write_rows(wk_engine *e, int layer, int kv_head, int t0, int n, const uint16_t *k, const uint16_t *v,
+                            wk_err *err);
 void wk_engine_free(wk_engine *e);
 
 /* Attention export for a prompt: prefills tokens [0, n) from position 0 and fills

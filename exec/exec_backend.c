@@ -27,17 +27,20 @@ static int decode_sem(wk_stream_backend *b, const wk_view *v, const uint8_t *dat
     memcpy(b->sem_prev, m->level, n);
     int rc = wk_sem_decode_batch(data, len, b->sem_kv, m, err);
     int d = b->sem_kv->head_dim;
-    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
-    for (size_t id = 0; id < n && !rc; id++) {
-        if (m->level[id] == b->sem_prev[id]) continue;
-        int t = (int)(id % (size_t)m->tokens), lh = (int)(id / (size_t)m->tokens);
-        if (t < v->tokens_prefilled) continue; /* computed here exactly: keep it (hybrid) */
-        const uint16_t *k = b->sem_kv->k + id * (size_t)d, *v = b->sem_kv->v + id * (size_t)d;
-        for (int i = 0; i < d; i++) {
-            kf[i] = wk_half_to_float(k[i]);
-            vf[i] = wk_half_to_float(v[i]);
+    size_t id = 0;
+    while (id < n && !rc) { /* runs of consecutive tokens of one (layer, head) whose level rose */
+        int t = (int)(id % (size_t)m->tokens);
+        /* unchanged, or computed here exactly (hybrid's prefix): keep */
+        if (m->level[id] == b->sem_prev[id] || t < v->tokens_prefilled) {
+            id++;
+            continue;
         }
-        rc = b->e->ops->kv_write(b->e, lh / m->kv_heads, lh % m->kv_heads, t, kf, vf, err);
+        size_t end = id + 1;
+        while (end < n && end % (size_t)m->tokens != 0 && m->level[end] != b->sem_prev[end]) end++;
+        int lh = (int)(id / (size_t)m->tokens);
+        rc = wk_engine_kv_write_rows(b->e, lh / m->kv_heads, lh % m->kv_heads, t, (int)(end - id),
+                                     b->sem_kv->k + id * (size_t)d, b->sem_kv->v + id * (size_t)d, err);
+        id = end;
     }
     return rc;
 }
@@ -54,18 +57,12 @@ static int decode_cg(wk_stream_backend *b, const wk_unit *u, const uint8_t *data
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk covers layers %u+%u tokens %u+%u, the unit %d+%d, %d+%d", l0,
                           nl, t0, nt, u->layer_first, u->layer_count, u->token_first, u->token_count);
     int rc = wk_cg_decode(data, len, b->sem_kv, err);
-    int d = b->sem_kv->head_dim;
-    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
     for (int l = u->layer_first; l < u->layer_first + u->layer_count && !rc; l++)
-        for (int h = 0; h < b->sem_kv->kv_heads && !rc; h++)
-            for (int t = u->token_first; t < u->token_first + u->token_count && !rc; t++) {
-                size_t row = wk_kv_row(b->sem_kv, l, h, t);
-                for (int i = 0; i < d; i++) {
-                    kf[i] = wk_half_to_float(b->sem_kv->k[row + (size_t)i]);
-                    vf[i] = wk_half_to_float(b->sem_kv->v[row + (size_t)i]);
-                }
-                rc = b->e->ops->kv_write(b->e, l, h, t, kf, vf, err);
-            }
+        for (int h = 0; h < b->sem_kv->kv_heads && !rc; h++) {
+            size_t row = wk_kv_row(b->sem_kv, l, h, u->token_first); /* [T][D] rows of (l, h) are contiguous */
+            rc = wk_engine_kv_write_rows(b->e, l, h, u->token_first, u->token_count, b->sem_kv->k + row,
+                                         b->sem_kv->v + row, err);
+        }
     return rc;
 }
 

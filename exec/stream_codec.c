@@ -196,18 +196,8 @@ int wk_stream_unit_encode(const wk_stream_codec *c, const wk_unit *u, const wk_k
     return 0;
 }
 
-static int write_rows(wk_engine *e, int l, int h, const wk_unit *u, const uint16_t *k, const uint16_t *v, float *kf,
-                      float *vf, wk_err *err) {
-    int d = e->cfg.head_dim;
-    for (int t = 0; t < u->token_count; t++) {
-        for (int i = 0; i < d; i++) {
-            kf[i] = wk_half_to_float(k[(size_t)t * d + i]);
-            vf[i] = wk_half_to_float(v[(size_t)t * d + i]);
-        }
-        int rc = e->ops->kv_write(e, l, h, u->token_first + t, kf, vf, err);
-        if (rc) return rc;
-    }
-    return 0;
+static int write_rows(wk_engine *e, int l, int h, const wk_unit *u, const uint16_t *k, const uint16_t *v, wk_err *err) {
+    return wk_engine_kv_write_rows(e, l, h, u->token_first, u->token_count, k, v, err);
 }
 
 int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const uint8_t *data, size_t len,
@@ -221,8 +211,7 @@ int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const u
         return wk_err_set(err, WK_EFORMAT, "unit payload: %zu bytes, codec expects %lld", len, (long long)want);
     size_t row = (size_t)u->token_count * d;
     uint16_t *k = malloc(row * sizeof *k), *v = malloc(row * sizeof *v);
-    float *kf = malloc((size_t)d * sizeof *kf), *vf = malloc((size_t)d * sizeof *vf);
-    if (!k || !v || !kf || !vf) rc = wk_err_set(err, WK_ENOMEM, "unit decode: out of memory");
+    if (!k || !v) rc = wk_err_set(err, WK_ENOMEM, "unit decode: out of memory");
     int h0, h1;
     unit_heads(u, kvh, &h0, &h1);
     wk_kivi_params kp = {c->kivi_bits, c->kivi_group, c->kivi_residual};
@@ -239,13 +228,11 @@ int wk_stream_unit_decode_kv(const wk_stream_codec *c, const wk_unit *u, const u
                 rc = wk_kivi_decode_head(&kp, u->token_count, d, data + off, (size_t)block, k, v, err);
                 if (rc) break;
             }
-            rc = write_rows(e, l, h, u, k, v, kf, vf, err);
+            rc = write_rows(e, l, h, u, k, v, err);
         }
     }
     free(k);
     free(v);
-    free(kf);
-    free(vf);
     return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check_util.h"
+#include "core/half.h"
 #include "core/json.h"
 #include "exec/engine.h"
 #include "exec/tokenizer.h"
@@ -132,6 +133,23 @@ START_TEST(absent_vs_present_and_external_writes) {
     ck_assert_int_eq(fx.e->ops->kv_write(fx.e, 1, 0, 4, kbuf[4], vbuf[4], &err), 0);
     ck_assert_int_eq(wk_engine_prefill(fx.e, &next, 1, 12, out, &err), 0);
     ck_assert_float_gt(max_abs_diff(ref, out, 97), 1e-5f);
+    /* fp16 rows through wk_engine_kv_write_rows (the CPU engine falls back to kv_write per row) */
+    vbuf[4][0] -= 5.0f;
+    uint16_t krow[12 * 8], vrow[12 * 8];
+    for (int t = 0; t < 12; t++)
+        for (int i = 0; i < 8; i++) {
+            krow[t * 8 + i] = wk_float_to_half(kbuf[t][i]);
+            vrow[t * 8 + i] = wk_float_to_half(vbuf[t][i]);
+        }
+    ck_assert_int_eq(fx.e->ops->kv_set_present(fx.e, 1, 0, 0, 12, 0, &err), 0);
+    ck_assert_int_eq(wk_engine_kv_write_rows(fx.e, 1, 0, 0, 12, krow, vrow, &err), 0);
+    float kback[8], vback[8];
+    ck_assert_int_eq(fx.e->ops->kv_read(fx.e, 1, 0, 7, kback, vback, &err), 0);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(kback[i], wk_half_to_float(krow[7 * 8 + i]));
+    ck_assert_int_eq(fx.e->ops->kv_is_present(fx.e, 1, 0, 11), 1);
+    ck_assert_int_eq(wk_engine_prefill(fx.e, &next, 1, 12, out, &err), 0);
+    ck_assert_float_lt(max_abs_diff(ref, out, 97), 1e-2f); /* fp16 rounding only */
+    ck_assert_int_eq(wk_engine_kv_write_rows(fx.e, 1, 0, fx.e->kv_capacity - 1, 3, krow, vrow, &err), WK_EINVAL);
     /* Bad indices are refused, not written. */
     ck_assert_int_eq(fx.e->ops->kv_write(fx.e, 2, 0, 0, kbuf[0], vbuf[0], &err), WK_EINVAL);
     ck_assert_int_eq(fx.e->ops->kv_write(fx.e, 0, 0, 4096, kbuf[0], vbuf[0], &err), WK_EINVAL);

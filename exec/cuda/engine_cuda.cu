@@ -267,6 +267,20 @@ static int cu_kv_write(wk_engine *e, int layer, int head, int token, const float
     return 0;
 }
 
+/* n fp16 rows straight into the fp16 cache: one copy each for K and V, one memset of the presence. */
+static int cu_kv_write_rows(wk_engine *e, int layer, int head, int t0, int n, const uint16_t *k, const uint16_t *v,
+                            wk_err *err) {
+    if (n <= 0) return 0;
+    if (slot_check(e, layer, head, t0, err) || slot_check(e, layer, head, t0 + n - 1, err)) return err->code;
+    cu_impl *im = impl_of(e);
+    size_t hd = (size_t)e->cfg.head_dim, i = slot_index(e, layer, head, t0);
+    /* pageable source: staged before the call returns, as in cu_kv_write */
+    CK(cudaMemcpyAsync(im->k + i * hd, k, (size_t)n * hd * sizeof(uint16_t), cudaMemcpyHostToDevice, im->stream));
+    CK(cudaMemcpyAsync(im->v + i * hd, v, (size_t)n * hd * sizeof(uint16_t), cudaMemcpyHostToDevice, im->stream));
+    CK(cudaMemsetAsync(im->present + i, 1, (size_t)n, im->stream));
+    return 0;
+}
+
 static int cu_kv_read(wk_engine *e, int layer, int head, int token, float *k, float *v, wk_err *err) {
     if (slot_check(e, layer, head, token, err)) return err->code;
     cu_impl *im = impl_of(e);
@@ -533,6 +547,7 @@ static void cu_free(wk_engine *e) {
 
 static const wk_engine_ops CUDA_OPS = {
     "cuda", cu_forward, cu_kv_write, cu_kv_read, cu_kv_set_present, cu_kv_is_present, cu_kv_clear, cu_free,
+    cu_kv_write_rows,
 };
 
 static int alloc_state(wk_engine *e, wk_err *err) {
