@@ -22,6 +22,15 @@ static const char *usage =
     "  --device NAME        device profile the plans are made for (default rtx5080-laptop)\n"
     "  --delay-ms MS        one-way delay (default 10)\n"
     "  --max-connections N  exit after serving N connections (default 0: forever)\n"
+    "  --max-active N       connections served at once (default 128); one more gets an ERROR frame\n"
+    "                       \"server busy\" and is closed, and the client records it as failed\n"
+    "  --send-timeout S     drop a connection whose client sends no request, takes no byte or does not\n"
+    "                       close after the end for S seconds (default 30); a slow reader that keeps\n"
+    "                       reading is served, one that stopped is dropped, the others are not held up\n"
+    "  --shared-link        every connection is one flow of ONE link over the trace (devices behind one\n"
+    "                       access point): the trace's capacity is shared fairly among the connections\n"
+    "                       with bytes in flight (net/shared_link.h, as `wikv sim --devices-per-link`);\n"
+    "                       without it each connection is paced by the whole trace on its own\n"
     "  --backend cpu|cuda   engine for prefills (this build: cpu)\n"
     "  --quiet              no per-connection lines on stderr\n";
 
@@ -32,6 +41,8 @@ int wk_cmd_serve(int argc, char **argv) {
         {"kv-dir", required_argument, 0, 'k'},  {"device", required_argument, 0, 'd'},
         {"delay-ms", required_argument, 0, 'D'}, {"max-connections", required_argument, 0, 'n'},
         {"backend", required_argument, 0, 'b'}, {"quiet", no_argument, 0, 'q'},
+        {"max-active", required_argument, 0, 'a'}, {"send-timeout", required_argument, 0, 'T'},
+        {"shared-link", no_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     static char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
@@ -51,6 +62,9 @@ int wk_cmd_serve(int argc, char **argv) {
         case 'D': o.delay_s = atof(optarg) / 1000.0; break;
         case 'n': o.max_connections = atoi(optarg); break;
         case 'q': o.quiet = 1; break;
+        case 'a': o.max_active = atoi(optarg); if (o.max_active < 1) o.max_active = -1; break;
+        case 'T': o.send_timeout_s = atof(optarg); if (!(o.send_timeout_s > 0)) o.send_timeout_s = -1; break;
+        case 'L': o.shared_link = 1; break;
         case 'b':
             if (strcmp(optarg, "cpu") != 0) {
                 fprintf(stderr, "wikv serve: --backend %s: this build has only the cpu backend\n", optarg);
@@ -61,7 +75,8 @@ int wk_cmd_serve(int argc, char **argv) {
         default: fprintf(stderr, "%s", usage); return 2;
         }
     }
-    if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0) {
+    if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0 ||
+        o.max_active < 0 || o.send_timeout_s < 0) {
         fprintf(stderr, "%s", usage);
         return 2;
     }

@@ -153,11 +153,21 @@ typedef struct wk_stream_server_opts {
     const wk_trace *trace;   /* pacing trace (borrowed) */
     double delay_s;          /* one-way delay */
     int max_connections;     /* stop after serving this many connections (0: forever) */
+    int max_active;          /* connections served at once (0: WK_STREAM_MAX_ACTIVE); one more gets an
+                                ERROR frame "server busy" and is closed */
+    double send_timeout_s;   /* drop a connection whose client sends no request, takes no byte or does
+                                not close after END for this long (0: WK_STREAM_SEND_TIMEOUT_S) */
+    int shared_link;         /* 1: every connection is one flow of one link over `trace`, its capacity
+                                shared fairly among the flows with bytes in flight (net/paced.h) */
     int quiet;               /* no per-request log lines on stderr */
 } wk_stream_server_opts;
 
+#define WK_STREAM_MAX_ACTIVE 128
+#define WK_STREAM_SEND_TIMEOUT_S 30.0
+
 /* Accepts connections on listen_fd and serves each in its own thread until max_connections were
- * accepted (then waits for them). A failing request closes its connection only. */
+ * accepted (then waits for them). A failing request closes its connection only; a client that stops
+ * reading is dropped after send_timeout_s without holding up the others. */
 int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err);
 
 /* ---- client -------------------------------------------------------------------------------- */

@@ -19,8 +19,11 @@
 
 typedef struct conn {
     const wk_stream_server_opts *o;
+    wk_paced_link *link; /* the shared link, or NULL */
+    double timeout_s;    /* the send timeout in force */
     int fd;
     int id;
+    int busy;            /* refused: the server has max_active connections */
     pthread_t thread;
     atomic_int done; /* the thread finished: the accept loop joins it */
 } conn;
@@ -233,31 +236,54 @@ static void send_error(int fd, uint32_t stream, const wk_err *e) {
     if (wk_wire_encode(&m, buf, sizeof buf, &len, &e2) == 0) (void)!send(fd, buf, len, MSG_NOSIGNAL);
 }
 
+/* Refuses a connection beyond max_active: reads its REQUEST (so closing does not reset the
+ * connection before the client reads the answer), answers ERROR, waits briefly for the close. */
+static void refuse_busy(conn *c, wk_paced_receiver *rx) {
+    wk_wire_msg m;
+    wk_err err = {0};
+    double wait = c->timeout_s < 5.0 ? c->timeout_s : 5.0;
+    uint32_t stream = wk_paced_recv(rx, &m, wait, &err) == 0 ? m.h.stream_id : 0;
+    if (rx->fd < 0) return;
+    int max = c->o->max_active > 0 ? c->o->max_active : WK_STREAM_MAX_ACTIVE;
+    wk_err_set(&err, WK_ESTATE, "server busy: %d connections active (max-active)", max);
+    send_error(c->fd, stream, &err);
+    shutdown(c->fd, SHUT_WR);
+    (void)wk_paced_recv(rx, &m, wait, &err);
+}
+
 static void *serve_conn(void *arg) {
     conn *c = arg;
     const wk_stream_server_opts *o = c->o;
     wk_paced_receiver rx;
     wk_paced_receiver_init(&rx, c->fd);
+    if (c->busy) {
+        refuse_busy(c, &rx);
+        if (!o->quiet) fprintf(stderr, "wikv serve: connection %d: refused, server busy\n", c->id);
+        wk_paced_receiver_free(&rx);
+        atomic_store(&c->done, 1);
+        return NULL;
+    }
     wk_wire_msg m;
     wk_err err = {0};
     server_req s;
     memset(&s, 0, sizeof s);
     wk_plan_init(&s.plan);
     wk_paced_sender *ps = NULL;
-    int rc = wk_paced_recv(&rx, &m, 30.0, &err);
+    int rc = wk_paced_recv(&rx, &m, c->timeout_s, &err);
     if (!rc && m.h.type != WK_FRAME_REQUEST)
         rc = wk_err_set(&err, WK_EFORMAT, "expected REQUEST, got %s", wk_wire_type_name(m.h.type));
     uint32_t stream = rc ? 0 : m.h.stream_id;
     if (!rc) rc = prepare(o, &m.u.request, &s, &err);
-    if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
-    wk_paced_config pc = {o->trace, o->delay_s, 0};
+    wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
     if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
+    if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
     if (!rc) rc = stream_units(&s, ps, &rx, stream, &err);
     if (!rc) {
-        /* wait for the END to be written and the client to close (it reads until END) */
-        rc = wk_paced_drain(ps, 600.0, &err);
+        /* wait for the END to be written and the client to close (it reads until END); a client that
+         * takes no byte for the send timeout fails the drain */
+        rc = wk_paced_drain(ps, 1e9, &err);
         if (!rc) shutdown(c->fd, SHUT_WR);
-        if (!rc) (void)wk_paced_recv(&rx, &m, 30.0, &err);
+        if (!rc) (void)wk_paced_recv(&rx, &m, c->timeout_s, &err);
         wk_err_clear(&err);
     }
     if (ps) {
@@ -289,11 +315,28 @@ static size_t reap(conn **conns, size_t n) {
     return kept;
 }
 
+/* Connections still streaming (refused ones do not count). */
+static int count_active(conn **conns, size_t n) {
+    int k = 0;
+    for (size_t i = 0; i < n; i++) k += !conns[i]->busy && !atomic_load(&conns[i]->done);
+    return k;
+}
+
 int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) {
     size_t cap = 16, n = 0;
     int accepted = 0;
+    int max_active = o->max_active > 0 ? o->max_active : WK_STREAM_MAX_ACTIVE;
+    double timeout_s = o->send_timeout_s > 0 ? o->send_timeout_s : WK_STREAM_SEND_TIMEOUT_S;
+    wk_paced_link *link = NULL;
+    if (o->shared_link) {
+        int rc = wk_paced_link_open(o->trace, (size_t)max_active, &link, err);
+        if (rc) return rc;
+    }
     conn **conns = malloc(cap * sizeof *conns);
-    if (!conns) return wk_err_set(err, WK_ENOMEM, "serve: out of memory");
+    if (!conns) {
+        wk_paced_link_free(link);
+        return wk_err_set(err, WK_ENOMEM, "serve: out of memory");
+    }
     int rc = 0;
     while (!o->max_connections || accepted < o->max_connections) {
         int fd;
@@ -316,8 +359,11 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
             break;
         }
         c->o = o;
+        c->link = link;
+        c->timeout_s = timeout_s;
         c->fd = fd;
         c->id = accepted;
+        c->busy = count_active(conns, n) >= max_active;
         atomic_init(&c->done, 0);
         if (pthread_create(&c->thread, NULL, serve_conn, c) != 0) {
             close(fd);
@@ -333,5 +379,6 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
         free(conns[i]);
     }
     free(conns);
+    wk_paced_link_free(link);
     return rc;
 }

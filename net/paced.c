@@ -2,6 +2,8 @@
  * receiver, and TCP helpers. The model and its guarantees are described in net/paced.h. */
 #include "net/paced.h"
 
+#include "net/shared_link.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -21,6 +23,7 @@
 #define WAKE_MIN_S 0.0005  /* the writer sleeps at least this long: bounds wakeups to 2000/s */
 #define WAKE_CHUNK 1500.0  /* and wakes when at least this many more bytes are due */
 #define POLL_SLICE_MS 50   /* blocked writes re-check the stop flag this often */
+#define WAKE_SHARED_S 0.001 /* a flow of a shared link re-reads its share this often */
 
 static double mono_s(void) {
     struct timespec ts;
@@ -49,6 +52,124 @@ static struct timespec abs_time(double t_s) {
     return ts;
 }
 
+/* ---- shared link --------------------------------------------------------------------------- */
+
+/* A flow's byte counts: queued by its sender, handed to the model as units, delivered in finished
+ * units; `unit` is the size of the unit in flight. */
+typedef struct link_flow {
+    int used;
+    double queued, handed, done, unit;
+} link_flow;
+
+struct wk_paced_link {
+    pthread_mutex_t mu;
+    double start_s;        /* CLOCK_MONOTONIC of link time 0 */
+    wk_shared_link model;  /* wire bytes = bytes queued: no per-frame or per-unit extra */
+    link_flow *flows;      /* [model.n_flows] */
+};
+
+int wk_paced_link_open(const wk_trace *trace, size_t max_flows, wk_paced_link **out, wk_err *err) {
+    *out = NULL;
+    if (!trace || trace->n == 0 || max_flows == 0)
+        return wk_err_set(err, WK_EINVAL, "shared link: need a trace and at least one flow");
+    wk_paced_link *l = calloc(1, sizeof *l);
+    if (!l) return wk_err_set(err, WK_ENOMEM, "shared link: out of memory");
+    wk_link_params p = {.frame_payload = 1448};
+    int rc = wk_shared_link_init(&l->model, trace, &p, max_flows, err);
+    if (!rc && !(l->flows = calloc(max_flows, sizeof *l->flows)))
+        rc = wk_err_set(err, WK_ENOMEM, "shared link: out of memory for %zu flows", max_flows);
+    if (rc) {
+        wk_shared_link_free(&l->model);
+        free(l);
+        return rc;
+    }
+    pthread_mutex_init(&l->mu, NULL);
+    l->start_s = mono_s();
+    *out = l;
+    return 0;
+}
+
+void wk_paced_link_free(wk_paced_link *l) {
+    if (!l) return;
+    pthread_mutex_destroy(&l->mu);
+    wk_shared_link_free(&l->model);
+    free(l->flows);
+    free(l);
+}
+
+/* Flow k hands what it has queued beyond its units to the model as one unit at link time t, if its
+ * previous unit has left the bottleneck (back to back with it when t is its finish). mu held. */
+static void link_kick(wk_paced_link *l, size_t k, double t) {
+    link_flow *f = &l->flows[k];
+    if (l->model.flows[k].active || f->queued <= f->handed) return;
+    f->unit = f->queued - f->handed;
+    f->handed = f->queued;
+    wk_shared_link_send(&l->model, k, t, 0, (int64_t)f->unit);
+}
+
+/* Brings the model to link time t: every unit that finished by t leaves, in finish order, and its
+ * flow's next unit follows at once. mu held. */
+static void link_pump(wk_paced_link *l, double t) {
+    for (;;) {
+        size_t first = SIZE_MAX;
+        double at = INFINITY;
+        for (size_t k = 0; k < l->model.n_flows; k++) {
+            const wk_shared_flow *m = &l->model.flows[k];
+            if (m->active && m->finish <= t && m->finish < at) first = k, at = m->finish;
+        }
+        if (first == SIZE_MAX) return;
+        wk_shared_link_done(&l->model, first, at);
+        l->flows[first].done += l->flows[first].unit;
+        l->flows[first].unit = 0;
+        link_kick(l, first, at);
+    }
+}
+
+static double link_now(const wk_paced_link *l) { return mono_s() - l->start_s; }
+
+static int link_attach(wk_paced_link *l, size_t *k, wk_err *err) {
+    pthread_mutex_lock(&l->mu);
+    size_t i = 0;
+    while (i < l->model.n_flows && l->flows[i].used) i++;
+    if (i < l->model.n_flows) l->flows[i] = (link_flow){.used = 1};
+    pthread_mutex_unlock(&l->mu);
+    if (i == l->model.n_flows)
+        return wk_err_set(err, WK_ESTATE, "shared link: all %zu flows are in use", l->model.n_flows);
+    *k = i;
+    return 0;
+}
+
+/* The flow's sender stopped: what it still had in flight is dropped and the others share its part. */
+static void link_detach(wk_paced_link *l, size_t k) {
+    pthread_mutex_lock(&l->mu);
+    double t = link_now(l);
+    link_pump(l, t);
+    wk_shared_link_cancel(&l->model, k, t);
+    l->flows[k].used = 0;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static void link_queue(wk_paced_link *l, size_t k, size_t len) {
+    pthread_mutex_lock(&l->mu);
+    double t = link_now(l);
+    link_pump(l, t);
+    l->flows[k].queued += (double)len;
+    link_kick(l, k, t);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Bytes of flow k the model has delivered by now. */
+static uint64_t link_delivered(wk_paced_link *l, size_t k) {
+    pthread_mutex_lock(&l->mu);
+    double t = link_now(l);
+    link_pump(l, t);
+    const link_flow *f = &l->flows[k];
+    double d = f->done;
+    if (l->model.flows[k].active) d += f->unit - wk_shared_link_remaining_at(&l->model, k, t);
+    pthread_mutex_unlock(&l->mu);
+    return (uint64_t)(d + 1e-6);
+}
+
 /* ---- sender -------------------------------------------------------------------------------- */
 
 typedef struct qnode {
@@ -72,6 +193,12 @@ struct wk_paced_sender {
     atomic_int stop;
     int failed;
     wk_err werr;
+    size_t flow;               /* with cfg.shared: this sender's flow */
+    /* with cfg.shared: (CLOCK_MONOTONIC, bytes delivered) samples of the last delay_s, so bytes are
+     * written one delay after the model delivered them */
+    double *hist_t;
+    uint64_t *hist_d;
+    size_t hist_head, hist_n, hist_cap;
 };
 
 double wk_paced_now(const wk_paced_sender *s) { return mono_s() - s->start_s + s->cfg.trace_offset_s; }
@@ -92,18 +219,63 @@ static uint64_t delivered_by(const wk_paced_sender *s, double t) {
     return s->busy_base + (uint64_t)(x + 1e-6);
 }
 
-/* Writes all of buf unless stopped; the fd stays in blocking mode for its owner. */
+/* Records that the model had delivered d bytes at time t (samples kept only when d grew). */
+static int hist_push(wk_paced_sender *s, double t, uint64_t d) {
+    if (s->hist_n > 0 && s->hist_d[s->hist_head + s->hist_n - 1] >= d) return 0;
+    if (s->hist_head > 0 && s->hist_head + s->hist_n == s->hist_cap) { /* slide to the front */
+        memmove(s->hist_t, s->hist_t + s->hist_head, s->hist_n * sizeof *s->hist_t);
+        memmove(s->hist_d, s->hist_d + s->hist_head, s->hist_n * sizeof *s->hist_d);
+        s->hist_head = 0;
+    }
+    if (s->hist_n == s->hist_cap) {
+        size_t cap = s->hist_cap ? 2 * s->hist_cap : 64;
+        double *t2 = realloc(s->hist_t, cap * sizeof *t2);
+        if (t2) s->hist_t = t2;
+        uint64_t *d2 = t2 ? realloc(s->hist_d, cap * sizeof *d2) : NULL;
+        if (d2) s->hist_d = d2;
+        if (!t2 || !d2) return WK_ENOMEM;
+        s->hist_cap = cap;
+    }
+    s->hist_t[s->hist_head + s->hist_n] = t;
+    s->hist_d[s->hist_head + s->hist_n] = d;
+    s->hist_n++;
+    return 0;
+}
+
+/* Bytes the shared link's model had delivered to this flow one delay ago. */
+static uint64_t shared_ready(wk_paced_sender *s, double now_mono, int *rc) {
+    *rc = hist_push(s, now_mono, link_delivered(s->cfg.shared, s->flow));
+    double due = now_mono - s->cfg.delay_s;
+    uint64_t ready = s->written;
+    while (s->hist_n > 0 && s->hist_t[s->hist_head] <= due) {
+        ready = s->hist_d[s->hist_head];
+        if (s->hist_n == 1) break; /* keep the latest sample: later ones only grow from it */
+        s->hist_head++;
+        s->hist_n--;
+    }
+    return ready > s->written ? ready : s->written;
+}
+
+/* Writes all of buf unless stopped; the fd stays in blocking mode for its owner. A peer that takes
+ * no byte for cfg.send_timeout_s fails the write. */
 static int write_all(wk_paced_sender *s, const uint8_t *buf, size_t len, wk_err *err) {
+    double stalled_since = -1;
     while (len > 0) {
         ssize_t n = send(s->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
             buf += n;
             len -= (size_t)n;
+            stalled_since = -1;
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (atomic_load(&s->stop)) return wk_err_set(err, WK_ESTATE, "paced sender stopped");
+            double t = mono_s();
+            if (stalled_since < 0) stalled_since = t;
+            else if (s->cfg.send_timeout_s > 0 && t - stalled_since >= s->cfg.send_timeout_s)
+                return wk_err_set(err, WK_EIO, "paced send: the peer took no bytes for %g s (send timeout)",
+                                  s->cfg.send_timeout_s);
             struct pollfd p = {.fd = s->fd, .events = POLLOUT};
             poll(&p, 1, POLL_SLICE_MS);
             continue;
@@ -148,6 +320,24 @@ static void *writer_main(void *arg) {
             continue;
         }
         double now = wk_paced_now(s);
+        if (s->cfg.shared) {
+            int hrc;
+            uint64_t ready = shared_ready(s, mono_s(), &hrc);
+            if (ready > s->queued) ready = s->queued;
+            if (hrc) {
+                s->failed = 1;
+                wk_err_set(&s->werr, WK_ENOMEM, "paced send: out of memory");
+                pthread_cond_broadcast(&s->written_cv);
+                break;
+            }
+            if (ready > s->written) {
+                if (write_due(s, ready)) break;
+                continue;
+            }
+            struct timespec ts = abs_time(mono_s() + WAKE_SHARED_S);
+            pthread_cond_timedwait(&s->wake, &s->mu, &ts);
+            continue;
+        }
         uint64_t ready = delivered_by(s, now - s->cfg.delay_s);
         if (ready > s->written) {
             if (write_due(s, ready)) break;
@@ -167,15 +357,24 @@ static void *writer_main(void *arg) {
 
 int wk_paced_sender_start(int fd, const wk_paced_config *cfg, wk_paced_sender **out, wk_err *err) {
     *out = NULL;
-    if (!cfg->trace || cfg->trace->n == 0)
+    if (!cfg->shared && (!cfg->trace || cfg->trace->n == 0))
         return wk_err_set(err, WK_EINVAL, "paced sender: no trace");
-    if (!(cfg->delay_s >= 0 && cfg->delay_s < 60) || !(cfg->trace_offset_s >= 0))
-        return wk_err_set(err, WK_EINVAL, "paced sender: delay %g s / offset %g s out of range", cfg->delay_s,
-                          cfg->trace_offset_s);
+    if (!(cfg->delay_s >= 0 && cfg->delay_s < 60) || !(cfg->trace_offset_s >= 0) || !(cfg->send_timeout_s >= 0))
+        return wk_err_set(err, WK_EINVAL, "paced sender: delay %g s / offset %g s / send timeout %g s out of range",
+                          cfg->delay_s, cfg->trace_offset_s, cfg->send_timeout_s);
     wk_paced_sender *s = calloc(1, sizeof *s);
     if (!s) return wk_err_set(err, WK_ENOMEM, "paced sender: out of memory");
     s->fd = fd;
     s->cfg = *cfg;
+    if (cfg->shared) {
+        s->cfg.trace = cfg->shared->model.trace;
+        s->cfg.trace_offset_s = 0;
+        int rc = link_attach(cfg->shared, &s->flow, err);
+        if (rc) {
+            free(s);
+            return rc;
+        }
+    }
     atomic_init(&s->stop, 0);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -190,6 +389,7 @@ int wk_paced_sender_start(int fd, const wk_paced_config *cfg, wk_paced_sender **
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->wake);
         pthread_cond_destroy(&s->written_cv);
+        if (cfg->shared) link_detach(cfg->shared, s->flow);
         free(s);
         return wk_err_set(err, WK_ENOMEM, "paced sender: cannot start the writer thread");
     }
@@ -213,6 +413,7 @@ int wk_paced_send(wk_paced_sender *s, const void *buf, size_t len, wk_err *err) 
         free(q);
         return rc;
     }
+    if (s->cfg.shared) link_queue(s->cfg.shared, s->flow, len);
     /* a link idle (in the model) when bytes arrive starts a new busy period now */
     if (now < s->busy_start) now = s->busy_start; /* another thread queued in between */
     uint64_t period = s->queued - s->busy_base;
@@ -271,6 +472,9 @@ int wk_paced_sender_stop(wk_paced_sender *s, wk_err *err) {
     pthread_cond_broadcast(&s->wake);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    if (s->cfg.shared) link_detach(s->cfg.shared, s->flow);
+    free(s->hist_t);
+    free(s->hist_d);
     int rc = 0;
     if (s->failed) rc = wk_err_set(err, s->werr.code, "%s", s->werr.msg);
     for (qnode *q = s->head, *next; q; q = next) {
@@ -395,7 +599,7 @@ int wk_paced_listen(const char *host, uint16_t port, int *fd, uint16_t *bound_po
     int s = socket(ai->ai_family, ai->ai_socktype, 0);
     int one = 1;
     if (s >= 0) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (s < 0 || bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, 16) != 0) {
+    if (s < 0 || bind(s, ai->ai_addr, ai->ai_addrlen) != 0 || listen(s, SOMAXCONN) != 0) {
         rc = wk_err_set(err, WK_EIO, "listen on %s:%u: %s", host ? host : "*", port, strerror(errno));
         if (s >= 0) close(s);
         freeaddrinfo(ai);

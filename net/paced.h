@@ -22,15 +22,31 @@
 #include "net/trace.h"
 #include "net/wire.h"
 
+/* A link shared by several senders (devices behind one access point): one trace whose capacity the
+ * senders with bytes in flight share fairly. The model is net/shared_link.h's processor sharing, on
+ * the wall clock since wk_paced_link_open (the trace starts then and loops): each attached sender is
+ * one flow, bytes it queues while its flow is busy follow back to back, and a flow that has nothing
+ * queued leaves its share to the others. Writers release each flow's bytes as the model delivers them
+ * (plus the sender's one-way delay), checking it every millisecond. Thread-safe. */
+typedef struct wk_paced_link wk_paced_link;
+/* max_flows: senders attached at once; one more is refused (WK_ESTATE). The trace is borrowed. */
+int wk_paced_link_open(const wk_trace *trace, size_t max_flows, wk_paced_link **out, wk_err *err);
+/* Frees the link; every sender on it must have stopped. */
+void wk_paced_link_free(wk_paced_link *l);
+
 typedef struct {
-    const wk_trace *trace; /* borrowed: must outlive the sender */
+    const wk_trace *trace; /* borrowed: must outlive the sender; ignored with `shared` */
     double delay_s;        /* one-way delay added to every byte */
-    double trace_offset_s; /* link time at start (start the trace part-way in) */
+    double trace_offset_s; /* link time at start (start the trace part-way in); ignored with `shared` */
+    wk_paced_link *shared; /* NULL: a link of its own over `trace`; else one flow of that shared link */
+    double send_timeout_s; /* > 0: the writer fails when the peer takes no byte for this long (a reader
+                              that stopped reading); 0: it waits as long as the sender runs */
 } wk_paced_config;
 
 typedef struct wk_paced_sender wk_paced_sender;
 
-/* Starts the writer thread on fd (a connected socket; not closed by the sender). */
+/* Starts the writer thread on fd (a connected socket; not closed by the sender). With cfg->shared it
+ * takes a flow of that link, or fails with WK_ESTATE when all are taken. */
 int wk_paced_sender_start(int fd, const wk_paced_config *cfg, wk_paced_sender **out, wk_err *err);
 /* Queues a copy of buf[len]; returns at once. Fails if the writer has failed (peer gone). */
 int wk_paced_send(wk_paced_sender *s, const void *buf, size_t len, wk_err *err);

@@ -128,6 +128,14 @@ void wk_shared_link_cancel(wk_shared_link *l, size_t fi, double t) {
     retime(l);
 }
 
+double wk_shared_link_remaining_at(const wk_shared_link *l, size_t fi, double t) {
+    const wk_shared_flow *f = &l->flows[fi];
+    if (!f->active) return 0;
+    if (t <= l->updated_at) return f->remaining;
+    double share = (offered_since_epoch(l, t) - l->delivered) / (double)l->n_active;
+    return share >= f->remaining ? 0 : share > 0 ? f->remaining - share : f->remaining;
+}
+
 double wk_shared_link_capacity_bytes(const wk_shared_link *l, double a, double b) {
     double off = l->p.trace_offset_s;
     return wk_trace_bytes_before(l->trace, b + off) - wk_trace_bytes_before(l->trace, a + off);

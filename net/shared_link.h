@@ -54,6 +54,10 @@ double wk_shared_link_send(wk_shared_link *l, size_t f, double t, size_t unit, i
 void wk_shared_link_done(wk_shared_link *l, size_t f, double t);
 /* Flow f stops at t (its device needs no more): the rest of its unit is dropped; others are re-timed. */
 void wk_shared_link_cancel(wk_shared_link *l, size_t f, double t);
+/* Wire bytes of flow f's unit in flight not yet delivered at session time t (t at least the last
+ * update and no later than the earliest finish among active flows), at the current share; 0 when f
+ * is idle. A query: the link does not change (real-time pacers ask it between events). */
+double wk_shared_link_remaining_at(const wk_shared_link *l, size_t f, double t);
 /* Capacity bytes the trace offers between session times a and b. */
 double wk_shared_link_capacity_bytes(const wk_shared_link *l, double a, double b);
 
