@@ -1,6 +1,6 @@
 /* Server faults on loopback, bounded in count and time: 64 clients at once all get their streams
  * and the server serves a request after them; connections beyond --max-active are refused with a
- * reason the client records; clients that read very slowly are served, one that stopped reading is
+ * reason the client records; a client's garbage closes its connection only; clients that read very slowly are served, one that stopped reading is
  * dropped after the send timeout (its threads end) while the others are served at their usual speed.
  * Clients here speak the wire protocol directly (net/wire.h), so 64 of them cost no engine. */
 #include <dirent.h>
@@ -290,6 +290,52 @@ START_TEST(connections_beyond_max_active_are_refused_with_a_reason) {
 }
 END_TEST
 
+/* Sends bytes instead of a REQUEST; returns what the server answered: 0 closed at once, else the
+ * type of the frame it sent. */
+static int send_garbage(uint16_t port, const uint8_t *bytes, size_t len, char *msg, size_t cap) {
+    wk_err err = {0};
+    int fd;
+    ck_assert(wk_paced_connect("127.0.0.1", port, 10, &fd, &err) == 0);
+    ck_assert(send(fd, bytes, len, MSG_NOSIGNAL) == (ssize_t)len);
+    wk_paced_receiver rx;
+    wk_paced_receiver_init(&rx, fd);
+    wk_wire_msg m;
+    int type = wk_paced_recv(&rx, &m, 10, &err) == 0 ? m.h.type : 0;
+    snprintf(msg, cap, "%s", type == WK_FRAME_ERROR ? m.u.error.message : err.msg);
+    wk_paced_receiver_free(&rx);
+    return type;
+}
+
+START_TEST(garbage_from_a_client_closes_its_connection_only) {
+    server s;
+    server_start(&s, 40.0);
+    kvgen(&s, 256, 4);
+    s.o.max_connections = 3;
+    server_run(&s);
+    char msg[1024];
+    uint8_t junk[64];
+    memset(junk, 0x5a, sizeof junk);
+    /* bad magic: the server closes (a reset when our unread junk was still in its buffer) */
+    ck_assert_int_eq(send_garbage(s.port, junk, sizeof junk, msg, sizeof msg), 0);
+    ck_assert_msg(strstr(msg, "closed") || strstr(msg, "reset"), "%s", msg);
+    /* a well-formed frame that is not a REQUEST: an ERROR frame says so */
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_END;
+    uint8_t buf[256];
+    size_t len;
+    wk_err err = {0};
+    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
+    ck_assert_int_eq(send_garbage(s.port, buf, len, msg, sizeof msg), WK_FRAME_ERROR);
+    ck_assert_msg(strstr(msg, "expected REQUEST"), "%s", msg);
+    raw r = {.port = s.port, .policy = "kivi2", .context = 256, .seed = 4};
+    raw_main(&r);
+    raw_check_complete(&r, 0);
+    server_join(&s);
+    ck_assert_int_eq(s.rc, 0);
+}
+END_TEST
+
 #define STALLED_CONTEXT 8192 /* about 7 MB of full KV: more than loopback's socket buffers hold */
 #define SEND_TIMEOUT 1.0
 #define NORMAL 4
@@ -373,6 +419,7 @@ static Suite *suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, sixty_four_clients_at_once_all_get_their_streams);
     tcase_add_test(tc, connections_beyond_max_active_are_refused_with_a_reason);
+    tcase_add_test(tc, garbage_from_a_client_closes_its_connection_only);
     tcase_add_test(tc, a_reader_that_stops_is_dropped_and_others_are_not_held_up);
     suite_add_tcase(s, tc);
     return s;
