@@ -395,6 +395,86 @@ START_TEST(sender_reports_closed_peer) {
 }
 END_TEST
 
+/* A peer that stops reading fails the writer after the send timeout, instead of holding it forever. */
+START_TEST(send_timeout_fails_a_peer_that_stopped_reading) {
+    int a, b;
+    tcp_pair(&a, &b);
+    wk_trace tr;
+    wk_err err = {0};
+    ck_assert_int_eq(wk_trace_constant("fast", 8000, 10, &tr, &err), 0);
+    wk_paced_config cfg = {.trace = &tr, .send_timeout_s = 0.3};
+    wk_paced_sender *s;
+    ck_assert_int_eq(wk_paced_sender_start(a, &cfg, &s, &err), 0);
+    static uint8_t big[1 << 20];
+    for (int i = 0; i < 32; i++) ck_assert_int_eq(wk_paced_send(s, big, sizeof big, &err), 0);
+    double t0 = wk_paced_now(s);
+    ck_assert_int_eq(wk_paced_drain(s, 20.0, &err), WK_EIO);
+    ck_assert_msg(strstr(err.msg, "send timeout"), "%s", err.msg);
+    ck_assert_msg(wk_paced_now(s) - t0 < 10.0, "the writer took %.1f s to give up", wk_paced_now(s) - t0);
+    ck_assert_int_eq(wk_paced_sender_stop(s, &err), WK_EIO);
+    close(a);
+    close(b);
+    wk_trace_free(&tr);
+}
+END_TEST
+
+/* Sends one frame of `bytes` on each sender at once; returns each frame's time to the receiver. */
+static void shared_round(wk_paced_sender **s, wk_paced_receiver *r, const size_t *bytes, double *took) {
+    static uint8_t data[400000];
+    wk_err err = {0};
+    double t0 = wk_paced_now(s[0]);
+    for (int i = 0; i < 2; i++) {
+        wk_wire_msg m = {.h = {.type = WK_FRAME_UNIT_DATA}};
+        m.u.unit = (wk_wire_unit_data){.n_units = 1, .data = data, .data_len = bytes[i] - 40};
+        ck_assert_int_eq(wk_paced_send_msg(s[i], &m, &err), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        wk_wire_msg m;
+        ck_assert_msg(wk_paced_recv(&r[i], &m, 5.0, &err) == 0, "%s", err.msg);
+        took[i] = wk_paced_now(s[0]) - t0;
+    }
+}
+
+/* Two senders on one shared link split its rate while both have bytes in flight; when one is done
+ * the other gets the whole rate; a third sender finds no flow free. */
+START_TEST(shared_link_splits_its_rate_among_active_senders) {
+    wk_trace tr;
+    wk_err err = {0};
+    ck_assert_int_eq(wk_trace_constant("c8", 8, 100, &tr, &err), 0); /* 1e6 bytes/s */
+    wk_paced_link *link;
+    ck_assert_int_eq(wk_paced_link_open(&tr, 2, &link, &err), 0);
+    wk_paced_config cfg = {.delay_s = 0.01, .shared = link};
+    int a[2], b[2];
+    wk_paced_sender *s[2];
+    wk_paced_receiver r[2];
+    for (int i = 0; i < 2; i++) {
+        tcp_pair(&a[i], &b[i]);
+        ck_assert_int_eq(wk_paced_sender_start(a[i], &cfg, &s[i], &err), 0);
+        wk_paced_receiver_init(&r[i], b[i]);
+    }
+    wk_paced_sender *third;
+    ck_assert_int_eq(wk_paced_sender_start(a[0], &cfg, &third, &err), WK_ESTATE);
+    ck_assert_msg(strstr(err.msg, "flows"), "%s", err.msg);
+    /* equal frames: both take twice as long as one alone (200,000 B at 1e6 B/s shared by 2, + 10 ms) */
+    double took[2];
+    shared_round(s, r, (const size_t[]){200000, 200000}, took);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(took[i] >= 0.41 - 2e-3 && took[i] < 0.41 + 0.08, "sender %d: %.4f s, model 0.41 s", i, took[i]);
+    /* 100,000 and 300,000 B: the small one ends at 0.2 s, then the other has the whole rate: 0.4 s */
+    nanosleep(&(struct timespec){.tv_nsec = 100000000}, NULL);
+    shared_round(s, r, (const size_t[]){100000, 300000}, took);
+    ck_assert_msg(took[0] >= 0.21 - 2e-3 && took[0] < 0.21 + 0.08, "small: %.4f s, model 0.21 s", took[0]);
+    ck_assert_msg(took[1] >= 0.41 - 2e-3 && took[1] < 0.41 + 0.08, "large: %.4f s, model 0.41 s", took[1]);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(wk_paced_sender_stop(s[i], &err), 0);
+        wk_paced_receiver_free(&r[i]);
+        close(a[i]);
+    }
+    wk_paced_link_free(link);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("paced");
     TCase *tc = tcase_create("paced");
@@ -406,6 +486,8 @@ int main(void) {
     tcase_add_test(tc, truncated_frames_and_closes);
     tcase_add_test(tc, sender_reports_closed_peer);
     tcase_add_test(tc, idle_link_restarts_at_the_next_send);
+    tcase_add_test(tc, send_timeout_fails_a_peer_that_stopped_reading);
+    tcase_add_test(tc, shared_link_splits_its_rate_among_active_senders);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
