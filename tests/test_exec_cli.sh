@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `wikv kvgen|serve|run`: help and bad input (exit 2), then one real request per policy kind over loopback
-# from a kvgen'd KV file, recorded as complete exec rows; a damaged importance file is refused.
+# from a kvgen'd KV file (through a --shared-link server), recorded as complete exec rows; a damaged
+# importance file is refused.
 set -euo pipefail
 wikv=$1
 src=$2
@@ -11,12 +12,15 @@ for c in kvgen serve run; do "$wikv" $c --help >/dev/null; done
 set +e
 "$wikv" run --server 127.0.0.1 --policy full --task passkey --context 256 2>/dev/null; [ $? -eq 2 ] || exit 1
 "$wikv" serve --port 0 2>/dev/null; [ $? -eq 2 ] || exit 1
+for bad in "--max-active 0" "--send-timeout 0" "--send-timeout x"; do
+    "$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" $bad 2>/dev/null; [ $? -eq 2 ] || exit 1
+done
 "$wikv" kvgen --task nope --context 256 --out "$tmp/kv" 2>/dev/null; [ $? -eq 2 ] || exit 1
 set -e
 "$wikv" kvgen --task passkey --context 256 --seed 3 --n 1 --out "$tmp/kv" 2>/dev/null
 [ -s "$tmp/kv/passkey-256-3.wkv" ] && [ -s "$tmp/kv/passkey-256-3.wki" ]
 "$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" --kv-dir "$tmp/kv" --max-connections 5 --quiet \
-    >"$tmp/port" &
+    --shared-link --max-active 8 --send-timeout 10 >"$tmp/port" &
 server=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 port=$(sed 's/.*://' "$tmp/port")
