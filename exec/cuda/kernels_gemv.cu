@@ -1,7 +1,10 @@
 /* Matrix-vector products of the decode step (one token), where the weights stream through once and
- * memory bandwidth is everything. One warp per output row, each lane reading 16-byte vectors, four
- * in flight; the input vector sits in shared memory (fp16). Fused around the product, so one decode
- * layer is 7 launches instead of 11:
+ * memory bandwidth is everything. A persistent grid (as many blocks as fit on the GPU at once) of
+ * 8-warp blocks; each warp walks its rows in tiles of U 16-byte vectors per lane and loads the next
+ * tile into registers before it multiplies the current one, so a tile is always in flight. The
+ * first tile is requested before the block builds its input, so the prologue hides under the load.
+ * The input vector sits in shared memory (fp16). Fused around the product, so one decode layer is
+ * 7 launches instead of 11:
  *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2),
  *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
  *   - residual add into the fp32 stream.
@@ -39,16 +42,31 @@ __device__ static inline float dot8(uint4 w, const __half *x) {
     return s;
 }
 
-template <bool SWIGLU>
-__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
+/* Vectors per lane and tile: 8 (4 KB per warp in flight), 4 each for the gate and up rows. */
+template <bool SWIGLU> struct gemv_tile {
+    static constexpr int U = SWIGLU ? 4 : 8;
+    static constexpr int VECS = 32 * U; /* 16-byte vectors of one row per tile */
+};
 
-/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
- * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
- * not once per 8 rows); SWIGLU: rows r and r + out of W. Lane l reads columns [8 (l + 32 j), +8). */
+/* Tile t of row `row` (vector v = (t U + j) 32 + lane of the row), zeros past the row's end or the
+ * matrix; SWIGLU: the same tile of the up row (row + out) into w1. */
 template <bool SWIGLU>
-__global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
-    extern __shared__ __align__(16) __half xs[]; /* (in) */
-    __shared__ float red[32];
+__device__ static inline void load_tile(uint4 *w0, uint4 *w1, const wk_cu_gemv_args &a, int row, int t, int lane) {
+    constexpr int U = gemv_tile<SWIGLU>::U;
+    int nv = a.in / 8;
+    const uint4 *p = reinterpret_cast<const uint4 *>(a.w) + (size_t)row * nv;
+    const uint4 *q = p + (size_t)a.out * nv;
+#pragma unroll
+    for (int j = 0; j < U; j++) {
+        int v = (t * U + j) * 32 + lane;
+        bool ok = row < a.out && v < nv;
+        w0[j] = ok ? __ldcs(p + v) : make_uint4(0, 0, 0, 0);
+        if (SWIGLU) w1[j] = ok ? __ldcs(q + v) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+/* Input into xs: RMSNorm(x) * norm_w, or a copy of xh; zeros from in to the padded length. */
+__device__ static void load_input(const wk_cu_gemv_args &a, __half *xs, int padded, float *red) {
     int in = a.in;
     if (a.x) {
         float ss = 0.0f;
@@ -59,52 +77,75 @@ __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
         for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8)
             *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(a.xh + i);
     }
-    __syncthreads();
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)
-        gemv_row<SWIGLU>(a, xs, row, lane);
+    for (int i = in + threadIdx.x; i < padded; i += blockDim.x) xs[i] = __float2half(0.0f);
 }
 
+/* grid <= blocks resident at once, block 256, dynamic smem = padded input (tiles * VECS * 16 bytes).
+ * Warp w of block b owns rows b * 8 + w + k * gridDim * 8; it walks (row, tile) pairs in order,
+ * loading pair i + 1 while it multiplies pair i. SWIGLU: rows r and r + out of W. */
 template <bool SWIGLU>
-__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane) {
-    int in = a.in;
-    const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
+__global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
+    constexpr int U = gemv_tile<SWIGLU>::U, VECS = gemv_tile<SWIGLU>::VECS;
+    extern __shared__ __align__(16) __half xs[];
+    __shared__ float red[32];
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int tiles = (a.in / 8 + VECS - 1) / VECS, step = gridDim.x * GEMV_WARPS;
+    int row = blockIdx.x * GEMV_WARPS + warp, t = 0;
+    uint4 cur0[U], cur1[U];
+    load_tile<SWIGLU>(cur0, cur1, a, row, t, lane);
+    load_input(a, xs, tiles * VECS * 8, red);
+    __syncthreads();
     float acc0 = 0.0f, acc1 = 0.0f;
-    int c = lane * 8;
-    for (; c + 3 * 256 < in; c += 4 * 256) {
-        uint4 u[4], v[4];
+    while (row < a.out) { /* warp-uniform */
+        int nrow = row, nt = t + 1;
+        if (nt == tiles) nt = 0, nrow += step;
+        uint4 nxt0[U], nxt1[U];
+        load_tile<SWIGLU>(nxt0, nxt1, a, nrow, nt, lane);
 #pragma unroll
-        for (int j = 0; j < 4; j++) u[j] = __ldcs(reinterpret_cast<const uint4 *>(w0 + c + j * 256));
-        if (SWIGLU)
-#pragma unroll
-            for (int j = 0; j < 4; j++) v[j] = __ldcs(reinterpret_cast<const uint4 *>(w1 + c + j * 256));
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            acc0 += dot8(u[j], xs + c + j * 256);
-            if (SWIGLU) acc1 += dot8(v[j], xs + c + j * 256);
+        for (int j = 0; j < U; j++) {
+            const __half *xv = xs + ((t * U + j) * 32 + lane) * 8;
+            acc0 += dot8(cur0[j], xv);
+            if (SWIGLU) acc1 += dot8(cur1[j], xv);
         }
+        if (nt == 0) { /* row done */
+            acc0 = warp_sum(acc0);
+            if (SWIGLU) acc1 = warp_sum(acc1);
+            if (lane == 0) {
+                if (SWIGLU) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0 / (1.0f + expf(-acc0)) * acc1);
+                else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
+                else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
+                else reinterpret_cast<float *>(a.y)[row] += acc0;
+            }
+            acc0 = acc1 = 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < U; j++) {
+            cur0[j] = nxt0[j];
+            if (SWIGLU) cur1[j] = nxt1[j];
+        }
+        row = nrow;
+        t = nt;
     }
-    for (; c < in; c += 256) {
-        acc0 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w0 + c)), xs + c);
-        if (SWIGLU) acc1 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w1 + c)), xs + c);
-    }
-    acc0 = warp_sum(acc0);
-    if (SWIGLU) acc1 = warp_sum(acc1);
-    if (lane != 0) return;
-    if (SWIGLU) {
-        float g = acc0;
-        reinterpret_cast<__half *>(a.y)[row] = __float2half(g / (1.0f + expf(-g)) * acc1);
-    } else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
-    else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
-    else reinterpret_cast<float *>(a.y)[row] += acc0;
 }
 
 int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
 
+template <bool SWIGLU> static size_t gemv_smem(int in) {
+    constexpr int VECS = gemv_tile<SWIGLU>::VECS;
+    return (size_t)(in / 8 + VECS - 1) / VECS * VECS * 16;
+}
+
+int wk_cu_gemv_max_blocks(int swiglu, int in, int n_sm) {
+    int per_sm = 0;
+    cudaError_t ce = swiglu ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<true>, 32 * GEMV_WARPS, gemv_smem<true>(in))
+                            : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<false>, 32 * GEMV_WARPS, gemv_smem<false>(in));
+    if (ce != cudaSuccess || per_sm < 1) per_sm = 1;
+    return per_sm * n_sm;
+}
+
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
     unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
-    size_t smem = (size_t)a->in * sizeof(__half);
-    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
-    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
+    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, gemv_smem<true>(a->in), s>>>(*a);
+    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, gemv_smem<false>(a->in), s>>>(*a);
 }
