@@ -75,8 +75,21 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     int ntiles = k1 > k0 ? (k1 - k0 + TK - 1) / TK : 0;
     const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
     const uint8_t *pres = a.present + (size_t)g * a.cap;
-    if (ntiles > 0) stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
-    int pr = k0 + lane < k1 ? pres[k0 + lane] : 0; /* this tile's presence byte of key lane */
+    /* Launched with wk_cu_launch_pdl: only the chunk's own slots [pos0, pos0 + n_rows) and q are
+     * written by the kernel before (RoPE + store), so a first tile below pos0 is staged before the
+     * wait; the rest waits for it. */
+    bool early = k0 + TK <= a.pos0;
+    int pr = 0; /* this tile's presence byte of key lane */
+    if (ntiles > 0 && early) {
+        stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
+        pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
+    }
+    cudaGridDependencySynchronize();
+    cudaTriggerProgrammaticLaunchCompletion();
+    if (ntiles > 0 && !early) {
+        stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
+        pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
+    }
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         Qs[i] = __half2float(a.q[(size_t)r * a.n_heads * hd + (size_t)g * G * hd + i]);
     const float sl2 = rsqrtf((float)hd) * LOG2E;
@@ -147,6 +160,8 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
 __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
     extern __shared__ float wsm[]; /* (n_splits) weights, then (blockDim) partial sums */
     __shared__ float red[32];
+    cudaGridDependencySynchronize(); /* launched with wk_cu_launch_pdl */
+    cudaTriggerProgrammaticLaunchCompletion();
     int rh = blockIdx.x, hd = a.hd, w = hd + 2;
     const float *pp = part + (size_t)rh * n_splits * w;
     float mx = -INFINITY;
@@ -214,15 +229,16 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
     /* Above 48 KB (head_dim 256 with many heads per group) the dynamic limit must be raised. */
     if (np == 1) {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<1><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<1>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     } else if (np == 2) {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<2><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<2>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     } else {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<4><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<4>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     }
-    attn_reduce_kernel<<<a->n_rows * a->n_heads, 512, (size_t)(n_splits + 512) * sizeof(float), s>>>(*a, part, n_splits);
+    wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_rows * a->n_heads), dim3(512), (size_t)(n_splits + 512) * sizeof(float), s, *a,
+                     part, n_splits);
 }
 
 /* ---- attention export ------------------------------------------------------------------------- */

@@ -65,6 +65,18 @@ __device__ static inline void load_tile(uint4 *w0, uint4 *w1, const wk_cu_gemv_a
     }
 }
 
+/* L2 prefetch of the rest of row `row` (and its up row) past the first tile, 128-byte lines. */
+template <bool SWIGLU>
+__device__ static inline void prefetch_row(const wk_cu_gemv_args &a, int row, int lane) {
+    if (row >= a.out) return;
+    const char *p = reinterpret_cast<const char *>(a.w + (size_t)row * a.in);
+    const char *q = reinterpret_cast<const char *>(a.w + (size_t)(row + a.out) * a.in);
+    for (size_t off = (size_t)gemv_tile<SWIGLU>::VECS * 16 + (size_t)lane * 128; off < (size_t)a.in * 2; off += 32 * 128) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off));
+        if (SWIGLU) asm volatile("prefetch.global.L2 [%0];" ::"l"(q + off));
+    }
+}
+
 /* Input into xs: RMSNorm(x) * norm_w, or a copy of xh; zeros from in to the padded length. */
 __device__ static void load_input(const wk_cu_gemv_args &a, __half *xs, int padded, float *red) {
     int in = a.in;
@@ -93,6 +105,12 @@ __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
     int row = blockIdx.x * GEMV_WARPS + warp, t = 0;
     uint4 cur0[U], cur1[U];
     load_tile<SWIGLU>(cur0, cur1, a, row, t, lane);
+    prefetch_row<SWIGLU>(a, row, lane);
+    /* Launched with programmatic stream serialisation: everything above reads only weights and may
+     * overlap the previous kernel's tail; its outputs (our input, the residual we add into) are
+     * complete and visible only after this wait. The next kernel may start launching now. */
+    cudaGridDependencySynchronize();
+    cudaTriggerProgrammaticLaunchCompletion();
     load_input(a, xs, tiles * VECS * 8, red);
     __syncthreads();
     float acc0 = 0.0f, acc1 = 0.0f;
@@ -143,9 +161,11 @@ int wk_cu_gemv_max_blocks(int swiglu, int in, int n_sm) {
     return per_sm * n_sm;
 }
 
+/* Programmatic dependent launch (wk_cu_launch_pdl): the first tile loads while the previous kernel
+ * drains. */
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
     unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
-    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, gemv_smem<true>(a->in), s>>>(*a);
-    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, gemv_smem<false>(a->in), s>>>(*a);
+    if (a->mode == WK_GEMV_SWIGLU) wk_cu_launch_pdl(gemv_kernel<true>, dim3(grid), dim3(32 * GEMV_WARPS), gemv_smem<true>(a->in), s, *a);
+    else wk_cu_launch_pdl(gemv_kernel<false>, dim3(grid), dim3(32 * GEMV_WARPS), gemv_smem<false>(a->in), s, *a);
 }
