@@ -23,6 +23,9 @@ extern "C" {
 #define FLASH_MIN_ROWS 8
 /* Rows per launch of the decode kernel when it serves a chunk (head_dim without a flash kernel). */
 #define DECODE_ROW_BATCH 16
+/* Grid cap of the decode matrix-vector kernel, in blocks per SM: only the LM head (16K blocks of 8
+ * rows) is capped, so that its input norm is not recomputed 16K times. */
+#define GEMV_BLOCKS_PER_SM 16
 
 #define CK(call)                                                                                                       \
     do {                                                                                                               \
@@ -47,7 +50,6 @@ typedef struct {
     cublasHandle_t blas;
     int n_sm;
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
-    int grid_dim, grid_qd, grid_gu, grid_hidden; /* their persistent grids, by input size (and SwiGLU) */
     char device[320];
     cu_layer *layers;   /* [n_layers] */
     __half *embed;      /* (vocab, dim) */
@@ -416,17 +418,17 @@ static int layer_decode(wk_engine *e, int l, const wk_forward_args *fa, wk_err *
     const cu_layer *L = &im->layers[l];
     int hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
     wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps,
-                         im->grid_dim};
+                         GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&g, im->stream);
     CK(cudaGetLastError());
     if (attn_block(e, l, L, fa, err)) return err->code;
-    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, im->grid_qd};
+    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&o, im->stream);
     wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps,
-                          im->grid_gu};
+                          GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&gu, im->stream);
     wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps,
-                         im->grid_hidden};
+                         GEMV_BLOCKS_PER_SM * im->n_sm};
     wk_cu_gemv(&d, im->stream);
     CK(cudaGetLastError());
     return 0;
@@ -475,7 +477,7 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_
         if ((n == 1 && im->use_gemv ? layer_decode(e, l, a, err) : layer_forward(e, l, a, err))) return err->code;
     if (logit_rows == 1 && im->use_gemv) {
         wk_cu_gemv_args g = {im->lm_head, im->x + (size_t)(n - 1) * c->dim, im->final_norm, NULL, im->logits, c->dim,
-                             c->vocab_size, WK_GEMV_F32, c->norm_eps, im->grid_dim};
+                             c->vocab_size, WK_GEMV_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
         wk_cu_gemv(&g, im->stream);
         CK(cudaGetLastError());
     } else if (logit_rows > 0) {
@@ -652,12 +654,6 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     if (rc) goto fail;
     im->use_gemv = wk_cu_gemv_supported(e->cfg.dim) && wk_cu_gemv_supported(e->cfg.n_heads * e->cfg.head_dim) &&
                    wk_cu_gemv_supported(e->cfg.hidden_dim) && !getenv("WIKV_CUDA_NO_GEMV");
-    if (im->use_gemv) {
-        im->grid_dim = wk_cu_gemv_max_blocks(0, e->cfg.dim, im->n_sm);
-        im->grid_qd = wk_cu_gemv_max_blocks(0, e->cfg.n_heads * e->cfg.head_dim, im->n_sm);
-        im->grid_gu = wk_cu_gemv_max_blocks(1, e->cfg.dim, im->n_sm);
-        im->grid_hidden = wk_cu_gemv_max_blocks(0, e->cfg.hidden_dim, im->n_sm);
-    }
     wk_model_config_rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);
     rc = rc ? rc : alloc_state(e, err);

@@ -94,11 +94,9 @@ typedef struct wk_cu_gemv_args {
     void *y;              /* (out) */
     int in, out, mode;
     float eps;
-    int max_blocks;       /* grid cap: wk_cu_gemv_max_blocks (the blocks resident at once); 0 = one block per 8 rows */
+    int max_blocks;       /* grid cap (e.g. 4 per SM); 0 = one block per 8 rows */
 } wk_cu_gemv_args;
 int wk_cu_gemv_supported(int in);
-/* Blocks of the SwiGLU (swiglu != 0) or plain kernel for this input size that fit on n_sm SMs at once. */
-int wk_cu_gemv_max_blocks(int swiglu, int in, int n_sm);
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s);
 
 /* out[r] = index of the largest of logits[r][0..vocab) (lowest index on ties), for r < rows. */

@@ -17,17 +17,22 @@ __device__ static inline float warp_sum(float v) {
     return v;
 }
 
-/* dot(q (hd) fp32 in smem, k (hd) fp16 in smem), 16-byte reads. */
+/* dot(q (hd) fp32 in smem, k (hd) fp16 in smem), 16-byte reads; four partial sums, so the FMAs of
+ * consecutive 8-element slices do not wait on each other. */
 __device__ static inline float dot_qk(const float *q, const __half *k, int hd) {
-    float d = 0.0f;
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll 4
     for (int c = 0; c < hd; c += 8) {
         uint4 u = *reinterpret_cast<const uint4 *>(k + c);
         const __half2 *h2 = reinterpret_cast<const __half2 *>(&u);
         float4 qa = *reinterpret_cast<const float4 *>(q + c), qb = *reinterpret_cast<const float4 *>(q + c + 4);
         float2 f0 = __half22float2(h2[0]), f1 = __half22float2(h2[1]), f2 = __half22float2(h2[2]), f3 = __half22float2(h2[3]);
-        d += qa.x * f0.x + qa.y * f0.y + qa.z * f1.x + qa.w * f1.y + qb.x * f2.x + qb.y * f2.y + qb.z * f3.x + qb.w * f3.y;
+        d0 += qa.x * f0.x + qa.y * f0.y;
+        d1 += qa.z * f1.x + qa.w * f1.y;
+        d2 += qb.x * f2.x + qb.y * f2.y;
+        d3 += qb.z * f3.x + qb.w * f3.y;
     }
-    return d;
+    return (d0 + d1) + (d2 + d3);
 }
 
 __device__ static inline int window_lo(int p, int window) { return window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; }
@@ -119,9 +124,9 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
             m = m_new;
 #pragma unroll
             for (int i = 0; i < 2 * NP; i++) acc[i] *= corr;
-            unsigned vmask = __ballot_sync(0xffffffffu, vis);
-            int nk = min(TK, k1 - t0);
-            for (int j = 0; j < nk; j++) {
+            unsigned vmask = __ballot_sync(0xffffffffu, vis); /* keys past k1 are not visible either */
+#pragma unroll 8
+            for (int j = 0; j < TK; j++) {
                 float pt = __shfl_sync(0xffffffffu, pj, j);
                 if (!((vmask >> j) & 1u)) continue; /* absent: V counts as zero */
                 const __half *vr = Vt + j * ld;

@@ -1,11 +1,9 @@
 /* Matrix-vector products of the decode step (one token), where the weights stream through once and
- * memory bandwidth is everything. A persistent grid (as many blocks as fit on the GPU at once) of
- * 8-warp blocks; each warp walks its rows in tiles of U 16-byte vectors per lane and loads the next
- * tile into registers before it multiplies the current one, so a tile is always in flight. The
- * first tile is requested before the block builds its input, so the prologue hides under the load.
- * The input vector sits in shared memory (fp16). Fused around the product, so one decode layer is
- * 7 launches instead of 11:
- *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2),
+ * memory bandwidth is everything. One warp per output row, each lane reading 16-byte vectors, four
+ * in flight; the input vector sits in shared memory (fp16). Fused around the product, so one decode
+ * layer is 7 launches instead of 11:
+ *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2, in
+ *     batches of 16-byte loads, so the prologue costs a few memory round trips, not one per element),
  *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
  *   - residual add into the fp32 stream.
  * CPU reference: matmul() / rmsnorm() / mlp_layer() in exec/cpu/engine_cpu.c. */
@@ -42,130 +40,115 @@ __device__ static inline float dot8(uint4 w, const __half *x) {
     return s;
 }
 
-/* Vectors per lane and tile: 8 (4 KB per warp in flight), 4 each for the gate and up rows. */
-template <bool SWIGLU> struct gemv_tile {
-    static constexpr int U = SWIGLU ? 4 : 8;
-    static constexpr int VECS = 32 * U; /* 16-byte vectors of one row per tile */
-};
-
-/* Tile t of row `row` (vector v = (t U + j) 32 + lane of the row), zeros past the row's end or the
- * matrix; SWIGLU: the same tile of the up row (row + out) into w1. */
-template <bool SWIGLU>
-__device__ static inline void load_tile(uint4 *w0, uint4 *w1, const wk_cu_gemv_args &a, int row, int t, int lane) {
-    constexpr int U = gemv_tile<SWIGLU>::U;
-    int nv = a.in / 8;
-    const uint4 *p = reinterpret_cast<const uint4 *>(a.w) + (size_t)row * nv;
-    const uint4 *q = p + (size_t)a.out * nv;
-#pragma unroll
-    for (int j = 0; j < U; j++) {
-        int v = (t * U + j) * 32 + lane;
-        bool ok = row < a.out && v < nv;
-        w0[j] = ok ? __ldcs(p + v) : make_uint4(0, 0, 0, 0);
-        if (SWIGLU) w1[j] = ok ? __ldcs(q + v) : make_uint4(0, 0, 0, 0);
-    }
-}
-
-/* L2 prefetch of the rest of row `row` (and its up row) past the first tile, 128-byte lines. */
-template <bool SWIGLU>
-__device__ static inline void prefetch_row(const wk_cu_gemv_args &a, int row, int lane) {
-    if (row >= a.out) return;
-    const char *p = reinterpret_cast<const char *>(a.w + (size_t)row * a.in);
-    const char *q = reinterpret_cast<const char *>(a.w + (size_t)(row + a.out) * a.in);
-    for (size_t off = (size_t)gemv_tile<SWIGLU>::VECS * 16 + (size_t)lane * 128; off < (size_t)a.in * 2; off += 32 * 128) {
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(p + off));
-        if (SWIGLU) asm volatile("prefetch.global.L2 [%0];" ::"l"(q + off));
-    }
-}
-
-/* Input into xs: RMSNorm(x) * norm_w, or a copy of xh; zeros from in to the padded length. */
+/* Input into xs: RMSNorm(x) * norm_w, or a copy of xh; zeros from in to the padded length. Every
+ * thread issues a batch of 16-byte loads before it uses any (one memory round trip per batch: a
+ * strided one-element loop costs a round trip per element, ~10 us for 4096 floats). */
 __device__ static void load_input(const wk_cu_gemv_args &a, __half *xs, int padded, float *red) {
-    int in = a.in;
+    constexpr int B = 2; /* 16-byte loads per thread and batch (x and norm_w each; 2 B for a copy) */
+    int in = a.in, tid = threadIdx.x, nt = blockDim.x;
     if (a.x) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(a.x), *w4 = reinterpret_cast<const float4 *>(a.norm_w);
+        int n4 = in / 4;
         float ss = 0.0f;
-        for (int i = threadIdx.x; i < in; i += blockDim.x) ss += a.x[i] * a.x[i];
+        for (int b = 0; b < n4; b += B * nt) {
+            float4 v[B];
+#pragma unroll
+            for (int k = 0; k < B; k++) v[k] = b + k * nt + tid < n4 ? x4[b + k * nt + tid] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+            for (int k = 0; k < B; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
         float inv = rsqrtf(block_sum(ss, red) / in + a.eps);
-        for (int i = threadIdx.x; i < in; i += blockDim.x) xs[i] = __float2half(a.norm_w[i] * (a.x[i] * inv));
+        for (int b = 0; b < n4; b += B * nt) {
+            float4 v[B], w[B];
+#pragma unroll
+            for (int k = 0; k < B; k++) {
+                int i = b + k * nt + tid;
+                v[k] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                w[k] = i < n4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int k = 0; k < B; k++) {
+                int i = b + k * nt + tid;
+                if (i < n4) {
+                    __half2 *d = reinterpret_cast<__half2 *>(xs + 4 * i);
+                    d[0] = __floats2half2_rn(w[k].x * (v[k].x * inv), w[k].y * (v[k].y * inv));
+                    d[1] = __floats2half2_rn(w[k].z * (v[k].z * inv), w[k].w * (v[k].w * inv));
+                }
+            }
+        }
     } else {
-        for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8)
-            *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(a.xh + i);
+        const uint4 *h8 = reinterpret_cast<const uint4 *>(a.xh);
+        uint4 *d8 = reinterpret_cast<uint4 *>(xs);
+        int n8 = in / 8;
+        for (int b = 0; b < n8; b += 2 * B * nt) {
+            uint4 v[2 * B];
+#pragma unroll
+            for (int k = 0; k < 2 * B; k++) v[k] = b + k * nt + tid < n8 ? h8[b + k * nt + tid] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int k = 0; k < 2 * B; k++)
+                if (b + k * nt + tid < n8) d8[b + k * nt + tid] = v[k];
+        }
     }
-    for (int i = in + threadIdx.x; i < padded; i += blockDim.x) xs[i] = __float2half(0.0f);
+    for (int i = in + tid; i < padded; i += nt) xs[i] = __float2half(0.0f);
 }
 
-/* grid <= blocks resident at once, block 256, dynamic smem = padded input (tiles * VECS * 16 bytes).
- * Warp w of block b owns rows b * 8 + w + k * gridDim * 8; it walks (row, tile) pairs in order,
- * loading pair i + 1 while it multiplies pair i. SWIGLU: rows r and r + out of W. */
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
+
+/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
+ * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
+ * not once per 8 rows); SWIGLU: rows r and r + out of W. Lane l reads columns [8 (l + 32 j), +8). */
 template <bool SWIGLU>
 __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
-    constexpr int U = gemv_tile<SWIGLU>::U, VECS = gemv_tile<SWIGLU>::VECS;
-    extern __shared__ __align__(16) __half xs[];
+    extern __shared__ __align__(16) __half xs[]; /* (in) */
     __shared__ float red[32];
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int tiles = (a.in / 8 + VECS - 1) / VECS, step = gridDim.x * GEMV_WARPS;
-    int row = blockIdx.x * GEMV_WARPS + warp, t = 0;
-    uint4 cur0[U], cur1[U];
-    load_tile<SWIGLU>(cur0, cur1, a, row, t, lane);
-    prefetch_row<SWIGLU>(a, row, lane);
-    /* Launched with programmatic stream serialisation: everything above reads only weights and may
-     * overlap the previous kernel's tail; its outputs (our input, the residual we add into) are
-     * complete and visible only after this wait. The next kernel may start launching now. */
-    cudaGridDependencySynchronize();
-    cudaTriggerProgrammaticLaunchCompletion();
-    load_input(a, xs, tiles * VECS * 8, red);
+    load_input(a, xs, a.in, red);
     __syncthreads();
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)
+        gemv_row<SWIGLU>(a, xs, row, lane);
+}
+
+template <bool SWIGLU>
+__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane) {
+    int in = a.in;
+    const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
     float acc0 = 0.0f, acc1 = 0.0f;
-    while (row < a.out) { /* warp-uniform */
-        int nrow = row, nt = t + 1;
-        if (nt == tiles) nt = 0, nrow += step;
-        uint4 nxt0[U], nxt1[U];
-        load_tile<SWIGLU>(nxt0, nxt1, a, nrow, nt, lane);
+    int c = lane * 8;
+    for (; c + 3 * 256 < in; c += 4 * 256) {
+        uint4 u[4], v[4];
 #pragma unroll
-        for (int j = 0; j < U; j++) {
-            const __half *xv = xs + ((t * U + j) * 32 + lane) * 8;
-            acc0 += dot8(cur0[j], xv);
-            if (SWIGLU) acc1 += dot8(cur1[j], xv);
-        }
-        if (nt == 0) { /* row done */
-            acc0 = warp_sum(acc0);
-            if (SWIGLU) acc1 = warp_sum(acc1);
-            if (lane == 0) {
-                if (SWIGLU) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0 / (1.0f + expf(-acc0)) * acc1);
-                else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
-                else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
-                else reinterpret_cast<float *>(a.y)[row] += acc0;
-            }
-            acc0 = acc1 = 0.0f;
-        }
+        for (int j = 0; j < 4; j++) u[j] = __ldcs(reinterpret_cast<const uint4 *>(w0 + c + j * 256));
+        if (SWIGLU)
 #pragma unroll
-        for (int j = 0; j < U; j++) {
-            cur0[j] = nxt0[j];
-            if (SWIGLU) cur1[j] = nxt1[j];
+            for (int j = 0; j < 4; j++) v[j] = __ldcs(reinterpret_cast<const uint4 *>(w1 + c + j * 256));
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            acc0 += dot8(u[j], xs + c + j * 256);
+            if (SWIGLU) acc1 += dot8(v[j], xs + c + j * 256);
         }
-        row = nrow;
-        t = nt;
     }
+    for (; c < in; c += 256) {
+        acc0 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w0 + c)), xs + c);
+        if (SWIGLU) acc1 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w1 + c)), xs + c);
+    }
+    acc0 = warp_sum(acc0);
+    if (SWIGLU) acc1 = warp_sum(acc1);
+    if (lane != 0) return;
+    if (SWIGLU) {
+        float g = acc0;
+        reinterpret_cast<__half *>(a.y)[row] = __float2half(g / (1.0f + expf(-g)) * acc1);
+    } else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
+    else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
+    else reinterpret_cast<float *>(a.y)[row] += acc0;
 }
 
 int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
 
-template <bool SWIGLU> static size_t gemv_smem(int in) {
-    constexpr int VECS = gemv_tile<SWIGLU>::VECS;
-    return (size_t)(in / 8 + VECS - 1) / VECS * VECS * 16;
-}
-
-int wk_cu_gemv_max_blocks(int swiglu, int in, int n_sm) {
-    int per_sm = 0;
-    cudaError_t ce = swiglu ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<true>, 32 * GEMV_WARPS, gemv_smem<true>(in))
-                            : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, gemv_kernel<false>, 32 * GEMV_WARPS, gemv_smem<false>(in));
-    if (ce != cudaSuccess || per_sm < 1) per_sm = 1;
-    return per_sm * n_sm;
-}
-
-/* Programmatic dependent launch (wk_cu_launch_pdl): the first tile loads while the previous kernel
- * drains. */
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
     unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
-    if (a->mode == WK_GEMV_SWIGLU) wk_cu_launch_pdl(gemv_kernel<true>, dim3(grid), dim3(32 * GEMV_WARPS), gemv_smem<true>(a->in), s, *a);
-    else wk_cu_launch_pdl(gemv_kernel<false>, dim3(grid), dim3(32 * GEMV_WARPS), gemv_smem<false>(a->in), s, *a);
+    size_t smem = (size_t)a->in * sizeof(__half);
+    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
+    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
 }
