@@ -9,6 +9,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* kernel<<<grid, block, smem, s>>>(args...) with programmatic stream serialisation: the kernel may be
+ * scheduled while the previous one in the stream drains, so it must call
+ * cudaGridDependencySynchronize() before it touches anything an earlier kernel writes or reads (it
+ * may read what no kernel of the step writes, such as weights, before). A kernel that calls
+ * cudaTriggerProgrammaticLaunchCompletion() lets the next such launch start early. */
+template <typename... K, typename... A>
+static inline void wk_cu_launch_pdl(void (*kernel)(K...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, A... args) {
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 /* x (n, dim) fp32 = embed[tokens[t]] (embed (vocab, dim) fp16). */
 void wk_cu_embed(float *x, const __half *embed, const int32_t *tokens, int n, int dim, cudaStream_t s);
 

@@ -17,85 +17,132 @@ __device__ static inline float warp_sum(float v) {
     return v;
 }
 
-/* dot(q (hd) fp32 in smem, k (hd) fp16 in smem), 16-byte reads. */
+/* dot(q (hd) fp32 in smem, k (hd) fp16 in smem), 16-byte reads; four partial sums, so the FMAs of
+ * consecutive 8-element slices do not wait on each other. */
 __device__ static inline float dot_qk(const float *q, const __half *k, int hd) {
-    float d = 0.0f;
+    float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+#pragma unroll 4
     for (int c = 0; c < hd; c += 8) {
         uint4 u = *reinterpret_cast<const uint4 *>(k + c);
         const __half2 *h2 = reinterpret_cast<const __half2 *>(&u);
         float4 qa = *reinterpret_cast<const float4 *>(q + c), qb = *reinterpret_cast<const float4 *>(q + c + 4);
         float2 f0 = __half22float2(h2[0]), f1 = __half22float2(h2[1]), f2 = __half22float2(h2[2]), f3 = __half22float2(h2[3]);
-        d += qa.x * f0.x + qa.y * f0.y + qa.z * f1.x + qa.w * f1.y + qb.x * f2.x + qb.y * f2.y + qb.z * f3.x + qb.w * f3.y;
+        d0 += qa.x * f0.x + qa.y * f0.y;
+        d1 += qa.z * f1.x + qa.w * f1.y;
+        d2 += qb.x * f2.x + qb.y * f2.y;
+        d3 += qb.z * f3.x + qb.w * f3.y;
     }
-    return d;
+    return (d0 + d1) + (d2 + d3);
 }
 
 __device__ static inline int window_lo(int p, int window) { return window > 0 && p - window + 1 > 0 ? p - window + 1 : 0; }
 
+/* 16-byte global -> shared copy that bypasses registers; src_bytes 0 writes zeros. */
+__device__ static inline void cp_async16(__half *dst, const __half *src, int src_bytes) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(src_bytes));
+}
+__device__ static inline void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ static inline void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* Requests keys [t0, t0 + TK) of K and V into Kd / Vd ([TK][ld]) as one cp.async group; rows at or
+ * past k1 are zero-filled. */
+__device__ static inline void stage_tile(__half *Kd, __half *Vd, const __half *Kg, const __half *Vg, int t0, int k1, int hd, int ld) {
+    int nvec = hd / 8;
+    for (int i = threadIdx.x; i < TK * nvec; i += blockDim.x) {
+        int row = i / nvec, c = (i % nvec) * 8, t = t0 + row;
+        size_t off = (size_t)(t < k1 ? t : t0) * hd + c;
+        cp_async16(Kd + row * ld + c, Kg + off, t < k1 ? 16 : 0);
+        cp_async16(Vd + row * ld + c, Vg + off, t < k1 ? 16 : 0);
+    }
+    cp_async_commit();
+}
+
 /* grid (n_splits, n_kv, n_rows), block G = n_heads / n_kv warps (warp w = query head g * G + w).
- * Per 32-key tile: all threads stage K and V rows in shared memory (absent rows as zeros, which is
- * exactly ZERO mode; MASKED mode drops them by a -inf score), lane j scores key j, then the warp
- * folds the tile into its running (m, l, acc) with the online-softmax rescale. Lane owns output
- * elements 2 (lane + 32 i) and +1, i < NP. part[(r, h, split)] = acc (hd), m, l (log2 domain). */
+ * The split's keys go in 32-key tiles through two shared-memory buffers: tile i + 1 streams in
+ * (cp.async) while tile i is used. Lane j scores key j, then the warp folds the tile into its running
+ * (m, l, acc) with the online-softmax rescale. Absent keys are never zeroed in memory: MASKED mode
+ * gives them -inf, ZERO mode the score 0 of a zero K; both skip their V (a zero V adds nothing).
+ * Lane owns output elements 2 (lane + 32 i) and +1, i < NP. part[(r, h, split)] = acc (hd), m, l
+ * (log2 domain). */
 template <int NP>
 __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits, int split_len) {
     extern __shared__ __align__(16) unsigned char smem[];
     int split = blockIdx.x, g = blockIdx.y, r = blockIdx.z;
     int G = a.n_heads / a.n_kv, hd = a.hd, ld = hd + 8; /* +8 halves: conflict-free 16-byte row reads */
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, h = g * G + warp;
-    __half *Ks = reinterpret_cast<__half *>(smem); /* [TK][ld] */
-    __half *Vs = Ks + TK * ld;                       /* [TK][ld] */
-    float *Qs = reinterpret_cast<float *>(Vs + TK * ld); /* [G][hd] */
+    __half *Ks = reinterpret_cast<__half *>(smem);       /* [2][TK][ld] */
+    __half *Vs = Ks + 2 * TK * ld;                       /* [2][TK][ld] */
+    float *Qs = reinterpret_cast<float *>(Vs + 2 * TK * ld); /* [G][hd] */
     int p = a.pos0 + r, lo = window_lo(p, a.window);
     int k0 = split * split_len, k1 = min(k0 + split_len, p + 1);
     k0 = max(k0, lo);
+    int ntiles = k1 > k0 ? (k1 - k0 + TK - 1) / TK : 0;
     const __half *Kg = a.k + (size_t)g * a.cap * hd, *Vg = a.v + (size_t)g * a.cap * hd;
+    const uint8_t *pres = a.present + (size_t)g * a.cap;
+    /* Launched with wk_cu_launch_pdl: only the chunk's own slots [pos0, pos0 + n_rows) and q are
+     * written by the kernel before (RoPE + store), so a first tile below pos0 is staged before the
+     * wait; the rest waits for it. */
+    bool early = k0 + TK <= a.pos0;
+    int pr = 0; /* this tile's presence byte of key lane */
+    if (ntiles > 0 && early) {
+        stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
+        pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
+    }
+    cudaGridDependencySynchronize();
+    cudaTriggerProgrammaticLaunchCompletion();
+    if (ntiles > 0 && !early) {
+        stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
+        pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
+    }
     for (int i = threadIdx.x; i < G * hd; i += blockDim.x)
         Qs[i] = __half2float(a.q[(size_t)r * a.n_heads * hd + (size_t)g * G * hd + i]);
-    const uint8_t *pres = a.present + (size_t)g * a.cap;
     const float sl2 = rsqrtf((float)hd) * LOG2E;
     float m = -INFINITY, l = 0.0f, acc[2 * NP];
 #pragma unroll
     for (int i = 0; i < 2 * NP; i++) acc[i] = 0.0f;
-    int nvec = hd / 8;
-    for (int t0 = k0; t0 < k1; t0 += TK) {
-        __syncthreads(); /* previous tile consumed; Qs visible on the first pass */
-        for (int i = threadIdx.x; i < TK * nvec; i += blockDim.x) {
-            int row = i / nvec, c = (i % nvec) * 8, t = t0 + row;
-            uint4 kv = make_uint4(0, 0, 0, 0), vv = kv;
-            if (t < k1) { /* K, V and the presence byte are fetched together: no dependent load */
-                kv = *reinterpret_cast<const uint4 *>(Kg + (size_t)t * hd + c);
-                vv = *reinterpret_cast<const uint4 *>(Vg + (size_t)t * hd + c);
-                if (!pres[t]) kv = vv = make_uint4(0, 0, 0, 0);
-            }
-            *reinterpret_cast<uint4 *>(Ks + row * ld + c) = kv;
-            *reinterpret_cast<uint4 *>(Vs + row * ld + c) = vv;
+    for (int it = 0; it < ntiles; it++) {
+        int t0 = k0 + it * TK, buf = it & 1, pr_next = 0;
+        if (it + 1 < ntiles) {
+            stage_tile(Ks + (buf ^ 1) * TK * ld, Vs + (buf ^ 1) * TK * ld, Kg, Vg, t0 + TK, k1, hd, ld);
+            pr_next = t0 + TK + lane < k1 ? pres[t0 + TK + lane] : 0;
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
         }
-        __syncthreads();
+        __syncthreads(); /* tile it (and Qs on the first pass) visible to every warp */
+        const __half *Kt = Ks + buf * TK * ld, *Vt = Vs + buf * TK * ld;
         int t = t0 + lane;
+        bool vis = t < k1 && pr;
         float s = -INFINITY;
-        if (t < k1 && (a.zero_mode || pres[t])) s = dot_qk(Qs + warp * hd, Ks + lane * ld, hd) * sl2;
+        if (vis) s = dot_qk(Qs + warp * hd, Kt + lane * ld, hd) * sl2;
+        else if (t < k1 && a.zero_mode) s = 0.0f;
         float m_new = fmaxf(m, warp_max(s));
-        if (m_new == -INFINITY) continue; /* nothing visible yet: warp-uniform */
-        float corr = exp2f(m - m_new), pj = exp2f(s - m_new);
-        l = l * corr + warp_sum(pj);
-        m = m_new;
+        if (m_new != -INFINITY) { /* something visible so far: warp-uniform */
+            float corr = exp2f(m - m_new), pj = exp2f(s - m_new);
+            l = l * corr + warp_sum(pj);
+            m = m_new;
 #pragma unroll
-        for (int i = 0; i < 2 * NP; i++) acc[i] *= corr;
-        int nk = min(TK, k1 - t0);
-        for (int j = 0; j < nk; j++) {
-            float pt = __shfl_sync(0xffffffffu, pj, j);
-            const __half *vr = Vs + j * ld;
+            for (int i = 0; i < 2 * NP; i++) acc[i] *= corr;
+            unsigned vmask = __ballot_sync(0xffffffffu, vis); /* keys past k1 are not visible either */
+#pragma unroll 8
+            for (int j = 0; j < TK; j++) {
+                float pt = __shfl_sync(0xffffffffu, pj, j);
+                if (!((vmask >> j) & 1u)) continue; /* absent: V counts as zero */
+                const __half *vr = Vt + j * ld;
 #pragma unroll
-            for (int i = 0; i < NP; i++) {
-                int e = 2 * (lane + 32 * i);
-                if (e < hd) {
-                    float2 v2 = __half22float2(*reinterpret_cast<const __half2 *>(vr + e));
-                    acc[2 * i] += pt * v2.x;
-                    acc[2 * i + 1] += pt * v2.y;
+                for (int i = 0; i < NP; i++) {
+                    int e = 2 * (lane + 32 * i);
+                    if (e < hd) {
+                        float2 v2 = __half22float2(*reinterpret_cast<const __half2 *>(vr + e));
+                        acc[2 * i] += pt * v2.x;
+                        acc[2 * i + 1] += pt * v2.y;
+                    }
                 }
             }
         }
+        pr = pr_next;
+        __syncthreads(); /* buffer buf is refilled by the next pass's stage_tile */
     }
     float *pp = part + (((size_t)r * a.n_heads + h) * n_splits + split) * (hd + 2);
 #pragma unroll
@@ -118,6 +165,8 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
 __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
     extern __shared__ float wsm[]; /* (n_splits) weights, then (blockDim) partial sums */
     __shared__ float red[32];
+    cudaGridDependencySynchronize(); /* launched with wk_cu_launch_pdl */
+    cudaTriggerProgrammaticLaunchCompletion();
     int rh = blockIdx.x, hd = a.hd, w = hd + 2;
     const float *pp = part + (size_t)rh * n_splits * w;
     float mx = -INFINITY;
@@ -180,20 +229,21 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
     int T = a->pos0 + a->n_rows, G = a->n_heads / a->n_kv;
     int split_len = ((T + n_splits - 1) / n_splits + TK - 1) / TK * TK;
     dim3 grid(n_splits, a->n_kv, a->n_rows);
-    size_t smem = (size_t)2 * TK * (a->hd + 8) * sizeof(__half) + (size_t)G * a->hd * sizeof(float);
+    size_t smem = (size_t)4 * TK * (a->hd + 8) * sizeof(__half) + (size_t)G * a->hd * sizeof(float);
     int np = (a->hd + 63) / 64;
     /* Above 48 KB (head_dim 256 with many heads per group) the dynamic limit must be raised. */
     if (np == 1) {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<1>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<1><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<1>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     } else if (np == 2) {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<2><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<2>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     } else {
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        attn_decode_kernel<4><<<grid, 32 * G, smem, s>>>(*a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_decode_kernel<4>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     }
-    attn_reduce_kernel<<<a->n_rows * a->n_heads, 512, (size_t)(n_splits + 512) * sizeof(float), s>>>(*a, part, n_splits);
+    wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_rows * a->n_heads), dim3(512), (size_t)(n_splits + 512) * sizeof(float), s, *a,
+                     part, n_splits);
 }
 
 /* ---- attention export ------------------------------------------------------------------------- */

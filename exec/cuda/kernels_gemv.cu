@@ -2,7 +2,8 @@
  * memory bandwidth is everything. One warp per output row, each lane reading 16-byte vectors, four
  * in flight; the input vector sits in shared memory (fp16). Fused around the product, so one decode
  * layer is 7 launches instead of 11:
- *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2),
+ *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2, in
+ *     batches of 16-byte loads, so the prologue costs a few memory round trips, not one per element),
  *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
  *   - residual add into the fp32 stream.
  * CPU reference: matmul() / rmsnorm() / mlp_layer() in exec/cpu/engine_cpu.c. */
@@ -39,6 +40,58 @@ __device__ static inline float dot8(uint4 w, const __half *x) {
     return s;
 }
 
+/* Input into xs: RMSNorm(x) * norm_w, or a copy of xh; zeros from in to the padded length. Every
+ * thread issues a batch of 16-byte loads before it uses any (one memory round trip per batch: a
+ * strided one-element loop costs a round trip per element, ~10 us for 4096 floats). */
+__device__ static void load_input(const wk_cu_gemv_args &a, __half *xs, int padded, float *red) {
+    constexpr int B = 2; /* 16-byte loads per thread and batch (x and norm_w each; 2 B for a copy) */
+    int in = a.in, tid = threadIdx.x, nt = blockDim.x;
+    if (a.x) {
+        const float4 *x4 = reinterpret_cast<const float4 *>(a.x), *w4 = reinterpret_cast<const float4 *>(a.norm_w);
+        int n4 = in / 4;
+        float ss = 0.0f;
+        for (int b = 0; b < n4; b += B * nt) {
+            float4 v[B];
+#pragma unroll
+            for (int k = 0; k < B; k++) v[k] = b + k * nt + tid < n4 ? x4[b + k * nt + tid] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll
+            for (int k = 0; k < B; k++) ss += v[k].x * v[k].x + v[k].y * v[k].y + v[k].z * v[k].z + v[k].w * v[k].w;
+        }
+        float inv = rsqrtf(block_sum(ss, red) / in + a.eps);
+        for (int b = 0; b < n4; b += B * nt) {
+            float4 v[B], w[B];
+#pragma unroll
+            for (int k = 0; k < B; k++) {
+                int i = b + k * nt + tid;
+                v[k] = i < n4 ? x4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+                w[k] = i < n4 ? w4[i] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            }
+#pragma unroll
+            for (int k = 0; k < B; k++) {
+                int i = b + k * nt + tid;
+                if (i < n4) {
+                    __half2 *d = reinterpret_cast<__half2 *>(xs + 4 * i);
+                    d[0] = __floats2half2_rn(w[k].x * (v[k].x * inv), w[k].y * (v[k].y * inv));
+                    d[1] = __floats2half2_rn(w[k].z * (v[k].z * inv), w[k].w * (v[k].w * inv));
+                }
+            }
+        }
+    } else {
+        const uint4 *h8 = reinterpret_cast<const uint4 *>(a.xh);
+        uint4 *d8 = reinterpret_cast<uint4 *>(xs);
+        int n8 = in / 8;
+        for (int b = 0; b < n8; b += 2 * B * nt) {
+            uint4 v[2 * B];
+#pragma unroll
+            for (int k = 0; k < 2 * B; k++) v[k] = b + k * nt + tid < n8 ? h8[b + k * nt + tid] : make_uint4(0, 0, 0, 0);
+#pragma unroll
+            for (int k = 0; k < 2 * B; k++)
+                if (b + k * nt + tid < n8) d8[b + k * nt + tid] = v[k];
+        }
+    }
+    for (int i = in + tid; i < padded; i += nt) xs[i] = __float2half(0.0f);
+}
+
 template <bool SWIGLU>
 __device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
 
@@ -49,16 +102,7 @@ template <bool SWIGLU>
 __global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
     extern __shared__ __align__(16) __half xs[]; /* (in) */
     __shared__ float red[32];
-    int in = a.in;
-    if (a.x) {
-        float ss = 0.0f;
-        for (int i = threadIdx.x; i < in; i += blockDim.x) ss += a.x[i] * a.x[i];
-        float inv = rsqrtf(block_sum(ss, red) / in + a.eps);
-        for (int i = threadIdx.x; i < in; i += blockDim.x) xs[i] = __float2half(a.norm_w[i] * (a.x[i] * inv));
-    } else {
-        for (int i = threadIdx.x * 8; i < in; i += blockDim.x * 8)
-            *reinterpret_cast<uint4 *>(xs + i) = *reinterpret_cast<const uint4 *>(a.xh + i);
-    }
+    load_input(a, xs, a.in, red);
     __syncthreads();
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)

@@ -18,6 +18,8 @@ __device__ static float sum64(float v, float *red /* [2] shared */) {
 __global__ void rope_store_kernel(wk_cu_rope_args a) {
     __shared__ float red[2];
     __shared__ float buf[512]; /* one head vector, hd <= 512 */
+    cudaGridDependencySynchronize(); /* launched with wk_cu_launch_pdl */
+    cudaTriggerProgrammaticLaunchCompletion();
     int t = blockIdx.x, hh = blockIdx.y, hd = a.hd, half = hd / 2;
     int qd = a.n_heads * hd, kd = a.n_kv * hd, width = qd + 2 * kd;
     int is_q = hh < a.n_heads, g = hh - a.n_heads;
@@ -55,5 +57,5 @@ __global__ void rope_store_kernel(wk_cu_rope_args a) {
 
 void wk_cu_rope_store(const wk_cu_rope_args *a, cudaStream_t s) {
     dim3 grid(a->n, a->n_heads + a->n_kv);
-    rope_store_kernel<<<grid, 64, 0, s>>>(*a);
+    wk_cu_launch_pdl(rope_store_kernel, grid, dim3(64), 0, s, *a);
 }
