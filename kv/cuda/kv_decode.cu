@@ -122,16 +122,17 @@ __device__ int rcd_init(rcd *d, const uint8_t *in, uint32_t len) {
     return SE_OK;
 }
 
-/* cum [nsym + 1], cum[nsym] = 2^tb (checked by the host). Returns the symbol, or -SE_* . The search finds the
- * largest s with cum[s] <= v, as the CPU's binary search does. */
-__device__ __forceinline__ int rcd_get(rcd *d, const uint32_t *__restrict__ cum, int nsym, int top_step, int tb) {
+/* cum [nsym + 1], cum[nsym] = 2^tb (checked by the host), in shared memory as uint16 when tb < 16. Returns the
+ * symbol, or -SE_* . The search finds the largest s with cum[s] <= v, as the CPU's binary search does. */
+template <typename C>
+__device__ __forceinline__ int rcd_get(rcd *d, const C *cum, int nsym, int top_step, int tb) {
     uint32_t r = d->range >> tb;
     uint32_t v = r ? d->code / r : 0xFFFFFFFFu;
     if (v >= (1u << tb)) return -SE_GARBAGE;
     int s = 0;
     for (int step = top_step; step; step >>= 1)
-        if (s + step < nsym && __ldg(cum + s + step) <= v) s += step;
-    uint32_t lo = __ldg(cum + s), hi = __ldg(cum + s + 1);
+        if (s + step < nsym && (uint32_t)cum[s + step] <= v) s += step;
+    uint32_t lo = cum[s], hi = s + 1 < nsym ? (uint32_t)cum[s + 1] : 1u << tb; /* 2^16 does not fit a uint16 */
     d->code -= r * lo;
     d->range = r * (hi - lo);
     while (d->range < RC_TOP) {
@@ -196,21 +197,42 @@ __global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t
     }
 }
 
-/* ---- CacheGen: one thread per (chunk, layer, K|V, kv-head) stream ---- */
+/* ---- launch blocks: streams that share a table region, which the block stages in shared memory ---- */
+
+typedef struct {
+    uint32_t stream0, nstreams; /* the block's streams (one thread each) */
+    uint32_t cum_off, ncum;     /* its tables: cum entries [cum_off, cum_off + ncum) of the call */
+} tab_block;
+
+/* Stages the block's tables as C (uint16 when every entry fits) in shared memory, or points into global memory
+ * when they do not fit (smem == 0). Returns the tables' base. */
+template <typename C>
+__device__ const C *block_tables(const tab_block &b, const uint32_t *__restrict__ cum, int smem, C *sh) {
+    if (!smem) return (const C *)(cum + b.cum_off); /* C is uint32_t then */
+    for (uint32_t i = threadIdx.x; i < b.ncum; i += blockDim.x) sh[i] = (C)__ldg(cum + b.cum_off + i);
+    __syncthreads();
+    return sh;
+}
+
+/* ---- CacheGen: one thread per (chunk, layer, K|V, kv-head, channel group) stream ---- */
 
 typedef struct {
     uint64_t in_off;    /* stream bytes in the uploaded input */
     uint64_t scale_off; /* fp16 scales [ntokens] of this side in the uploaded input */
-    uint32_t len, cum_off; /* cum_off: table of channel head*D + 0; tables are nsym+1 apart */
-    int32_t layer, kv, head, token0, ntokens, M, nsym, top_step, tb, delta, group;
+    uint32_t len, tab;  /* tab: table of channel d0 relative to the block's tables; tables are nsym+1 apart */
+    int32_t layer, kv, head, d0, d1, token0, ntokens, M, nsym, top_step, tb, delta, group;
 } cg_stream;
 
-__global__ void cg_kernel(const cg_stream *__restrict__ st, int n, const uint8_t *__restrict__ in,
-                          const uint32_t *__restrict__ cum, uint16_t *k, uint16_t *v, int H, int T, int D,
-                          int *errs) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    cg_stream s = st[i];
+template <typename C>
+__global__ void cg_kernel(const tab_block *__restrict__ blocks, const cg_stream *__restrict__ st,
+                          const uint8_t *__restrict__ in, const uint32_t *__restrict__ cum, int smem, uint16_t *k,
+                          uint16_t *v, int H, int T, int D, int *errs) {
+    extern __shared__ uint32_t shared_words[];
+    const tab_block b = blocks[blockIdx.x];
+    const C *tabs = block_tables<C>(b, cum, smem, (C *)shared_words);
+    if (threadIdx.x >= b.nstreams) return;
+    const int i = (int)(b.stream0 + threadIdx.x);
+    const cg_stream s = st[i];
     rcd d;
     int e = rcd_init(&d, in + s.in_off, s.len);
     if (e) {
@@ -224,8 +246,8 @@ __global__ void cg_kernel(const cg_stream *__restrict__ st, int n, const uint8_t
         int rel = s.delta ? tt % s.group : 0;
         uint16_t *x = base + (size_t)(s.token0 + tt) * D;
         const uint16_t *xa = x - (size_t)rel * D;
-        const uint32_t *tab = cum + s.cum_off;
-        for (int c = 0; c < D; c++, tab += stride) {
+        const C *tab = tabs + s.tab;
+        for (int c = s.d0; c < s.d1; c++, tab += stride) {
             int sym = rcd_get(&d, tab, s.nsym, s.top_step, s.tb);
             if (sym < 0) {
                 errs[i] = -sym;
@@ -242,7 +264,7 @@ __global__ void cg_kernel(const cg_stream *__restrict__ st, int n, const uint8_t
 
 typedef struct {
     uint64_t scale_off; /* level 0: fp16 scales [n][2] of the batch in the uploaded input */
-    uint32_t cum_off;   /* tables [2][D], nsym+1 apart */
+    uint32_t cum_off;   /* tables [2][D], nsym+1 apart (the block's tables start there) */
     int32_t level, delta, off, lim, nsym, top_step, tb, group_layers, nbins;
     int32_t m[WK_SEM_MAX_BINS]; /* bins/2 - 1 per layer group */
 } sem_batch_dev;
@@ -255,12 +277,17 @@ typedef struct {
     uint32_t n;     /* units */
 } sem_stream;
 
-__global__ void sem_kernel(const sem_stream *__restrict__ ss, int n, const sem_batch_dev *__restrict__ batches,
-                           const uint8_t *__restrict__ in, const uint32_t *__restrict__ cum,
-                           const uint32_t *__restrict__ ids, const uint16_t *k, const uint16_t *v, float *step,
-                           uint16_t *vals, int8_t *codes, int H, int T, int D, int *errs) {
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
+template <typename C>
+__global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_stream *__restrict__ ss,
+                           const sem_batch_dev *__restrict__ batches, const uint8_t *__restrict__ in,
+                           const uint32_t *__restrict__ cum, int smem, const uint32_t *__restrict__ ids,
+                           const uint16_t *k, const uint16_t *v, float *step, uint16_t *vals, int8_t *codes, int H,
+                           int T, int D, int *errs) {
+    extern __shared__ uint32_t shared_words[];
+    const tab_block tb = blocks[blockIdx.x];
+    const C *tabs = block_tables<C>(tb, cum, smem, (C *)shared_words);
+    if (threadIdx.x >= tb.nstreams) return;
+    const int i = (int)(tb.stream0 + threadIdx.x);
     sem_stream s = ss[i];
     const sem_batch_dev *b = batches + s.batch;
     rcd d;
@@ -282,7 +309,7 @@ __global__ void sem_kernel(const sem_stream *__restrict__ ss, int n, const sem_b
             float st = ldexpf(step0, -2 * level);
             const uint16_t *cur = (kv ? v : k) + (size_t)id * D;
             size_t at = ((size_t)(s.unit0 + u) * 2 + kv) * D;
-            const uint32_t *tab = cum + b->cum_off + (size_t)kv * D * stride;
+            const C *tab = tabs + (size_t)kv * D * stride;
             for (int c = 0; c < D; c++, tab += stride) {
                 int sym = rcd_get(&d, tab, b->nsym, b->top_step, b->tb);
                 if (sym < 0) {
@@ -332,7 +359,7 @@ struct wk_kv_cuda {
     uint32_t wave_no;
     cudaStream_t stream;
     cudaEvent_t ev0, ev1;
-    dbuf in, cum, desc, batches, ids, vals, codes, errs;
+    dbuf in, cum, desc, blocks, batches, ids, vals, codes, errs;
     wk_kv_cuda_timing last;
     char device[320];
 };
@@ -425,7 +452,7 @@ extern "C" int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_di
 
 extern "C" void wk_kv_cuda_free(wk_kv_cuda *g) {
     if (!g) return;
-    dbuf *bufs[] = {&g->in, &g->cum, &g->desc, &g->batches, &g->ids, &g->vals, &g->codes, &g->errs};
+    dbuf *bufs[] = {&g->in, &g->cum, &g->desc, &g->blocks, &g->batches, &g->ids, &g->vals, &g->codes, &g->errs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]->p);
     cudaFree(g->k);
     cudaFree(g->v);
@@ -516,13 +543,64 @@ extern "C" int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uin
 /* ---- CacheGen host side: headers, tables, lengths (the checks of cachegen.c's decoder) ---- */
 
 typedef struct {
-    hbuf in, cum, desc;
+    hbuf in, cum, desc, blocks;
+    size_t max_ncum;     /* largest table region of a block */
+    uint32_t max_streams; /* most streams of a block */
+    int max_tb;          /* largest table_bits */
 } stage;
 
 static void stage_free(stage *s) {
     free(s->in.data);
     free(s->cum.data);
     free(s->desc.data);
+    free(s->blocks.data);
+}
+
+/* Launch blocks of at most this many streams (threads). */
+#define BLOCK_STREAMS 128
+
+/* Adds blocks for streams [stream0, stream0 + n) sharing tables [cum_off, cum_off + ncum). */
+static int add_blocks(stage *st, uint32_t stream0, uint32_t n, uint32_t cum_off, uint32_t ncum, int tb,
+                      wk_err *err) {
+    for (uint32_t i = 0; i < n; i += BLOCK_STREAMS) {
+        tab_block b = {stream0 + i, n - i < BLOCK_STREAMS ? n - i : BLOCK_STREAMS, cum_off, ncum};
+        if (hbuf_add(&st->blocks, &b, sizeof b, err)) return WK_ENOMEM;
+        if (b.nstreams > st->max_streams) st->max_streams = b.nstreams;
+    }
+    if (ncum > st->max_ncum) st->max_ncum = ncum;
+    if (tb > st->max_tb) st->max_tb = tb;
+    return 0;
+}
+
+/* How a launch reads its tables: staged in shared memory as uint16 (every table_bits < 16) or uint32, or
+ * straight from global memory when a block's tables exceed what shared memory holds. */
+typedef struct {
+    int smem, wide;
+    size_t bytes;
+    unsigned threads, blocks;
+} launch_cfg;
+
+#define SMEM_MAX (96 * 1024)
+
+static launch_cfg launch_of(const stage *st) {
+    launch_cfg c;
+    c.wide = st->max_tb >= 16;
+    c.bytes = st->max_ncum * (c.wide ? 4 : 2);
+    c.smem = c.bytes <= SMEM_MAX;
+    if (!c.smem) {
+        c.wide = 1;
+        c.bytes = 0;
+    }
+    c.threads = (st->max_streams + 31) / 32 * 32;
+    c.blocks = (unsigned)(st->blocks.len / sizeof(tab_block));
+    return c;
+}
+
+template <typename K>
+static int allow_smem(K kernel, const launch_cfg *c, wk_err *err) {
+    if (c->bytes > 48 * 1024)
+        CK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)c->bytes));
+    return 0;
 }
 
 /* Reads nt tables of nsym symbols into the staged cum array; returns the index of the first. */
@@ -540,7 +618,7 @@ static int stage_tables(stage *st, wk_rbuf *r, int nt, int nsym, int tb, uint32_
 }
 
 typedef struct {
-    int level, delta, group, table_bits, layers, layer0, nlayers;
+    int level, delta, group, table_bits, stream_channels, layers, layer0, nlayers;
     uint32_t token0, ntokens;
 } cg_head;
 
@@ -549,12 +627,14 @@ static int cg_parse_header(wk_rbuf *r, const wk_kv_cuda *g, cg_head *h, wk_err *
     uint16_t f[5];
     if (wk_rbuf_bytes(r, b, 10, "header", err)) return WK_EFORMAT;
     if (memcmp(b, "WKCG", 4) != 0) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 0 (magic): bad magic");
-    if (b[4] != 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 4 (version): %u, expected 1", b[4]);
+    if (b[4] != WK_CG_VERSION)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 4 (version): %u, expected %d", b[4], WK_CG_VERSION);
     if (b[5] >= WK_CG_LEVELS) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 5 (level): %d", b[5]);
     if (b[6] > 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 6 (flags): 0x%x", b[6]);
     if (b[7] < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 7 (anchor_group): 0");
     if (b[8] < 6 || b[8] > WK_RC_MAX_TOTAL_BITS)
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 8 (table_bits): %d", b[8]);
+    if (b[9] < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 9 (stream_channels): 0");
     for (int i = 0; i < 5; i++)
         if (wk_rbuf_u16(r, &f[i], "header", err)) return WK_EFORMAT;
     if (wk_rbuf_u32(r, &h->token0, "token0", err) || wk_rbuf_u32(r, &h->ntokens, "ntokens", err)) return WK_EFORMAT;
@@ -562,6 +642,7 @@ static int cg_parse_header(wk_rbuf *r, const wk_kv_cuda *g, cg_head *h, wk_err *
     h->delta = b[6] & 1;
     h->group = b[7];
     h->table_bits = b[8];
+    h->stream_channels = b[9];
     h->layers = f[0];
     h->layer0 = f[1];
     h->nlayers = f[2];
@@ -580,8 +661,9 @@ static int cg_parse_header(wk_rbuf *r, const wk_kv_cuda *g, cg_head *h, wk_err *
 }
 
 /* Stages one chunk (its bytes start at `base` in the staged input). */
+/* lens: room for the stream lengths of one layer, 2 * H * D (stream_channels >= 1) */
 static int cg_stage_chunk(stage *st, const wk_kv_cuda *g, const uint8_t *in, size_t len, uint64_t base,
-                          wk_err *err) {
+                          uint64_t *lens, wk_err *err) {
     wk_rbuf r;
     wk_rbuf_init(&r, in, len, "cachegen chunk");
     cg_head h;
@@ -604,8 +686,9 @@ static int cg_stage_chunk(stage *st, const wk_kv_cuda *g, const uint8_t *in, siz
         }
         for (int kv = 0; kv < 2; kv++)
             if (stage_tables(st, &r, C, nsym[kv], h.table_bits, &cum_first[kv], err)) return WK_EFORMAT;
-        uint64_t lens[2 * WK_KV_MAX_HEADS], total = 0;
-        for (int i = 0; i < 2 * g->H; i++) {
+        const int G = h.stream_channels, ng = (g->D + G - 1) / G, ns = 2 * g->H * ng;
+        uint64_t total = 0;
+        for (int i = 0; i < ns; i++) {
             if (wk_rbuf_varint(&r, &lens[i], "stream length", err)) return WK_EFORMAT;
             if (lens[i] > r.len)
                 return wk_err_set(err, WK_EFORMAT, "cachegen chunk: stream length %llu past the end",
@@ -617,25 +700,33 @@ static int cg_stage_chunk(stage *st, const wk_kv_cuda *g, const uint8_t *in, siz
                               "cachegen chunk: layer %d streams need %llu bytes at offset %zu, %zu left", layer,
                               (unsigned long long)total, r.pos, r.len - r.pos);
         for (int kv = 0; kv < 2; kv++)
-            for (int hd = 0; hd < g->H; hd++) {
-                cg_stream s;
-                s.in_off = base + r.pos;
-                s.len = (uint32_t)lens[kv * g->H + hd];
-                s.scale_off = scale_off[kv];
-                s.cum_off = cum_first[kv] + (uint32_t)(hd * g->D * (nsym[kv] + 1));
-                s.layer = layer;
-                s.kv = kv;
-                s.head = hd;
-                s.token0 = (int)token0;
-                s.ntokens = (int)ntokens;
-                s.M = M[kv];
-                s.nsym = nsym[kv];
-                s.top_step = top_step_of(nsym[kv]);
-                s.tb = h.table_bits;
-                s.delta = h.delta;
-                s.group = h.group;
-                if (hbuf_add(&st->desc, &s, sizeof s, err)) return WK_ENOMEM;
-                r.pos += s.len;
+            for (int hd = 0; hd < g->H; hd++) { /* one block set per head: its D tables */
+                uint32_t stream0 = (uint32_t)(st->desc.len / sizeof(cg_stream)), stride = (uint32_t)(nsym[kv] + 1);
+                for (int gi = 0; gi < ng; gi++) {
+                    cg_stream s;
+                    s.in_off = base + r.pos;
+                    s.len = (uint32_t)lens[(kv * g->H + hd) * ng + gi];
+                    s.scale_off = scale_off[kv];
+                    s.d0 = gi * G;
+                    s.d1 = s.d0 + G < g->D ? s.d0 + G : g->D;
+                    s.tab = (uint32_t)s.d0 * stride;
+                    s.layer = layer;
+                    s.kv = kv;
+                    s.head = hd;
+                    s.token0 = (int)token0;
+                    s.ntokens = (int)ntokens;
+                    s.M = M[kv];
+                    s.nsym = nsym[kv];
+                    s.top_step = top_step_of(nsym[kv]);
+                    s.tb = h.table_bits;
+                    s.delta = h.delta;
+                    s.group = h.group;
+                    if (hbuf_add(&st->desc, &s, sizeof s, err)) return WK_ENOMEM;
+                    r.pos += s.len;
+                }
+                if (add_blocks(st, stream0, (uint32_t)ng, cum_first[kv] + (uint32_t)hd * g->D * stride,
+                               (uint32_t)g->D * stride, h.table_bits, err))
+                    return WK_ENOMEM;
             }
     }
     if (r.pos != len)
@@ -667,6 +758,7 @@ static int stage_upload(wk_kv_cuda *g, const stage *st, wk_err *err) {
     int rc = upload(&g->in, &st->in, g->stream, err);
     if (!rc) rc = upload(&g->cum, &st->cum, g->stream, err);
     if (!rc) rc = upload(&g->desc, &st->desc, g->stream, err);
+    if (!rc) rc = upload(&g->blocks, &st->blocks, g->stream, err);
     if (rc) return rc;
     CK(cudaStreamSynchronize(g->stream));
     g->last.upload_s += now_s() - a;
@@ -679,32 +771,46 @@ extern "C" int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *c
     stage st;
     memset(&st, 0, sizeof st);
     double a = now_s();
-    int rc = 0;
+    uint64_t *lens = (uint64_t *)malloc(sizeof(uint64_t) * 2 * (size_t)g->H * g->D);
+    int rc = lens ? 0 : wk_err_set(err, WK_ENOMEM, "cuda kv decode: out of memory");
     for (int c = 0; !rc && c < n; c++) {
         uint64_t base = st.in.len;
         rc = hbuf_add(&st.in, chunk[c], len[c], err);
-        if (!rc && cg_stage_chunk(&st, g, chunk[c], len[c], base, err))
+        if (!rc && cg_stage_chunk(&st, g, chunk[c], len[c], base, lens, err))
             rc = wk_err_prefix(err, "chunk %d", c);
         g->last.in_bytes += len[c];
     }
+    free(lens);
     g->last.parse_s = now_s() - a;
     int ns = (int)(st.desc.len / sizeof(cg_stream));
     g->last.streams = ns;
     if (!rc) rc = stage_upload(g, &st, err);
     if (!rc) rc = dbuf_fit(&g->errs, sizeof(int) * (size_t)(ns ? ns : 1), err);
     if (!rc && ns) {
+        launch_cfg lc = launch_of(&st);
+        const tab_block *bl = (const tab_block *)g->blocks.p;
+        const cg_stream *sd = (const cg_stream *)g->desc.p;
+        const uint8_t *in = (const uint8_t *)g->in.p;
+        const uint32_t *cum = (const uint32_t *)g->cum.p;
+        rc = lc.wide ? allow_smem(cg_kernel<uint32_t>, &lc, err) : allow_smem(cg_kernel<uint16_t>, &lc, err);
+        if (rc) return rc;
         CK(cudaEventRecord(g->ev0, g->stream));
-        cg_kernel<<<(ns + THREADS - 1) / THREADS, THREADS, 0, g->stream>>>(
-            (const cg_stream *)g->desc.p, ns, (const uint8_t *)g->in.p, (const uint32_t *)g->cum.p, g->k, g->v, g->H,
-            g->T, g->D, (int *)g->errs.p);
+        if (lc.wide)
+            cg_kernel<uint32_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(bl, sd, in, cum, lc.smem, g->k, g->v,
+                                                                                g->H, g->T, g->D, (int *)g->errs.p);
+        else
+            cg_kernel<uint16_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(bl, sd, in, cum, lc.smem, g->k, g->v,
+                                                                                g->H, g->T, g->D, (int *)g->errs.p);
         CK(cudaGetLastError());
         rc = timed_sync(g, err);
         int bad, code;
         if (!rc) rc = check_stream_errors(g, ns, &bad, &code, err);
         if (!rc && bad >= 0) {
             const cg_stream *s = (const cg_stream *)st.desc.data + bad;
-            rc = wk_err_set(err, WK_EFORMAT, "cachegen chunk: layer %d %s head %d stream at input offset %llu: %s",
-                            s->layer, s->kv ? "V" : "K", s->head, (unsigned long long)s->in_off, stream_error(code));
+            rc = wk_err_set(err, WK_EFORMAT,
+                            "cachegen chunk: layer %d %s head %d channels %d.. stream at input offset %llu: %s",
+                            s->layer, s->kv ? "V" : "K", s->head, s->d0, (unsigned long long)s->in_off,
+                            stream_error(code));
         }
     }
     stage_free(&st);
@@ -714,16 +820,15 @@ extern "C" int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *c
 /* ---- semantic host side ---- */
 
 typedef struct {
-    hbuf in, cum, desc, batches, ids;
-    uint32_t units; /* staged units (ids) of the wave */
+    stage s;            /* input bytes, tables, substreams, blocks */
+    hbuf batches, ids;  /* sem_batch_dev per batch; unit ids of the wave */
+    uint32_t units;     /* staged units of the wave */
 } sem_stage;
 
-static void sem_stage_free(sem_stage *s) {
-    free(s->in.data);
-    free(s->cum.data);
-    free(s->desc.data);
-    free(s->batches.data);
-    free(s->ids.data);
+static void sem_stage_free(sem_stage *st) {
+    stage_free(&st->s);
+    free(st->batches.data);
+    free(st->ids.data);
 }
 
 typedef struct {
@@ -849,9 +954,7 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
     for (int i = 0; i < h->nbins; i++) b.m[i] = h->bins[i] / 2 - 1;
     b.scale_off = base + r->pos;
     if (h->level == 0 && !wk_rbuf_take(r, (size_t)h->n * 4, "scales", err)) return WK_EFORMAT;
-    stage tmp = {st->in, st->cum, st->desc};
-    int rc = stage_tables(&tmp, r, 2 * g->D, b.nsym, h->tb, &b.cum_off, err);
-    st->cum = tmp.cum;
+    int rc = stage_tables(&st->s, r, 2 * g->D, b.nsym, h->tb, &b.cum_off, err);
     if (rc) return rc;
     uint64_t per = 0;
     if (wk_rbuf_varint(r, &per, "units per stream", err)) return WK_EFORMAT;
@@ -871,7 +974,7 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
     if (total != r->len - r->pos)
         return wk_err_set(err, WK_EFORMAT, "semantic batch: streams need %llu bytes at offset %zu, %zu follow",
                           (unsigned long long)total, r->pos, r->len - r->pos);
-    size_t desc_len = st->desc.len;
+    size_t desc_len = st->s.desc.len;
     wk_rbuf lr;
     wk_rbuf_init(&lr, r->data, r->len, "semantic batch");
     lr.pos = lens_at;
@@ -886,10 +989,15 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
         d.unit0 = unit0 + d.first;
         d.n = (uint32_t)(s + 1 < nsub ? per : h->n - d.first);
         r->pos += l;
-        if (hbuf_add(&st->desc, &d, sizeof d, err)) break;
+        if (hbuf_add(&st->s.desc, &d, sizeof d, err)) break;
     }
-    if (st->desc.len != desc_len + (size_t)nsub * sizeof(sem_stream) || hbuf_add(&st->batches, &b, sizeof b, err)) {
-        st->desc.len = desc_len; /* out of memory: drop this batch's streams */
+    size_t blocks_len = st->s.blocks.len;
+    if (st->s.desc.len != desc_len + (size_t)nsub * sizeof(sem_stream) || hbuf_add(&st->batches, &b, sizeof b, err) ||
+        add_blocks(&st->s, (uint32_t)(desc_len / sizeof(sem_stream)), nsub, b.cum_off, (uint32_t)(2 * g->D * (b.nsym + 1)),
+                   h->tb, err)) {
+        st->s.desc.len = desc_len; /* out of memory: drop this batch */
+        st->s.blocks.len = blocks_len;
+        st->batches.len = batch_no * sizeof b;
         return WK_ENOMEM;
     }
     return 0;
@@ -897,11 +1005,10 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
 
 /* Decodes the staged wave: stream kernel, then (all streams good) the commit kernel. */
 static int sem_run_wave(wk_kv_cuda *g, sem_stage *st, int first_batch, wk_err *err) {
-    int ns = (int)(st->desc.len / sizeof(sem_stream));
+    int ns = (int)(st->s.desc.len / sizeof(sem_stream));
     if (ns == 0) return 0;
     g->last.streams += ns;
-    stage tmp = {st->in, st->cum, st->desc};
-    int rc = stage_upload(g, &tmp, err);
+    int rc = stage_upload(g, &st->s, err);
     double a = now_s();
     if (!rc) rc = upload(&g->batches, &st->batches, g->stream, err);
     if (!rc) rc = upload(&g->ids, &st->ids, g->stream, err);
@@ -912,18 +1019,30 @@ static int sem_run_wave(wk_kv_cuda *g, sem_stage *st, int first_batch, wk_err *e
     if (rc) return rc;
     CK(cudaStreamSynchronize(g->stream));
     g->last.upload_s += now_s() - a;
+    launch_cfg lc = launch_of(&st->s);
+    rc = lc.wide ? allow_smem(sem_kernel<uint32_t>, &lc, err) : allow_smem(sem_kernel<uint16_t>, &lc, err);
+    if (rc) return rc;
+    const tab_block *bl = (const tab_block *)g->blocks.p;
+    const sem_stream *sd = (const sem_stream *)g->desc.p;
+    const sem_batch_dev *bd = (const sem_batch_dev *)g->batches.p;
+    const uint8_t *in = (const uint8_t *)g->in.p;
+    const uint32_t *cum = (const uint32_t *)g->cum.p, *ids = (const uint32_t *)g->ids.p;
     CK(cudaEventRecord(g->ev0, g->stream));
-    sem_kernel<<<(ns + THREADS - 1) / THREADS, THREADS, 0, g->stream>>>(
-        (const sem_stream *)g->desc.p, ns, (const sem_batch_dev *)g->batches.p, (const uint8_t *)g->in.p,
-        (const uint32_t *)g->cum.p, (const uint32_t *)g->ids.p, g->k, g->v, g->step, (uint16_t *)g->vals.p,
-        (int8_t *)g->codes.p, g->H, g->T, g->D, (int *)g->errs.p);
+    if (lc.wide)
+        sem_kernel<uint32_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(
+            bl, sd, bd, in, cum, lc.smem, ids, g->k, g->v, g->step, (uint16_t *)g->vals.p, (int8_t *)g->codes.p, g->H,
+            g->T, g->D, (int *)g->errs.p);
+    else
+        sem_kernel<uint16_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(
+            bl, sd, bd, in, cum, lc.smem, ids, g->k, g->v, g->step, (uint16_t *)g->vals.p, (int8_t *)g->codes.p, g->H,
+            g->T, g->D, (int *)g->errs.p);
     CK(cudaGetLastError());
     /* the commit waits for the error check: a failed wave must leave the tensor as it was */
     rc = timed_sync(g, err);
     int bad, code;
     if (!rc) rc = check_stream_errors(g, ns, &bad, &code, err);
     if (!rc && bad >= 0) {
-        const sem_stream *s = (const sem_stream *)st->desc.data + bad;
+        const sem_stream *s = (const sem_stream *)st->s.desc.data + bad;
         return wk_err_set(err, WK_EFORMAT, "batch %d: semantic batch: stream of units %u..%u at input offset %llu: %s",
                           first_batch + (int)s->batch, s->first, s->first + s->n - 1, (unsigned long long)s->in_off,
                           stream_error(code));
@@ -937,7 +1056,10 @@ static int sem_run_wave(wk_kv_cuda *g, sem_stage *st, int first_batch, wk_err *e
 }
 
 static void sem_stage_clear(sem_stage *st) {
-    st->in.len = st->cum.len = st->desc.len = st->batches.len = st->ids.len = 0;
+    st->s.in.len = st->s.cum.len = st->s.desc.len = st->s.blocks.len = st->batches.len = st->ids.len = 0;
+    st->s.max_ncum = 0;
+    st->s.max_streams = 0;
+    st->s.max_tb = 0;
     st->units = 0;
 }
 
@@ -945,8 +1067,8 @@ static void sem_stage_clear(sem_stage *st) {
 static void sem_undo_levels(wk_kv_cuda *g, const sem_stage *st) {
     const uint32_t *ids = (const uint32_t *)st->ids.data;
     const sem_batch_dev *b = (const sem_batch_dev *)st->batches.data;
-    const sem_stream *s = (const sem_stream *)st->desc.data;
-    size_t ns = st->desc.len / sizeof *s;
+    const sem_stream *s = (const sem_stream *)st->s.desc.data;
+    size_t ns = st->s.desc.len / sizeof *s;
     for (size_t i = 0; i < ns; i++)
         for (uint32_t u = 0; u < s[i].n; u++) g->level[ids[s[i].unit0 + u]] = (uint8_t)b[s[i].batch].level;
 }
@@ -983,8 +1105,8 @@ extern "C" int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *b
             break;
         }
         uint32_t unit0 = st.units - h.n;
-        uint64_t base = st.in.len;
-        rc = hbuf_add(&st.in, batch[c], len[c], err);
+        uint64_t base = st.s.in.len;
+        rc = hbuf_add(&st.s.in, batch[c], len[c], err);
         if (!rc && sem_stage_body(&st, g, &r, &h, base, unit0, err)) {
             /* undo this batch's levels: it is not in the staged streams */
             const uint32_t *ids = (const uint32_t *)st.ids.data + unit0;
