@@ -158,8 +158,7 @@ static int cpu_rows(const wk_kv_tensor *t, wk_kv_tensor *u, const uint32_t *orde
     return 0;
 }
 
-#ifdef WIKV_HAVE_CUDA
-/* ---- parallel encoding: the GPU rows need whole payloads of large shapes quickly ---- */
+/* ---- parallel work: large shapes (the GPU rows) are generated and encoded on all cores ---- */
 
 typedef struct {
     int n, next, failed;
@@ -201,6 +200,17 @@ static int parallel_for(int n, int (*job)(void *, int, wk_err *), void *ctx, wk_
     return p.failed ? p.err.code : 0;
 }
 
+typedef struct {
+    wk_kv_tensor *t;
+    const wk_kv_synth_params *p;
+} synth_ctx;
+
+static int synth_job(void *c, int layer, wk_err *err) {
+    synth_ctx *s = c;
+    return wk_kv_tensor_synth_layers(s->t, s->p, &layer, 1, err);
+}
+
+#ifdef WIKV_HAVE_CUDA
 typedef struct {
     const wk_kv_tensor *t;
     wk_cg_params cg;
@@ -310,11 +320,31 @@ static int verdict(gpu_bench *b, wk_err *err) {
     return same_kv(&b->ref, &b->got);
 }
 
+typedef struct {
+    const wk_kv_tensor *t;
+    wk_kivi_params p;
+    uint8_t *buf;
+    size_t per;
+} kivi_enc_ctx;
+
+static int kivi_job(void *c, int i, wk_err *err) {
+    kivi_enc_ctx *e = c;
+    size_t at = wk_kv_row(e->t, i / e->t->kv_heads, i % e->t->kv_heads, 0), got;
+    return wk_kivi_encode_head(&e->p, e->t->tokens, e->t->head_dim, e->t->k + at, e->t->v + at,
+                               e->buf + (size_t)i * e->per, e->per, &got, err);
+}
+
 static int gpu_kivi(gpu_bench *b, int bits, wk_err *err) {
     wk_kivi_params p = wk_kivi_defaults(bits);
-    uint8_t *buf;
-    size_t len;
-    if (wk_kivi_encode(&p, b->t, &buf, &len, err)) return err->code;
+    int blocks = b->t->layers * b->t->kv_heads;
+    size_t per = (size_t)wk_kivi_bytes(&p, b->t->tokens, b->t->head_dim), len = per * blocks;
+    uint8_t *buf = malloc(len);
+    if (!buf) return wk_err_set(err, WK_ENOMEM, "out of memory");
+    kivi_enc_ctx ke = {b->t, p, buf, per}; /* the layout of wk_kivi_encode, (layer, head) blocks in parallel */
+    if (parallel_for(blocks, kivi_job, &ke, err)) {
+        free(buf);
+        return err->code;
+    }
     if (b->verify && wk_kivi_decode(&p, buf, len, &b->ref, err)) return err->code;
     kivi_call_ctx k = {&p, buf, len};
     double kt, et;
@@ -439,6 +469,7 @@ static int bench_gpu(const wk_kv_tensor *t, const uint32_t *order, int chunk, in
 #endif
 
 int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* rows appear as they are measured, also through a pipe */
     int L = 8, H = 8, T = 1024, D = 128, batch = 4096, chunk = 1024, gpu_only = 0, verify = 1, reps = 3;
     const char *file = NULL;
     for (int i = 1; i < argc; i++) {
@@ -465,7 +496,8 @@ int main(int argc, char **argv) {
     } else {
         if (wk_kv_tensor_alloc(&t, L, H, T, D, &err)) return die(&err);
         wk_kv_synth_params sp = wk_kv_synth_defaults(1);
-        if (wk_kv_tensor_synth(&t, &sp, &err)) return die(&err);
+        synth_ctx sc = {&t, &sp}; /* layer by layer on all cores: the same tensor as wk_kv_tensor_synth */
+        if (parallel_for(t.layers, synth_job, &sc, &err)) return die(&err);
     }
     if (wk_kv_tensor_alloc(&u, t.layers, t.kv_heads, t.tokens, t.head_dim, &err)) return die(&err);
     printf("KV %s: layers %d, kv_heads %d, tokens %d, head_dim %d (%.1f MB fp16)\n", file ? file : "synthetic",

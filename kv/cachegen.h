@@ -16,10 +16,10 @@
  * token quantizes d = x - x_hat_anchor (anchor reconstruction in fp16) with its own absmax scale and the same
  * bins, and decodes to x_hat = fp16(x_hat_anchor + d_hat). Off by default (wk_cg_defaults), like the
  * released code. `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV, 1024-token chunks): delta lowers
- * the error at a level (level 2: MSE 0.088 vs 0.194) but costs more bits (3.27 vs 2.65 bits/value), since
+ * the error at a level (level 2: MSE 0.088 vs 0.194) but costs more bits (3.28 vs 2.66 bits/value), since
  * per-token normalisation spreads the small deltas over all bins; at equal bits it wins at the low levels
- * (delta L1 2.72 b, MSE 0.136 vs plain L2 2.65 b, MSE 0.194) and loses at the high ones (delta L2 3.27 b,
- * MSE 0.088 vs plain L3 3.27 b, MSE 0.063).
+ * (delta L1 2.73 b, MSE 0.136 vs plain L2 2.66 b, MSE 0.194) and loses at the high ones (delta L2 3.28 b,
+ * MSE 0.088 vs plain L3 3.28 b, MSE 0.063).
  *
  * Streams: each (K|V, kv-head, group of `stream_channels` consecutive channels of the head, default 8) is an
  * independent range-coded stream, so a GPU decodes them in parallel, one thread each (kv/cuda/kv_decode_cuda.h):

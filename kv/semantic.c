@@ -14,7 +14,7 @@
 #define REFINE_SYMBOLS 5 /* q in [-2, 2] */
 
 wk_sem_params wk_sem_defaults(int layers) {
-    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 0, 0, 20, 12, 64};
+    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 0, 0, 20, 12, 16};
     if (p.group_layers < 1) p.group_layers = 1;
     return p;
 }

@@ -22,13 +22,14 @@
  * semantic position (the reference's older "inflation control": batch 10000, displacement 20).
  * Optional delta: each unit's codes minus the previous unit's codes in the substream (zero before the first).
  * Codes (or deltas) are range-coded with per-(K|V, channel) frequency tables stored in the batch, in
- * independent substreams of `stream_units` consecutive units each (default 64): a GPU decodes them in
+ * independent substreams of `stream_units` consecutive units each (default 16): a GPU decodes them in
  * parallel, one thread per substream (kv/cuda/kv_decode_cuda.h); one batch as one stream would give a
  * realistic payload (8K tokens of a 32x8x128 model: 512 batches of 4096 units) too few independent streams.
- * A substream costs ~6 bytes (the coder's leading 0 and flush bytes, its length), 0.1% of 64 units of
- * 2x128 values at ~2.7 bits. The delta below restarts at each substream.
+ * A substream costs ~6 bytes (the coder's leading 0 and flush bytes, its length), 0.4% of 16 units of
+ * 2x128 values at ~2.7 bits (level 0: 2.738 bits/value vs 2.728 in one stream); 16 gives 131K streams
+ * for that payload, enough to fill an H100. The delta below restarts at each substream.
  * Default: no delta and no reorder. Measured with `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV,
- * batches of 4096 units), level 0 costs 2.73 bits/value plain, 3.30 with delta, 3.18 delta+2-opt, 2.72
+ * batches of 4096 units), level 0 costs 2.74 bits/value plain, 3.29 with delta, 3.17 delta+2-opt, 2.73
  * plain+2-opt: neighbours in importance order come from unrelated heads and layers, so their code
  * difference spreads wider than the codes themselves, and per-channel tables already capture the
  * outlier channels that a delta would cancel.
@@ -65,7 +66,7 @@ typedef struct {
     int reorder;               /* 2-opt reorder inside level-0 batches (default 0) */
     int max_displacement;      /* default 20 */
     int table_bits;            /* default 12 */
-    int stream_units;          /* units per independent substream (default 64) */
+    int stream_units;          /* units per independent substream (default 16) */
 } wk_sem_params;
 
 wk_sem_params wk_sem_defaults(int layers);

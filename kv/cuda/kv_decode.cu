@@ -603,6 +603,34 @@ static int allow_smem(K kernel, const launch_cfg *c, wk_err *err) {
     return 0;
 }
 
+/* One stored table (rangecoder.h format) straight into cum [nsym + 1]: the bytes it took, or 0 when anything is
+ * off (then wk_rc_table_read runs for the exact error). The hot loop of the host side: one pass, no calls. */
+static size_t fast_table(const uint8_t *p, size_t avail, int nsym, int tb, uint32_t *cum) {
+    if (avail < 2) return 0;
+    int lo = p[0], hi = p[1];
+    if (lo > hi || hi >= nsym) return 0;
+    size_t at = 2;
+    uint32_t sum = 0;
+    for (int s = 0; s <= lo; s++) cum[s] = 0;
+    for (int s = lo; s <= hi; s++) {
+        uint32_t f = 0;
+        int shift = 0;
+        for (;;) {
+            if (at >= avail || shift > 14) return 0; /* frequencies are at most 2^16: 3 bytes */
+            uint8_t b = p[at++];
+            f |= (uint32_t)(b & 0x7F) << shift;
+            shift += 7;
+            if (!(b & 0x80)) break;
+        }
+        sum += f;
+        if (f > (1u << tb) || sum > (1u << tb)) return 0;
+        cum[s + 1] = sum;
+    }
+    if (sum != (1u << tb)) return 0;
+    for (int s = hi + 1; s < nsym; s++) cum[s + 1] = sum;
+    return at;
+}
+
 /* Reads nt tables of nsym symbols into the staged cum array; returns the index of the first. */
 static int stage_tables(stage *st, wk_rbuf *r, int nt, int nsym, int tb, uint32_t *first, wk_err *err) {
     *first = (uint32_t)(st->cum.len / sizeof(uint32_t));
@@ -611,6 +639,11 @@ static int stage_tables(stage *st, wk_rbuf *r, int nt, int nsym, int tb, uint32_
     uint32_t *dst = (uint32_t *)st->cum.data + *first;
     wk_rc_table tab;
     for (int i = 0; i < nt; i++, dst += nsym + 1) {
+        size_t took = fast_table(r->data + r->pos, r->len - r->pos, nsym, tb, dst);
+        if (took) {
+            r->pos += took;
+            continue;
+        }
         if (wk_rc_table_read(&tab, nsym, tb, r, err)) return WK_EFORMAT;
         memcpy(dst, tab.cum, sizeof(uint32_t) * (nsym + 1));
     }

@@ -152,7 +152,7 @@ static void test_cachegen(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv
                      delta ? " delta" : "", p.stream_channels, p.table_bits, c.n, rc ? ": " : "", rc ? err.msg : "");
             report(ty, !rc && same(cpu, gpu), what);
             /* mutations: accepted by both or refused by both; same bytes when accepted */
-            int agree = 1, refused = 0, tries = 60;
+            int agree = 1, refused = 0, tries = 30;
             for (int m = 0; m < tries; m++) {
                 size_t ml;
                 int k = (int)(wk_rng_next(&rng) % (uint64_t)c.n);
@@ -267,7 +267,7 @@ static void test_semantic(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv
         rc = wk_kv_cuda_semantic(g, 1, (const uint8_t *const *)b.buf + per, b.len + per, &err);
         report(ty, rc == WK_EFORMAT, "semantic: a refinement for units at another level is WK_EFORMAT");
         /* mutated refinement and base batches against the state after level 0 (both sides) */
-        int agree = 1, refused = 0, tries = 40;
+        int agree = 1, refused = 0, tries = 24;
         for (int k = 0; k < tries; k++) {
             int level = k % 2 ? 1 : 0, i = (int)(wk_rng_next(&rng) % (uint64_t)per);
             wk_sem_map mc;
