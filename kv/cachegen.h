@@ -29,7 +29,8 @@
  *
  * Chunk format (all little-endian):
  *   "WKCG", u8 version (2), u8 level, u8 flags (bit 0 delta), u8 anchor_group,
- *   u8 table_bits, u8 G = stream_channels (>= 1), u16 layers (model depth), u16 layer0, u16 nlayers, u16 kv_heads, u16 head_dim,
+ *   u8 table_bits, u8 G = stream_channels (>= 1), u16 layers (model depth), u16 layer0, u16 nlayers,
+ *   u16 kv_heads, u16 head_dim,
  *   u32 token0, u32 ntokens                                                            (28 bytes)
  *   then per layer l in [layer0, layer0+nlayers):
  *     K scales fp16 [ntokens], V scales fp16 [ntokens]

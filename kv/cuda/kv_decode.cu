@@ -1026,8 +1026,8 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
     }
     size_t blocks_len = st->s.blocks.len;
     if (st->s.desc.len != desc_len + (size_t)nsub * sizeof(sem_stream) || hbuf_add(&st->batches, &b, sizeof b, err) ||
-        add_blocks(&st->s, (uint32_t)(desc_len / sizeof(sem_stream)), nsub, b.cum_off, (uint32_t)(2 * g->D * (b.nsym + 1)),
-                   h->tb, err)) {
+        add_blocks(&st->s, (uint32_t)(desc_len / sizeof(sem_stream)), nsub, b.cum_off,
+                   (uint32_t)(2 * g->D * (b.nsym + 1)), h->tb, err)) {
         st->s.desc.len = desc_len; /* out of memory: drop this batch */
         st->s.blocks.len = blocks_len;
         st->batches.len = batch_no * sizeof b;

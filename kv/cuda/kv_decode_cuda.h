@@ -9,8 +9,10 @@
  * chunks/batches in one launch, which is where the parallelism comes from.
  *
  * Errors: malformed input gives WK_EFORMAT with a message naming the chunk/batch, stream and offset; input
- * the CPU decoder accepts is accepted. After an error the tensor positions the call would have written
- * are unspecified (the CPU decoders leave partial output too); the semantic map is left as it was.
+ * the CPU decoder accepts is accepted. After a CacheGen or KIVI error the positions the call would have
+ * written are unspecified (the CPU decoders leave partial output too). A semantic call decodes in waves
+ * (see wk_kv_cuda_semantic); waves before the failing one stay decoded, the failing one changes neither
+ * tensor nor map, as a refused batch does on the CPU.
  * Built only when nvcc is present (WIKV_HAVE_CUDA); opening fails with WK_EUNSUPPORTED without a GPU. */
 #ifndef WIKV_KV_CUDA_KV_DECODE_CUDA_H
 #define WIKV_KV_CUDA_KV_DECODE_CUDA_H

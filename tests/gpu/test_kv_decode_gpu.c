@@ -164,15 +164,17 @@ static void test_cachegen(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv
                 const uint8_t *one = mb;
                 int rc_gpu = wk_kv_cuda_cachegen(g, 1, &one, &ml, &err);
                 if (!rc_gpu && wk_kv_cuda_download(g, gpu, &err)) die("download", &err);
-                if ((rc_cpu == 0) != (rc_gpu == 0) || (rc_gpu && rc_gpu != WK_EFORMAT) || (!rc_cpu && !same(cpu, gpu))) {
+                if ((rc_cpu == 0) != (rc_gpu == 0) || (rc_gpu && rc_gpu != WK_EFORMAT) ||
+                    (!rc_cpu && !same(cpu, gpu))) {
                     if (agree) printf("  mutation %d: cpu %d gpu %d (%s)\n", m, rc_cpu, rc_gpu, err.msg);
                     agree = 0;
                 }
                 refused += rc_gpu != 0;
                 free(mb);
             }
-            snprintf(what, sizeof what, "cachegen L%d%s: %d mutated chunks, GPU accepts exactly what CPU accepts (%d refused)",
-                     level, delta ? " delta" : "", tries, refused);
+            snprintf(what, sizeof what,
+                     "cachegen L%d%s: %d mutated chunks, GPU accepts exactly what CPU accepts (%d refused)", level,
+                     delta ? " delta" : "", tries, refused);
             report(ty, agree, what);
             chunks_free(&c);
         }
@@ -295,14 +297,16 @@ static void test_semantic(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv
                                               b.len + level * per + i, &err);
             if (wk_kv_cuda_download(g, gpu, &err)) die("download", &err);
             agree_now = agree_now && (rc2_cpu == 0) == (rc2_gpu == 0) && same(cpu, gpu);
-            if (!agree_now && agree) printf("  mutation %d: cpu %d/%d gpu %d/%d\n", k, rc_cpu, rc2_cpu, rc_gpu, rc2_gpu);
+            if (!agree_now && agree)
+                printf("  mutation %d: cpu %d/%d gpu %d/%d\n", k, rc_cpu, rc2_cpu, rc_gpu, rc2_gpu);
             agree = agree && agree_now;
             refused += rc_gpu != 0;
             free(mb);
             wk_sem_map_free(&mc);
         }
-        snprintf(what, sizeof what, "semantic S=%d: %d mutated batches, GPU accepts exactly what CPU accepts (%d refused)",
-                 p.stream_units, tries, refused);
+        snprintf(what, sizeof what,
+                 "semantic S=%d: %d mutated batches, GPU accepts exactly what CPU accepts (%d refused)", p.stream_units,
+                 tries, refused);
         report(ty, agree, what);
         wk_sem_map_free(&m);
         batches_free(&b);
