@@ -93,6 +93,12 @@ __device__ __forceinline__ float round_fp16(float x) {
 
 __device__ __forceinline__ uint16_t load_u16(const uint8_t *p) { return (uint16_t)(__ldg(p) | (__ldg(p + 1) << 8)); }
 
+/* Eight fp16 values moved as one 16-byte access (rows of a head_dim that is a multiple of 8 are aligned). */
+typedef union {
+    uint4 v;
+    uint16_t h[8];
+} half8;
+
 /* ---- range decoder (kv/rangecoder.c, one stream per thread) ---- */
 
 typedef struct {
@@ -240,13 +246,29 @@ __global__ void cg_kernel(const tab_block *__restrict__ blocks, const cg_stream 
         return;
     }
     uint16_t *base = (s.kv ? v : k) + (((size_t)s.layer * H + s.head) * T) * D;
-    const int stride = s.nsym + 1;
+    const int stride = s.nsym + 1, vec8 = s.d1 - s.d0 == 8 && D % 8 == 0;
     for (int tt = 0; tt < s.ntokens; tt++) {
         float step = __fdiv_rn(h2f(load_u16(in + s.scale_off + 2 * (size_t)tt)), (float)s.M);
         int rel = s.delta ? tt % s.group : 0;
         uint16_t *x = base + (size_t)(s.token0 + tt) * D;
         const uint16_t *xa = x - (size_t)rel * D;
         const C *tab = tabs + s.tab;
+        if (vec8) { /* the default layout: 8 channels of a head, one 16-byte store per token */
+            half8 out, anc;
+            if (rel) anc.v = *(const uint4 *)(xa + s.d0);
+#pragma unroll
+            for (int j = 0; j < 8; j++, tab += stride) {
+                int sym = rcd_get(&d, tab, s.nsym, s.top_step, s.tb);
+                if (sym < 0) {
+                    errs[i] = -sym;
+                    return;
+                }
+                float q = sym == s.M ? 0.0f : __fmul_rn((float)(sym - s.M), step);
+                out.h[j] = f2h(rel ? __fadd_rn(h2f(anc.h[j]), q) : __fadd_rn(0.0f, q));
+            }
+            *(uint4 *)(x + s.d0) = out.v;
+            continue;
+        }
         for (int c = s.d0; c < s.d1; c++, tab += stride) {
             int sym = rcd_get(&d, tab, s.nsym, s.top_step, s.tb);
             if (sym < 0) {
@@ -310,6 +332,32 @@ __global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_strea
             const uint16_t *cur = (kv ? v : k) + (size_t)id * D;
             size_t at = ((size_t)(s.unit0 + u) * 2 + kv) * D;
             const C *tab = tabs + (size_t)kv * D * stride;
+            if (D % 8 == 0 && !b->delta) { /* 16-byte loads of the previous level and stores of the result */
+                for (int c0 = 0; c0 < D; c0 += 8) {
+                    half8 prev, out;
+                    if (level > 0) prev.v = *(const uint4 *)(cur + c0);
+#pragma unroll
+                    for (int j = 0; j < 8; j++, tab += stride) {
+                        int sym = rcd_get(&d, tab, b->nsym, b->top_step, b->tb);
+                        if (sym < 0) {
+                            errs[i] = -sym;
+                            return;
+                        }
+                        int q = sym - b->off;
+                        if (q < -b->lim || q > b->lim) {
+                            errs[i] = SE_CODE;
+                            return;
+                        }
+                        float x = level == 0
+                                      ? round_fp16(q ? __fmul_rn((float)q, step0) : 0.0f)
+                                      : round_fp16(__fadd_rn(h2f(prev.h[j]), q ? __fmul_rn((float)q, st) : 0.0f));
+                        out.h[j] = f2h(x);
+                    }
+                    *(uint4 *)(vals + at + c0) = out.v;
+                }
+                if (level == 0) step[2 * (size_t)id + kv] = step0;
+                continue;
+            }
             for (int c = 0; c < D; c++, tab += stride) {
                 int sym = rcd_get(&d, tab, b->nsym, b->top_step, b->tb);
                 if (sym < 0) {
