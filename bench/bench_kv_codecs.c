@@ -1,18 +1,28 @@
 /* Bits per value, reconstruction error and encode/decode speed of every KV codec and level, on a synthetic
  * KV tensor (kv_tensor.h model) or on a stored .wkv file. Speeds are MB of fp16 KV per second; the fp16
  * copy row is the speed baseline measured in the same run, x_fp16 the size ratio against fp16.
- * usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] [--batch UNITS] [FILE.wkv] */
+ * With CUDA, a second table gives the GPU decoders (kv/cuda/kv_decode_cuda.h): every chunk / batch of a
+ * level decoded in one call, rates in MB of compressed input per second, against a 1 Gbit/s link
+ * (125 MB/s): `kernel` counts the GPU kernels only, `e2e` adds the host parse of headers/tables and the
+ * host->device copies; `==cpu` says the output bytes equal the CPU decoder's (skipped with --no-verify).
+ * usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] [--batch UNITS]
+ *                        [--chunk TOKENS] [--gpu-only] [--no-verify] [--reps N] [FILE.wkv] */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/half.h"
 #include "kv/cachegen.h"
 #include "kv/codec_size.h"
 #include "kv/kivi.h"
 #include "kv/semantic.h"
+#ifdef WIKV_HAVE_CUDA
+#include "kv/cuda/kv_decode_cuda.h"
+#endif
 
 static double now(void) {
     struct timespec ts;
@@ -109,8 +119,358 @@ static int bench_wikv(const wk_kv_tensor *t, wk_kv_tensor *u, const uint32_t *or
     return 0;
 }
 
+/* The CPU table: every codec and level, timed on one thread. */
+static int cpu_rows(const wk_kv_tensor *t, wk_kv_tensor *u, const uint32_t *order, int batch, int chunk) {
+    wk_err err;
+    size_t n = wk_kv_tensor_elems(t);
+    printf("%-28s %8s %7s %12s %9s %10s %10s\n", "codec", "bits/val", "x_fp16", "mse", "max_abs", "enc_MB/s",
+           "dec_MB/s");
+    double a = now();
+    for (int rep = 0; rep < 10; rep++) {
+        memcpy(u->k, t->k, 2 * n);
+        memcpy(u->v, t->v, 2 * n);
+    }
+    double c = (now() - a) / 10;
+    row("fp16 copy (baseline)", t, u, 4 * n, c, c);
+    for (int bits = 2; bits <= 4; bits += 2) {
+        wk_kivi_params p = wk_kivi_defaults(bits);
+        uint8_t *buf;
+        size_t len;
+        double t0 = now();
+        if (wk_kivi_encode(&p, t, &buf, &len, &err)) return die(&err);
+        double t1 = now();
+        if (wk_kivi_decode(&p, buf, len, u, &err)) return die(&err);
+        char name[32];
+        snprintf(name, sizeof name, "kivi-%d G32 R128", bits);
+        row(name, t, u, len, t1 - t0, now() - t1);
+        free(buf);
+    }
+    for (int delta = 0; delta < 2; delta++)
+        for (int level = 0; level < WK_CG_LEVELS; level++)
+            if (bench_cachegen(t, u, level, delta, chunk)) return 1;
+    memset(u->k, 0, 2 * n);
+    memset(u->v, 0, 2 * n);
+    if (bench_wikv(t, u, order, batch, 0, 0) || bench_wikv(t, u, order, batch, 1, 0) ||
+        bench_wikv(t, u, order, batch, 1, 1) || bench_wikv(t, u, order, batch, 0, 1))
+        return 1;
+    printf("(wikv units in synthetic-attention order, batches of %d units; cachegen chunks of %d tokens)\n", batch,
+           chunk);
+    return 0;
+}
+
+/* ---- parallel work: large shapes (the GPU rows) are generated and encoded on all cores ---- */
+
+typedef struct {
+    int n, next, failed;
+    pthread_mutex_t lock;
+    int (*job)(void *ctx, int i, wk_err *err);
+    void *ctx;
+    wk_err err;
+} pool;
+
+static void *pool_worker(void *arg) {
+    pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->lock);
+        int i = p->failed ? p->n : p->next++;
+        pthread_mutex_unlock(&p->lock);
+        if (i >= p->n) return NULL;
+        wk_err err;
+        if (p->job(p->ctx, i, &err)) {
+            pthread_mutex_lock(&p->lock);
+            if (!p->failed) p->err = err;
+            p->failed = 1;
+            pthread_mutex_unlock(&p->lock);
+        }
+    }
+}
+
+/* Runs job(ctx, i) for i in [0, n) on all cores; 0 or the first failure (err filled). */
+static int parallel_for(int n, int (*job)(void *, int, wk_err *), void *ctx, wk_err *err) {
+    pool p = {n, 0, 0, PTHREAD_MUTEX_INITIALIZER, job, ctx, {0, {0}}};
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
+    pthread_t th[64];
+    int started = 0;
+    for (; started < nt && started < n; started++)
+        if (pthread_create(&th[started], NULL, pool_worker, &p)) break;
+    if (started == 0) pool_worker(&p);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    if (p.failed && err) *err = p.err;
+    return p.failed ? p.err.code : 0;
+}
+
+typedef struct {
+    wk_kv_tensor *t;
+    const wk_kv_synth_params *p;
+} synth_ctx;
+
+static int synth_job(void *c, int layer, wk_err *err) {
+    synth_ctx *s = c;
+    return wk_kv_tensor_synth_layers(s->t, s->p, &layer, 1, err);
+}
+
+#ifdef WIKV_HAVE_CUDA
+typedef struct {
+    const wk_kv_tensor *t;
+    wk_cg_params cg;
+    wk_sem_params sem;
+    const uint32_t *ids;
+    int chunk, level; /* chunk: tokens per CacheGen chunk, or units per semantic batch */
+    uint8_t **buf;
+    size_t *len;
+} enc_ctx;
+
+static int cg_job(void *c, int i, wk_err *err) {
+    enc_ctx *e = c;
+    int t0 = i * e->chunk, n = e->t->tokens - t0 < e->chunk ? e->t->tokens - t0 : e->chunk;
+    return wk_cg_encode(&e->cg, e->t, 0, e->t->layers, t0, n, &e->buf[i], &e->len[i], NULL, err);
+}
+
+static int sem_job(void *c, int i, wk_err *err) {
+    enc_ctx *e = c;
+    int N = e->t->layers * e->t->kv_heads * e->t->tokens, at = i * e->chunk;
+    int n = N - at < e->chunk ? N - at : e->chunk;
+    return wk_sem_encode_batch(&e->sem, e->t, e->ids + at, n, e->level, &e->buf[i], &e->len[i], NULL, NULL, err);
+}
+
+static void free_bufs(uint8_t **buf, int n) {
+    for (int i = 0; i < n; i++) free(buf[i]);
+}
+
+static size_t sum_len(const size_t *len, int n) {
+    size_t s = 0;
+    for (int i = 0; i < n; i++) s += len[i];
+    return s;
+}
+
+/* ---- GPU decoders ---- */
+
+typedef struct {
+    wk_kv_cuda *g;
+    const wk_kv_tensor *t;
+    wk_kv_tensor ref, got; /* CPU decoder output, GPU output */
+    int reps, verify;
+} gpu_bench;
+
+static void gpu_row(const char *name, size_t in_bytes, size_t fp16_bytes, double kernel_s, double e2e_s,
+                    int streams, int same) {
+    double k = in_bytes / kernel_s / 1e6, e = in_bytes / e2e_s / 1e6;
+    printf("%-22s %9.1f %11.0f %9.0f %8.1f %8.1f %11.0f %8d %6s\n", name, in_bytes / 1e6, k, e, k / 125.0,
+           e / 125.0, fp16_bytes / kernel_s / 1e6, streams, same < 0 ? "-" : same ? "yes" : "NO");
+}
+
+static int same_kv(const wk_kv_tensor *a, const wk_kv_tensor *b) {
+    size_t n = wk_kv_tensor_elems(a) * 2;
+    return memcmp(a->k, b->k, n) == 0 && memcmp(a->v, b->v, n) == 0;
+}
+
+static void zero_kv(wk_kv_tensor *t) {
+    size_t n = wk_kv_tensor_elems(t) * 2;
+    memset(t->k, 0, n);
+    memset(t->v, 0, n);
+}
+
+typedef int (*gpu_call)(wk_kv_cuda *g, void *ctx, wk_err *err);
+
+/* Best kernel and end-to-end (wall clock of the call) time over b->reps calls. */
+static int time_calls(gpu_bench *b, gpu_call call, void *ctx, double *kernel, double *e2e, int *streams,
+                      wk_err *err) {
+    *kernel = *e2e = 1e30;
+    for (int r = 0; r < b->reps; r++) {
+        double a = now();
+        int rc = call(b->g, ctx, err);
+        double w = now() - a;
+        if (rc) return rc;
+        wk_kv_cuda_timing tm;
+        wk_kv_cuda_last_timing(b->g, &tm);
+        if (tm.kernel_s < *kernel) *kernel = tm.kernel_s;
+        if (w < *e2e) *e2e = w;
+        *streams = tm.streams;
+    }
+    return 0;
+}
+
+typedef struct {
+    const wk_kivi_params *p;
+    const uint8_t *buf;
+    size_t len;
+} kivi_call_ctx;
+
+static int kivi_call(wk_kv_cuda *g, void *c, wk_err *err) {
+    kivi_call_ctx *k = c;
+    return wk_kv_cuda_kivi(g, k->p, k->buf, k->len, err);
+}
+
+typedef struct {
+    uint8_t **buf;
+    size_t *len;
+    int n;
+} list_ctx;
+
+static int cg_call(wk_kv_cuda *g, void *c, wk_err *err) {
+    list_ctx *l = c;
+    return wk_kv_cuda_cachegen(g, l->n, (const uint8_t *const *)l->buf, l->len, err);
+}
+
+/* 1: GPU tensor == CPU decoder's, 0: differs, -1: not checked. */
+static int verdict(gpu_bench *b, wk_err *err) {
+    if (!b->verify) return -1;
+    if (wk_kv_cuda_download(b->g, &b->got, err)) return 0;
+    return same_kv(&b->ref, &b->got);
+}
+
+typedef struct {
+    const wk_kv_tensor *t;
+    wk_kivi_params p;
+    uint8_t *buf;
+    size_t per;
+} kivi_enc_ctx;
+
+static int kivi_job(void *c, int i, wk_err *err) {
+    kivi_enc_ctx *e = c;
+    size_t at = wk_kv_row(e->t, i / e->t->kv_heads, i % e->t->kv_heads, 0), got;
+    return wk_kivi_encode_head(&e->p, e->t->tokens, e->t->head_dim, e->t->k + at, e->t->v + at,
+                               e->buf + (size_t)i * e->per, e->per, &got, err);
+}
+
+static int gpu_kivi(gpu_bench *b, int bits, wk_err *err) {
+    wk_kivi_params p = wk_kivi_defaults(bits);
+    int blocks = b->t->layers * b->t->kv_heads;
+    size_t per = (size_t)wk_kivi_bytes(&p, b->t->tokens, b->t->head_dim), len = per * blocks;
+    uint8_t *buf = malloc(len);
+    if (!buf) return wk_err_set(err, WK_ENOMEM, "out of memory");
+    kivi_enc_ctx ke = {b->t, p, buf, per}; /* the layout of wk_kivi_encode, (layer, head) blocks in parallel */
+    if (parallel_for(blocks, kivi_job, &ke, err)) {
+        free(buf);
+        return err->code;
+    }
+    if (b->verify && wk_kivi_decode(&p, buf, len, &b->ref, err)) return err->code;
+    kivi_call_ctx k = {&p, buf, len};
+    double kt, et;
+    int streams = 0;
+    int rc = time_calls(b, kivi_call, &k, &kt, &et, &streams, err);
+    if (!rc) {
+        char name[32];
+        snprintf(name, sizeof name, "kivi-%d G32 R128", bits);
+        gpu_row(name, len, wk_kv_tensor_elems(b->t) * 4, kt, et, 0, verdict(b, err));
+    }
+    free(buf);
+    return rc;
+}
+
+static int gpu_cachegen(gpu_bench *b, int level, int delta, int chunk, wk_err *err) {
+    int n = (b->t->tokens + chunk - 1) / chunk;
+    enc_ctx e = {b->t, wk_cg_defaults(), wk_sem_defaults(1), NULL, chunk, 0, calloc((size_t)n, sizeof(uint8_t *)),
+                 calloc((size_t)n, sizeof(size_t))};
+    e.cg.level = level;
+    e.cg.delta = delta;
+    int rc = e.buf && e.len ? parallel_for(n, cg_job, &e, err) : wk_err_set(err, WK_ENOMEM, "out of memory");
+    if (!rc && b->verify) {
+        zero_kv(&b->ref);
+        for (int i = 0; !rc && i < n; i++) rc = wk_cg_decode(e.buf[i], e.len[i], &b->ref, err);
+    }
+    list_ctx l = {e.buf, e.len, n};
+    double kt, et;
+    int streams = 0;
+    if (!rc) rc = time_calls(b, cg_call, &l, &kt, &et, &streams, err);
+    if (!rc) {
+        char name[48];
+        snprintf(name, sizeof name, "cachegen L%d%s", level, delta ? " delta" : "");
+        gpu_row(name, sum_len(e.len, n), wk_kv_tensor_elems(b->t) * 4, kt, et, streams, verdict(b, err));
+    }
+    if (e.buf) free_bufs(e.buf, n);
+    free(e.buf);
+    free(e.len);
+    return rc;
+}
+
+/* Every level of every unit, one call per level with all its batches; best times over reps of the whole
+ * level sequence (each rep restarts from an empty map). */
+static int gpu_semantic(gpu_bench *b, const uint32_t *order, int batch, wk_err *err) {
+    const wk_kv_tensor *t = b->t;
+    int N = t->layers * t->kv_heads * t->tokens, n = (N + batch - 1) / batch, rc = 0;
+    uint8_t **buf = calloc((size_t)n * WK_SEM_MAX_LEVELS, sizeof(uint8_t *));
+    size_t *len = calloc((size_t)n * WK_SEM_MAX_LEVELS, sizeof(size_t));
+    if (!buf || !len) rc = wk_err_set(err, WK_ENOMEM, "out of memory");
+    /* no reorder: the sent order of every level is the semantic order */
+    for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
+        enc_ctx e = {t, wk_cg_defaults(), wk_sem_defaults(t->layers), order, batch, level, buf + level * n,
+                     len + level * n};
+        rc = parallel_for(n, sem_job, &e, err);
+    }
+    double kt[WK_SEM_MAX_LEVELS] = {0}, et[WK_SEM_MAX_LEVELS] = {0};
+    int streams[WK_SEM_MAX_LEVELS] = {0}, same[WK_SEM_MAX_LEVELS] = {0};
+    wk_sem_map m = {0};
+    if (!rc && b->verify) rc = wk_sem_map_alloc(&m, t->layers, t->kv_heads, t->tokens, err);
+    if (!rc && b->verify) zero_kv(&b->ref);
+    for (int r = 0; !rc && r < b->reps; r++) {
+        zero_kv(&b->got);
+        rc = wk_kv_cuda_upload(b->g, &b->got, err);
+        wk_kv_cuda_sem_reset(b->g);
+        for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
+            double a = now();
+            rc = wk_kv_cuda_semantic(b->g, n, (const uint8_t *const *)buf + level * n, len + level * n, err);
+            double w = now() - a;
+            wk_kv_cuda_timing tm;
+            wk_kv_cuda_last_timing(b->g, &tm);
+            if (r == 0 || tm.kernel_s < kt[level]) kt[level] = tm.kernel_s;
+            if (r == 0 || w < et[level]) et[level] = w;
+            streams[level] = tm.streams;
+            if (r > 0 || rc) continue;
+            same[level] = -1;
+            for (int i = 0; b->verify && !rc && i < n; i++)
+                rc = wk_sem_decode_batch(buf[level * n + i], len[level * n + i], &b->ref, &m, err);
+            if (b->verify && !rc) same[level] = verdict(b, err);
+        }
+    }
+    for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
+        char name[48];
+        snprintf(name, sizeof name, "wikv L%d (this level)", level);
+        gpu_row(name, sum_len(len + level * n, n), wk_kv_tensor_elems(t) * 4, kt[level], et[level], streams[level],
+                same[level]);
+    }
+    wk_sem_map_free(&m);
+    if (buf) free_bufs(buf, n * WK_SEM_MAX_LEVELS);
+    free(buf);
+    free(len);
+    return rc;
+}
+
+static int bench_gpu(const wk_kv_tensor *t, const uint32_t *order, int chunk, int batch, int reps, int verify) {
+    gpu_bench b = {NULL, t, {0}, {0}, reps < 1 ? 1 : reps, verify};
+    wk_err err;
+    int rc = wk_kv_cuda_open(t->layers, t->kv_heads, t->tokens, t->head_dim, &b.g, &err);
+    if (rc == WK_EUNSUPPORTED) {
+        printf("\ngpu decoders: skipped (%s)\n", err.msg);
+        return 0;
+    }
+    if (rc) return die(&err);
+    char dev[320];
+    wk_kv_cuda_device(b.g, dev, sizeof dev);
+    if (wk_kv_tensor_alloc(&b.ref, t->layers, t->kv_heads, t->tokens, t->head_dim, &err) ||
+        wk_kv_tensor_alloc(&b.got, t->layers, t->kv_heads, t->tokens, t->head_dim, &err))
+        return die(&err);
+    printf("\ngpu decoders on %s (best of %d; MB/s of compressed input; x1Gb = that / 125 MB/s)\n", dev, b.reps);
+    printf("%-22s %9s %11s %9s %8s %8s %11s %8s %6s\n", "codec", "in_MB", "kernel_MB/s", "e2e_MB/s", "x1Gb_k",
+           "x1Gb_e2e", "fp16_MB/s", "streams", "==cpu");
+    for (int bits = 2; !rc && bits <= 4; bits += 2) rc = gpu_kivi(&b, bits, &err);
+    for (int level = 0; !rc && level < WK_CG_LEVELS; level++) rc = gpu_cachegen(&b, level, 0, chunk, &err);
+    if (!rc) rc = gpu_cachegen(&b, 2, 1, chunk, &err);
+    if (!rc) rc = gpu_semantic(&b, order, batch, &err);
+    printf("(cachegen chunks of %d tokens x all layers; wikv batches of %d units, %d units per substream; "
+           "fp16_MB/s = decoded KV per kernel second)\n",
+           chunk, batch, wk_sem_defaults(1).stream_units);
+    wk_kv_tensor_free(&b.ref);
+    wk_kv_tensor_free(&b.got);
+    wk_kv_cuda_free(b.g);
+    return rc ? die(&err) : 0;
+}
+#endif
+
 int main(int argc, char **argv) {
-    int L = 8, H = 8, T = 1024, D = 128, batch = 4096, chunk = 1024;
+    setvbuf(stdout, NULL, _IOLBF, 0); /* rows appear as they are measured, also through a pipe */
+    int L = 8, H = 8, T = 1024, D = 128, batch = 4096, chunk = 1024, gpu_only = 0, verify = 1, reps = 3;
     const char *file = NULL;
     for (int i = 1; i < argc; i++) {
         if (i + 1 < argc && strcmp(argv[i], "--layers") == 0) L = atoi(argv[++i]);
@@ -119,10 +479,13 @@ int main(int argc, char **argv) {
         else if (i + 1 < argc && strcmp(argv[i], "--head-dim") == 0) D = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--batch") == 0) batch = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--chunk") == 0) chunk = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--reps") == 0) reps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--gpu-only") == 0) gpu_only = 1;
+        else if (strcmp(argv[i], "--no-verify") == 0) verify = 0;
         else if (argv[i][0] != '-') file = argv[i];
         else {
             fprintf(stderr, "usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] "
-                            "[--batch UNITS] [--chunk TOKENS] [FILE.wkv]\n");
+                            "[--batch UNITS] [--chunk TOKENS] [--gpu-only] [--no-verify] [--reps N] [FILE.wkv]\n");
             return 2;
         }
     }
@@ -133,58 +496,36 @@ int main(int argc, char **argv) {
     } else {
         if (wk_kv_tensor_alloc(&t, L, H, T, D, &err)) return die(&err);
         wk_kv_synth_params sp = wk_kv_synth_defaults(1);
-        if (wk_kv_tensor_synth(&t, &sp, &err)) return die(&err);
+        synth_ctx sc = {&t, &sp}; /* layer by layer on all cores: the same tensor as wk_kv_tensor_synth */
+        if (parallel_for(t.layers, synth_job, &sc, &err)) return die(&err);
     }
     if (wk_kv_tensor_alloc(&u, t.layers, t.kv_heads, t.tokens, t.head_dim, &err)) return die(&err);
     printf("KV %s: layers %d, kv_heads %d, tokens %d, head_dim %d (%.1f MB fp16)\n", file ? file : "synthetic",
            t.layers, t.kv_heads, t.tokens, t.head_dim, wk_kv_tensor_elems(&t) * 4 / 1e6);
-    printf("%-28s %8s %7s %12s %9s %10s %10s\n", "codec", "bits/val", "x_fp16", "mse", "max_abs", "enc_MB/s",
-           "dec_MB/s");
-    size_t n = wk_kv_tensor_elems(&t);
-    double a = now();
-    for (int rep = 0; rep < 10; rep++) {
-        memcpy(u.k, t.k, 2 * n);
-        memcpy(u.v, t.v, 2 * n);
-    }
-    double c = (now() - a) / 10;
-    row("fp16 copy (baseline)", &t, &u, 4 * n, c, c);
-    for (int bits = 2; bits <= 4; bits += 2) {
-        wk_kivi_params p = wk_kivi_defaults(bits);
-        uint8_t *buf;
-        size_t len;
-        double t0 = now();
-        if (wk_kivi_encode(&p, &t, &buf, &len, &err)) return die(&err);
-        double t1 = now();
-        if (wk_kivi_decode(&p, buf, len, &u, &err)) return die(&err);
-        char name[32];
-        snprintf(name, sizeof name, "kivi-%d G32 R128", bits);
-        row(name, &t, &u, len, t1 - t0, now() - t1);
-        free(buf);
-    }
-    for (int delta = 0; delta < 2; delta++)
-        for (int level = 0; level < WK_CG_LEVELS; level++)
-            if (bench_cachegen(&t, &u, level, delta, chunk)) return 1;
     int N = t.layers * t.kv_heads * t.tokens;
     float *imp = malloc(sizeof(float) * (size_t)N);
     uint32_t *order = malloc(sizeof(uint32_t) * (size_t)N);
+    if (!imp || !order) return 1;
     if (wk_sem_synth_importance(2, t.layers, t.kv_heads, t.tokens, imp, &err)) return die(&err);
     wk_sem_suffix_sum(imp, t.layers, t.kv_heads, t.tokens);
     if (wk_sem_order(imp, t.layers, t.kv_heads, t.tokens, order, &err)) return die(&err);
-    memset(u.k, 0, 2 * n);
-    memset(u.v, 0, 2 * n);
-    if (bench_wikv(&t, &u, order, batch, 0, 0) || bench_wikv(&t, &u, order, batch, 1, 0) ||
-        bench_wikv(&t, &u, order, batch, 1, 1) || bench_wikv(&t, &u, order, batch, 0, 1))
-        return 1;
-    printf("(wikv units in synthetic-attention order, batches of %d units; cachegen chunks of %d tokens)\n", batch,
-           chunk);
+    if (!gpu_only && cpu_rows(&t, &u, order, batch, chunk)) return 1;
+#ifdef WIKV_HAVE_CUDA
+    if (bench_gpu(&t, order, chunk, batch, reps, verify)) return 1;
+#else
+    (void)reps;
+    (void)verify;
+    printf("\ngpu decoders: not built (no CUDA compiler)\n");
+#endif
     free(imp);
     free(order);
     wk_kv_tensor_free(&t);
     wk_kv_tensor_free(&u);
+    if (gpu_only) return 0;
     /* the simulator's size model: time to measure it for the Llama-3.1-8B shape */
     wk_codec_size_params cp = wk_codec_size_defaults(32, 8, 128);
     wk_codec_sizes cs;
-    a = now();
+    double a = now();
     if (wk_codec_sizes_measure(&cp, &cs, &err)) return die(&err);
     double ms = (now() - a) * 1e3;
     double cg = 0, wk = 0;

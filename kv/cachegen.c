@@ -14,7 +14,7 @@
 static const int level_bins[WK_CG_LEVELS][5] = {
     {12, 12, 8, 12, 8}, {16, 16, 12, 16, 12}, {32, 16, 16, 32, 16}, {32, 32, 24, 32, 24}, {32, 32, 32, 32, 32}};
 
-wk_cg_params wk_cg_defaults(void) { return (wk_cg_params){2, 0, 10, 12}; }
+wk_cg_params wk_cg_defaults(void) { return (wk_cg_params){2, 0, 10, 12, 8}; }
 
 int wk_cg_bins(int level, int layer, int layers, int is_value) {
     if (level < 0) level = 0;
@@ -115,11 +115,12 @@ static int build_tables(const wk_cg_params *p, cg_side *s, wk_err *err) {
     return 0;
 }
 
-static void encode_head(const cg_side *s, int h, wk_wbuf *w) {
+/* Channels [d0, d1) of head h, token-major. */
+static void encode_group(const cg_side *s, int h, int d0, int d1, wk_wbuf *w) {
     wk_rc_enc e;
     wk_rc_enc_init(&e, w);
     for (int tt = 0; tt < s->T; tt++)
-        for (int d = 0; d < s->D; d++) {
+        for (int d = d0; d < d1; d++) {
             int c = h * s->D + d;
             wk_rc_enc_put(&e, &s->tab[c], s->sym[(size_t)tt * s->C + c]);
         }
@@ -128,9 +129,11 @@ static void encode_head(const cg_side *s, int h, wk_wbuf *w) {
 
 static int check_params(const wk_cg_params *p, wk_err *err) {
     if (p->level < 0 || p->level >= WK_CG_LEVELS || p->anchor_group < 1 || p->anchor_group > 255 ||
-        p->table_bits < 6 || p->table_bits > WK_RC_MAX_TOTAL_BITS)
-        return wk_err_set(err, WK_EINVAL, "cachegen: level %d, anchor_group %d, table_bits %d out of range",
-                          p->level, p->anchor_group, p->table_bits);
+        p->table_bits < 6 || p->table_bits > WK_RC_MAX_TOTAL_BITS || p->stream_channels < 1 ||
+        p->stream_channels > 255)
+        return wk_err_set(err, WK_EINVAL,
+                          "cachegen: level %d, anchor_group %d, table_bits %d, stream_channels %d out of range",
+                          p->level, p->anchor_group, p->table_bits, p->stream_channels);
     return 0;
 }
 
@@ -152,17 +155,20 @@ static int encode_layer(const wk_cg_params *p, const wk_kv_tensor *t, int layer,
     for (int kv = 0; kv < 2; kv++)
         for (int c = 0; c < sides[kv].C; c++) wk_rc_table_write(&sides[kv].tab[c], out);
     st->tables += out->len - at;
+    const int G = p->stream_channels, ng = (t->head_dim + G - 1) / G, ns = 2 * t->kv_heads * ng;
+    size_t *lens = malloc(sizeof(size_t) * (size_t)ns);
+    if (!lens) return wk_err_set(err, WK_ENOMEM, "cachegen: out of memory");
     wk_wbuf streams;
     wk_wbuf_init(&streams);
-    size_t lens[2 * WK_KV_MAX_HEADS];
-    for (int kv = 0; kv < 2; kv++)
-        for (int h = 0; h < t->kv_heads; h++) {
-            size_t before = streams.len;
-            encode_head(&sides[kv], h, &streams);
-            lens[kv * t->kv_heads + h] = streams.len - before;
-        }
+    for (int i = 0; i < ns; i++) { /* i = (kv * heads + h) * ng + g */
+        int kv = i / (t->kv_heads * ng), h = i / ng % t->kv_heads, g = i % ng;
+        size_t before = streams.len;
+        encode_group(&sides[kv], h, g * G, g * G + G < t->head_dim ? g * G + G : t->head_dim, &streams);
+        lens[i] = streams.len - before;
+    }
     at = out->len;
-    for (int i = 0; i < 2 * t->kv_heads; i++) wk_wbuf_varint(out, lens[i]);
+    for (int i = 0; i < ns; i++) wk_wbuf_varint(out, lens[i]);
+    free(lens);
     st->lengths += out->len - at;
     wk_wbuf_bytes(out, streams.data, streams.len);
     st->payload += streams.len;
@@ -191,10 +197,10 @@ int wk_cg_encode(const wk_cg_params *p, const wk_kv_tensor *t, int layer0, int n
     wk_wbuf_init(&w);
     if (!rc) {
         wk_wbuf_bytes(&w, "WKCG", 4);
-        uint8_t head[4] = {1, (uint8_t)p->level, (uint8_t)(p->delta ? 1 : 0), (uint8_t)p->anchor_group};
+        uint8_t head[4] = {WK_CG_VERSION, (uint8_t)p->level, (uint8_t)(p->delta ? 1 : 0), (uint8_t)p->anchor_group};
         wk_wbuf_bytes(&w, head, 4);
         wk_wbuf_u8(&w, (uint8_t)p->table_bits);
-        wk_wbuf_u8(&w, 0);
+        wk_wbuf_u8(&w, (uint8_t)p->stream_channels);
         wk_wbuf_u16(&w, (uint16_t)t->layers);
         wk_wbuf_u16(&w, (uint16_t)layer0);
         wk_wbuf_u16(&w, (uint16_t)nlayers);
@@ -223,7 +229,7 @@ int wk_cg_encode(const wk_cg_params *p, const wk_kv_tensor *t, int layer0, int n
 /* ---- decoder ---- */
 
 typedef struct {
-    int level, delta, group, table_bits, layers, layer0, nlayers, heads, dim;
+    int level, delta, group, table_bits, stream_channels, layers, layer0, nlayers, heads, dim;
     uint32_t token0, ntokens;
 } cg_header;
 
@@ -232,16 +238,19 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, cg_header *h, wk_err *
     uint16_t f[5];
     if (wk_rbuf_bytes(r, b, 10, "header", err)) return WK_EFORMAT;
     if (memcmp(b, "WKCG", 4) != 0) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 0 (magic): bad magic");
-    if (b[4] != 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 4 (version): %u, expected 1", b[4]);
+    if (b[4] != WK_CG_VERSION)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 4 (version): %u, expected %d", b[4], WK_CG_VERSION);
     h->level = b[5];
     h->delta = b[6] & 1;
     h->group = b[7];
     h->table_bits = b[8];
+    h->stream_channels = b[9];
     if (h->level >= WK_CG_LEVELS) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 5 (level): %d", h->level);
     if (b[6] > 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 6 (flags): 0x%x", b[6]);
     if (h->group < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 7 (anchor_group): 0");
     if (h->table_bits < 6 || h->table_bits > WK_RC_MAX_TOTAL_BITS)
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 8 (table_bits): %d", h->table_bits);
+    if (h->stream_channels < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 9 (stream_channels): 0");
     for (int i = 0; i < 5; i++)
         if (wk_rbuf_u16(r, &f[i], "header", err)) return WK_EFORMAT;
     h->layers = f[0];
@@ -263,8 +272,9 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, cg_header *h, wk_err *
     return 0;
 }
 
-static int decode_head(const cg_header *hd, const cg_side *s, int layer, int kv, int h, const uint8_t *in,
-                       size_t len, wk_kv_tensor *t, wk_err *err) {
+/* One stream: channels [d0, d1) of head h. */
+static int decode_group(const cg_header *hd, const cg_side *s, int layer, int kv, int h, int d0, int d1,
+                        const uint8_t *in, size_t len, wk_kv_tensor *t, wk_err *err) {
     wk_rc_dec dec;
     if (wk_rc_dec_init(&dec, in, len, err)) return WK_EFORMAT;
     uint16_t *dst = kv ? t->v : t->k;
@@ -273,7 +283,7 @@ static int decode_head(const cg_header *hd, const cg_side *s, int layer, int kv,
         int anchor = !hd->delta || tt % hd->group == 0;
         uint16_t *x = dst + wk_kv_row(t, layer, h, (int)hd->token0 + tt);
         const uint16_t *xa = dst + wk_kv_row(t, layer, h, (int)hd->token0 + tt - (anchor ? 0 : tt % hd->group));
-        for (int d = 0; d < s->D; d++) {
+        for (int d = d0; d < d1; d++) {
             int sym = wk_rc_dec_get(&dec, &s->tab[h * s->D + d], err);
             if (sym < 0) return WK_EFORMAT;
             float base = anchor ? 0.0f : wk_half_to_float(xa[d]);
@@ -286,8 +296,9 @@ static int decode_head(const cg_header *hd, const cg_side *s, int layer, int kv,
     return 0;
 }
 
-static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side sides[2], wk_kv_tensor *t,
-                        wk_err *err) {
+/* lens: room for 2 * heads * ceil(dim / stream_channels) stream lengths */
+static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side sides[2], uint64_t *lens,
+                        wk_kv_tensor *t, wk_err *err) {
     for (int kv = 0; kv < 2; kv++) {
         sides[kv].M = wk_cg_bins(hd->level, layer, hd->layers, kv) / 2 - 1;
         sides[kv].nsym = 2 * sides[kv].M + 1;
@@ -297,9 +308,9 @@ static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side side
     for (int kv = 0; kv < 2; kv++)
         for (int c = 0; c < sides[kv].C; c++)
             if (wk_rc_table_read(&sides[kv].tab[c], sides[kv].nsym, hd->table_bits, r, err)) return WK_EFORMAT;
-    uint64_t lens[2 * WK_KV_MAX_HEADS];
+    const int G = hd->stream_channels, ng = (hd->dim + G - 1) / G, ns = 2 * hd->heads * ng;
     uint64_t total = 0;
-    for (int i = 0; i < 2 * hd->heads; i++) {
+    for (int i = 0; i < ns; i++) {
         if (wk_rbuf_varint(r, &lens[i], "stream length", err)) return WK_EFORMAT;
         if (lens[i] > r->len) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: stream length %llu past the end",
                                                 (unsigned long long)lens[i]);
@@ -308,14 +319,15 @@ static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side side
     if (total > r->len - r->pos)
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk: layer %d streams need %llu bytes at offset %zu, %zu left",
                           layer, (unsigned long long)total, r->pos, r->len - r->pos);
-    for (int kv = 0; kv < 2; kv++)
-        for (int h = 0; h < hd->heads; h++) {
-            size_t at = r->pos, n = (size_t)lens[kv * hd->heads + h];
-            const uint8_t *p = wk_rbuf_take(r, n, "stream", err);
-            if (!p || decode_head(hd, &sides[kv], layer, kv, h, p, n, t, err))
-                return wk_err_prefix(err, "cachegen chunk: layer %d %s head %d stream at offset %zu", layer,
-                                     kv ? "V" : "K", h, at);
-        }
+    for (int i = 0; i < ns; i++) {
+        int kv = i / (hd->heads * ng), h = i / ng % hd->heads, g = i % ng;
+        size_t at = r->pos, n = (size_t)lens[i];
+        const uint8_t *p = wk_rbuf_take(r, n, "stream", err);
+        if (!p || decode_group(hd, &sides[kv], layer, kv, h, g * G, g * G + G < hd->dim ? g * G + G : hd->dim, p, n,
+                               t, err))
+            return wk_err_prefix(err, "cachegen chunk: layer %d %s head %d channels %d.. stream at offset %zu", layer,
+                                 kv ? "V" : "K", h, g * G, at);
+    }
     return 0;
 }
 
@@ -333,7 +345,11 @@ int wk_cg_decode(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_err *err) {
     memset(sides, 0, sizeof sides);
     rc = side_alloc(&sides[0], (int)hd.ntokens, hd.heads, hd.dim, err);
     if (!rc) rc = side_alloc(&sides[1], (int)hd.ntokens, hd.heads, hd.dim, err);
-    for (int l = hd.layer0; !rc && l < hd.layer0 + hd.nlayers; l++) rc = decode_layer(&hd, l, &r, sides, t, err);
+    size_t nstreams = 2 * (size_t)hd.heads * (size_t)((hd.dim + hd.stream_channels - 1) / hd.stream_channels);
+    uint64_t *lens = malloc(sizeof(uint64_t) * nstreams);
+    if (!rc && !lens) rc = wk_err_set(err, WK_ENOMEM, "cachegen: out of memory");
+    for (int l = hd.layer0; !rc && l < hd.layer0 + hd.nlayers; l++) rc = decode_layer(&hd, l, &r, sides, lens, t, err);
+    free(lens);
     if (!rc && r.pos != len)
         rc = wk_err_set(err, WK_EFORMAT, "cachegen chunk: %zu trailing bytes at offset %zu", len - r.pos, r.pos);
     side_free(&sides[0]);

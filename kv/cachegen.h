@@ -16,21 +16,28 @@
  * token quantizes d = x - x_hat_anchor (anchor reconstruction in fp16) with its own absmax scale and the same
  * bins, and decodes to x_hat = fp16(x_hat_anchor + d_hat). Off by default (wk_cg_defaults), like the
  * released code. `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV, 1024-token chunks): delta lowers
- * the error at a level (level 2: MSE 0.088 vs 0.194) but costs more bits (3.27 vs 2.65 bits/value), since
+ * the error at a level (level 2: MSE 0.088 vs 0.194) but costs more bits (3.28 vs 2.66 bits/value), since
  * per-token normalisation spreads the small deltas over all bins; at equal bits it wins at the low levels
- * (delta L1 2.72 b, MSE 0.136 vs plain L2 2.65 b, MSE 0.194) and loses at the high ones (delta L2 3.27 b,
- * MSE 0.088 vs plain L3 3.27 b, MSE 0.063).
+ * (delta L1 2.73 b, MSE 0.136 vs plain L2 2.66 b, MSE 0.194) and loses at the high ones (delta L2 3.28 b,
+ * MSE 0.088 vs plain L3 3.28 b, MSE 0.063).
+ *
+ * Streams: each (K|V, kv-head, group of `stream_channels` consecutive channels of the head, default 8) is an
+ * independent range-coded stream, so a GPU decodes them in parallel, one thread each (kv/cuda/kv_decode_cuda.h):
+ * one stream per head would give 16 per layer of a chunk, too few for a GPU. A stream costs ~6 bytes (the
+ * coder's leading 0 and flush bytes, its length): 256 tokens x 8 channels at 2.6 bits/value is ~670 bytes,
+ * so ~1% at 256-token chunks and ~0.25% at 1024.
  *
  * Chunk format (all little-endian):
- *   "WKCG", u8 version (1), u8 level, u8 flags (bit 0 delta), u8 anchor_group,
- *   u8 table_bits, u8 0, u16 layers (model depth), u16 layer0, u16 nlayers, u16 kv_heads, u16 head_dim,
+ *   "WKCG", u8 version (2), u8 level, u8 flags (bit 0 delta), u8 anchor_group,
+ *   u8 table_bits, u8 G = stream_channels (>= 1), u16 layers (model depth), u16 layer0, u16 nlayers,
+ *   u16 kv_heads, u16 head_dim,
  *   u32 token0, u32 ntokens                                                            (28 bytes)
  *   then per layer l in [layer0, layer0+nlayers):
  *     K scales fp16 [ntokens], V scales fp16 [ntokens]
  *     K tables [C] then V tables [C]   (rangecoder.h stored table format, alphabet 2M+1, 2^table_bits)
- *     stream lengths, LEB128 varint [2][kv_heads] (K heads, then V heads)
- *     streams [2][kv_heads]: range-coded symbols of that head, token-major: token 0 channels 0..D-1 (each
- *       channel with its own table), token 1, ...
+ *     stream lengths, LEB128 varint [2][kv_heads][ceil(D/G)] (K, then V; heads; channel groups)
+ *     streams [2][kv_heads][ceil(D/G)]: range-coded symbols of channels [g*G, min(D, g*G+G)) of that head,
+ *       token-major: token 0 channels g*G.. (each channel with its own table), token 1, ...
  * A chunk holds any layer range of any token range, so a sender can cut units of (layers x tokens x level). */
 #ifndef WIKV_KV_CACHEGEN_H
 #define WIKV_KV_CACHEGEN_H
@@ -43,12 +50,14 @@
 
 #define WK_CG_LEVELS 5
 #define WK_CG_HEADER_BYTES 28
+#define WK_CG_VERSION 2 /* chunk format version (2: streams per channel group) */
 
 typedef struct {
     int level;        /* 0..WK_CG_LEVELS-1, default 2 */
     int delta;        /* 1: anchor-delta coding (paper); 0: released code (default) */
     int anchor_group; /* tokens per anchor group in delta mode, default 10 */
     int table_bits;   /* frequency precision of stored tables, default 12 */
+    int stream_channels; /* channels of a head per independent stream, 1..255, default 8 */
 } wk_cg_params;
 
 /* Bytes of each part of an encoded chunk. */

@@ -14,7 +14,7 @@
 #define REFINE_SYMBOLS 5 /* q in [-2, 2] */
 
 wk_sem_params wk_sem_defaults(int layers) {
-    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 0, 0, 20, 12};
+    wk_sem_params p = {5, {18, 14, 12, 10, 8}, (9 * layers + 18) / 36, 0, 0, 20, 12, 16};
     if (p.group_layers < 1) p.group_layers = 1;
     return p;
 }
@@ -256,9 +256,10 @@ static void two_opt(const float *vec, int dim, int n, int maxd, int *perm) {
 
 static int check_params(const wk_sem_params *p, wk_err *err) {
     if (p->nbins < 1 || p->nbins > WK_SEM_MAX_BINS || p->group_layers < 1 || p->group_layers > 65535 ||
-        p->table_bits < 6 || p->table_bits > WK_RC_MAX_TOTAL_BITS || p->max_displacement < 1)
-        return wk_err_set(err, WK_EINVAL, "semantic: nbins %d, group_layers %d, table_bits %d out of range", p->nbins,
-                          p->group_layers, p->table_bits);
+        p->table_bits < 6 || p->table_bits > WK_RC_MAX_TOTAL_BITS || p->max_displacement < 1 || p->stream_units < 1)
+        return wk_err_set(err, WK_EINVAL,
+                          "semantic: nbins %d, group_layers %d, table_bits %d, stream_units %d out of range", p->nbins,
+                          p->group_layers, p->table_bits, p->stream_units);
     for (int i = 0; i < p->nbins; i++)
         if (p->bins[i] < 4 || p->bins[i] > 32 || p->bins[i] % 2)
             return wk_err_set(err, WK_EINVAL, "semantic: bins[%d] = %d (even, 4..32)", i, p->bins[i]);
@@ -271,6 +272,7 @@ static int alphabet(const wk_sem_params *p, int level, int delta) {
 
 typedef struct {
     int n, D, level, delta, nsym, off;
+    int per;            /* units per substream */
     int8_t *q;          /* [n][2][D] signed codes in send order */
     uint16_t *scale;    /* [n][2] */
     uint32_t *ids;      /* [n] send order */
@@ -296,10 +298,10 @@ static int batch_alloc(sem_batch *b, int n, int D, wk_err *err) {
     return 0;
 }
 
-/* Symbol of unit i, side kv, channel d (delta against the previous unit for level 0 with delta). */
+/* Symbol of unit i, side kv, channel d (delta against the previous unit of the substream for level 0 with delta). */
 static int symbol_at(const sem_batch *b, int i, int kv, int d) {
     int v = b->q[((size_t)i * 2 + kv) * b->D + d];
-    if (b->delta && i > 0) v -= b->q[((size_t)(i - 1) * 2 + kv) * b->D + d];
+    if (b->delta && i % b->per > 0) v -= b->q[((size_t)(i - 1) * 2 + kv) * b->D + d];
     return v + b->off;
 }
 
@@ -358,7 +360,7 @@ static void reorder_units(const wk_sem_params *p, sem_batch *b, int *perm) {
 static void write_header(const wk_sem_params *p, const wk_kv_tensor *t, const sem_batch *b, int reordered,
                          wk_wbuf *w) {
     wk_wbuf_bytes(w, "WKSM", 4);
-    wk_wbuf_u8(w, 1);
+    wk_wbuf_u8(w, WK_SEM_VERSION);
     wk_wbuf_u8(w, (uint8_t)b->level);
     wk_wbuf_u8(w, (uint8_t)((b->delta ? 1 : 0) | (reordered ? 2 : 0)));
     wk_wbuf_u8(w, (uint8_t)p->table_bits);
@@ -396,20 +398,29 @@ static int write_body(const wk_sem_params *p, sem_batch *b, wk_wbuf *w, wk_sem_s
             wk_rc_table_write(&b->tab[kv * b->D + d], w);
         }
     st->tables = w->len - at;
+    int nsub = (b->n + b->per - 1) / b->per;
+    size_t *lens = malloc(sizeof(size_t) * (size_t)nsub);
+    if (!lens) return wk_err_set(err, WK_ENOMEM, "semantic: out of memory");
     wk_wbuf s;
     wk_wbuf_init(&s);
-    wk_rc_enc e;
-    wk_rc_enc_init(&e, &s);
-    for (int i = 0; i < b->n; i++)
-        for (int kv = 0; kv < 2; kv++)
-            for (int d = 0; d < b->D; d++) wk_rc_enc_put(&e, &b->tab[kv * b->D + d], symbol_at(b, i, kv, d));
-    wk_rc_enc_finish(&e);
+    for (int j = 0; j < nsub; j++) {
+        size_t before = s.len;
+        wk_rc_enc e;
+        wk_rc_enc_init(&e, &s);
+        for (int i = j * b->per; i < b->n && i < (j + 1) * b->per; i++)
+            for (int kv = 0; kv < 2; kv++)
+                for (int d = 0; d < b->D; d++) wk_rc_enc_put(&e, &b->tab[kv * b->D + d], symbol_at(b, i, kv, d));
+        wk_rc_enc_finish(&e);
+        lens[j] = s.len - before;
+    }
     at = w->len;
-    wk_wbuf_varint(w, s.len);
+    wk_wbuf_varint(w, (uint64_t)b->per);
+    for (int j = 0; j < nsub; j++) wk_wbuf_varint(w, lens[j]);
     wk_wbuf_bytes(w, s.data, s.len);
     st->payload = w->len - at;
     int rc = wk_wbuf_check(&s, err);
     wk_wbuf_free(&s);
+    free(lens);
     return rc;
 }
 
@@ -436,6 +447,7 @@ int wk_sem_encode_batch(const wk_sem_params *p, const wk_kv_tensor *t, const uin
         b.delta = level == 0 && p->delta;
         b.nsym = alphabet(p, level, b.delta);
         b.off = level > 0 ? 2 : b.delta ? 2 * max_m(p) : max_m(p);
+        b.per = p->stream_units < n ? p->stream_units : n;
         memcpy(b.ids, ids, sizeof(uint32_t) * (size_t)n);
         quantize_units(p, t, ids, &b, xhat);
         int reordered = level == 0 && p->reorder && n > 2;
@@ -473,7 +485,8 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, const wk_sem_map *m, s
     uint32_t tokens;
     if (wk_rbuf_bytes(r, b, 8, "header", err)) return WK_EFORMAT;
     if (memcmp(b, "WKSM", 4) != 0) return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 0 (magic): bad magic");
-    if (b[4] != 1) return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 4 (version): %u, expected 1", b[4]);
+    if (b[4] != WK_SEM_VERSION)
+        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 4 (version): %u, expected %d", b[4], WK_SEM_VERSION);
     h->level = b[5];
     h->delta = b[6] & 1;
     h->table_bits = b[7];
@@ -540,31 +553,46 @@ static int read_ids(wk_rbuf *r, const sem_header *h, const wk_sem_map *m, uint32
     return rc;
 }
 
-/* Reads the scales (level 0), tables and stream of a batch after its ids; sets up dec. */
-static int read_body(wk_rbuf *r, const sem_header *h, sem_batch *b, wk_rc_dec *dec, size_t *slen, wk_err *err) {
+/* Reads the scales (level 0), tables and substream lengths of a batch after its ids; the substreams follow
+ * at r->pos and fill the rest of the batch. lens [ceil(n / b->per)] is malloc'd. */
+static int read_body(wk_rbuf *r, const sem_header *h, sem_batch *b, uint64_t **lens, wk_err *err) {
     int rc = 0;
+    *lens = NULL;
     if (h->level == 0)
         for (uint32_t i = 0; i < 2 * h->n && !rc; i++) rc = wk_rbuf_u16(r, &b->scale[i], "scales", err);
     b->nsym = alphabet(&h->p, h->level, h->delta);
     b->off = h->level > 0 ? 2 : h->delta ? 2 * max_m(&h->p) : max_m(&h->p);
     b->delta = h->delta;
     for (int i = 0; i < 2 * b->D && !rc; i++) rc = wk_rc_table_read(&b->tab[i], b->nsym, h->table_bits, r, err);
-    uint64_t n = 0;
-    if (!rc) rc = wk_rbuf_varint(r, &n, "stream length", err);
-    if (!rc && n != r->len - r->pos)
-        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: stream length %llu at offset %zu, %zu bytes follow",
-                        (unsigned long long)n, r->pos, r->len - r->pos);
-    const uint8_t *sp = rc ? NULL : wk_rbuf_take(r, (size_t)n, "stream", err);
-    if (!rc && (!sp || wk_rc_dec_init(dec, sp, (size_t)n, err))) rc = WK_EFORMAT;
-    *slen = (size_t)n;
+    uint64_t per = 0;
+    if (!rc) rc = wk_rbuf_varint(r, &per, "units per stream", err);
+    if (!rc && (per < 1 || per > h->n))
+        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: %llu units per stream for %u units at offset %zu",
+                        (unsigned long long)per, h->n, r->pos);
+    if (rc) return rc;
+    b->per = (int)per;
+    uint32_t nsub = (uint32_t)((h->n + per - 1) / per);
+    *lens = malloc(sizeof(uint64_t) * nsub);
+    if (!*lens) return wk_err_set(err, WK_ENOMEM, "semantic: out of memory");
+    uint64_t total = 0;
+    for (uint32_t j = 0; j < nsub && !rc; j++) {
+        rc = wk_rbuf_varint(r, &(*lens)[j], "stream length", err);
+        if (!rc && (*lens)[j] > r->len)
+            rc = wk_err_set(err, WK_EFORMAT, "semantic batch: stream %u length %llu past the end", j,
+                            (unsigned long long)(*lens)[j]);
+        total += rc ? 0 : (*lens)[j];
+    }
+    if (!rc && total != r->len - r->pos)
+        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: streams need %llu bytes at offset %zu, %zu follow",
+                        (unsigned long long)total, r->pos, r->len - r->pos);
     return rc;
 }
 
-/* Decodes the symbols of every unit into vals [n][2][D] (fp16), without touching t or the levels. */
-static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const wk_kv_tensor *t, wk_sem_map *m,
-                        uint16_t *vals, wk_err *err) {
+/* Decodes units [i0, i1) of one substream into vals [n][2][D] (fp16), without touching t or the levels. */
+static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, uint32_t i0, uint32_t i1,
+                        const wk_kv_tensor *t, wk_sem_map *m, uint16_t *vals, wk_err *err) {
     const int D = b->D, lim = h->level > 0 ? 2 : max_m(&h->p);
-    for (uint32_t i = 0; i < h->n; i++) {
+    for (uint32_t i = i0; i < i1; i++) {
         uint32_t id = b->ids[i];
         int M = layer_m(&h->p, (int)(id / ((uint32_t)t->kv_heads * t->tokens)));
         for (int kv = 0; kv < 2; kv++) {
@@ -575,7 +603,7 @@ static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const
             for (int d = 0; d < D; d++) {
                 int s = wk_rc_dec_get(dec, &b->tab[kv * D + d], err);
                 if (s < 0) return wk_err_prefix(err, "semantic batch: unit %u", i);
-                int v = s - b->off + (b->delta && i > 0 ? q[d - 2 * D] : 0);
+                int v = s - b->off + (b->delta && i > i0 ? q[d - 2 * D] : 0);
                 if (v < -lim || v > lim)
                     return wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u code %d outside +-%d", i, v, lim);
                 q[d] = (int8_t)v;
@@ -584,6 +612,23 @@ static int decode_units(const sem_header *h, sem_batch *b, wk_rc_dec *dec, const
             }
             if (h->level == 0) m->step[2 * (size_t)id + kv] = step0; /* levels are set only on success */
         }
+    }
+    return 0;
+}
+
+/* Decodes every substream (they start at r->pos) into vals. */
+static int decode_streams(wk_rbuf *r, const sem_header *h, sem_batch *b, const uint64_t *lens, const wk_kv_tensor *t,
+                          wk_sem_map *m, uint16_t *vals, wk_err *err) {
+    for (uint32_t i0 = 0, j = 0; i0 < h->n; i0 += (uint32_t)b->per, j++) {
+        uint32_t i1 = h->n - i0 < (uint32_t)b->per ? h->n : i0 + (uint32_t)b->per;
+        size_t at = r->pos, n = (size_t)lens[j];
+        const uint8_t *sp = wk_rbuf_take(r, n, "stream", err);
+        wk_rc_dec dec;
+        if (!sp || wk_rc_dec_init(&dec, sp, n, err) || decode_units(h, b, &dec, i0, i1, t, m, vals, err))
+            return wk_err_prefix(err, "semantic batch: stream %u at offset %zu", j, at);
+        if (wk_rc_dec_used(&dec) != n)
+            return wk_err_set(err, WK_EFORMAT, "semantic batch: stream %u at offset %zu: %zu trailing bytes", j, at,
+                              n - wk_rc_dec_used(&dec));
     }
     return 0;
 }
@@ -599,13 +644,11 @@ int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_m
     rc = batch_alloc(&b, (int)h.n, D, err);
     uint16_t *vals = malloc(sizeof(uint16_t) * (size_t)h.n * 2 * D);
     if (!rc && !vals) rc = wk_err_set(err, WK_ENOMEM, "semantic: out of memory");
-    wk_rc_dec dec;
-    size_t slen = 0;
+    uint64_t *lens = NULL;
     if (!rc) rc = read_ids(&r, &h, m, b.ids, err);
-    if (!rc) rc = read_body(&r, &h, &b, &dec, &slen, err);
-    if (!rc) rc = decode_units(&h, &b, &dec, t, m, vals, err);
-    if (!rc && wk_rc_dec_used(&dec) != slen)
-        rc = wk_err_set(err, WK_EFORMAT, "semantic batch: %zu trailing stream bytes", slen - wk_rc_dec_used(&dec));
+    if (!rc) rc = read_body(&r, &h, &b, &lens, err);
+    if (!rc) rc = decode_streams(&r, &h, &b, lens, t, m, vals, err);
+    free(lens);
     for (uint32_t i = 0; !rc && i < h.n; i++) { /* commit */
         uint32_t id = b.ids[i];
         memcpy(t->k + (size_t)id * D, vals + (size_t)i * 2 * D, sizeof(uint16_t) * D);

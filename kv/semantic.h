@@ -20,23 +20,30 @@
  * Optional reorder (level 0 only): inside the batch, 2-opt on the cosine distance of consecutive units'
  * (K|V code) vectors, segment reversals that move no unit more than max_displacement places from its
  * semantic position (the reference's older "inflation control": batch 10000, displacement 20).
- * Optional delta: each unit's codes minus the previous unit's codes in the batch (zero before the first).
- * Codes (or deltas) are range-coded with per-(K|V, channel) frequency tables stored in the batch.
+ * Optional delta: each unit's codes minus the previous unit's codes in the substream (zero before the first).
+ * Codes (or deltas) are range-coded with per-(K|V, channel) frequency tables stored in the batch, in
+ * independent substreams of `stream_units` consecutive units each (default 16): a GPU decodes them in
+ * parallel, one thread per substream (kv/cuda/kv_decode_cuda.h); one batch as one stream would give a
+ * realistic payload (8K tokens of a 32x8x128 model: 512 batches of 4096 units) too few independent streams.
+ * A substream costs ~6 bytes (the coder's leading 0 and flush bytes, its length), 0.4% of 16 units of
+ * 2x128 values at ~2.7 bits (level 0: 2.738 bits/value vs 2.728 in one stream); 16 gives 131K streams
+ * for that payload, enough to fill an H100. The delta below restarts at each substream.
  * Default: no delta and no reorder. Measured with `bench_kv_codecs --layers 4 --tokens 512` (synthetic KV,
- * batches of 4096 units), level 0 costs 2.73 bits/value plain, 3.31 with delta, 3.18 delta+2-opt, 2.72
+ * batches of 4096 units), level 0 costs 2.74 bits/value plain, 3.29 with delta, 3.17 delta+2-opt, 2.73
  * plain+2-opt: neighbours in importance order come from unrelated heads and layers, so their code
  * difference spreads wider than the codes themselves, and per-channel tables already capture the
  * outlier channels that a delta would cancel.
  *
  * Batch format (little-endian):
- *   "WKSM", u8 version 1, u8 level, u8 flags (bit0 delta, bit1 reordered), u8 table_bits,
+ *   "WKSM", u8 version 2, u8 level, u8 flags (bit0 delta, bit1 reordered), u8 table_bits,
  *   u16 layers, u16 kv_heads, u16 head_dim, u16 group_layers, u32 tokens, u32 n_units,
  *   u8 nbins, u8 bins[nbins]                                                   (24 + 1 + nbins bytes)
  *   unit ids in stream order: varint zigzag(id - previous id), previous starts at 0
  *   level 0 only: scales fp16 [n_units][2] (K absmax, V absmax)
  *   tables [2][head_dim] (rangecoder.h format; alphabet 2*Mmax+1 plain, 4*Mmax+1 delta, 5 for refinements;
- *   Mmax = max over bins of bins/2 - 1), varint stream length, one range-coded stream: per unit, the K symbols
- *   of channels 0..D-1 then the V symbols.
+ *   Mmax = max over bins of bins/2 - 1), varint S = units per substream (1..n_units), varint lengths of the
+ *   ceil(n_units/S) substreams, then the substreams back to back (they fill the batch exactly); substream j
+ *   range-codes units [j*S, min((j+1)*S, n_units)): per unit, the K symbols of channels 0..D-1 then the V symbols.
  * Decoding a refinement needs the unit at the previous level: the decoder keeps that in a wk_sem_map. */
 #ifndef WIKV_KV_SEMANTIC_H
 #define WIKV_KV_SEMANTIC_H
@@ -49,6 +56,7 @@
 
 #define WK_SEM_MAX_BINS 8
 #define WK_SEM_MAX_LEVELS 4 /* level 0 + up to 3 refinements */
+#define WK_SEM_VERSION 2    /* batch format version (2: independent substreams) */
 
 typedef struct {
     int nbins;
@@ -58,6 +66,7 @@ typedef struct {
     int reorder;               /* 2-opt reorder inside level-0 batches (default 0) */
     int max_displacement;      /* default 20 */
     int table_bits;            /* default 12 */
+    int stream_units;          /* units per independent substream (default 16) */
 } wk_sem_params;
 
 wk_sem_params wk_sem_defaults(int layers);

@@ -183,6 +183,51 @@ START_TEST(corrupt_and_truncated_chunks) {
 END_TEST
 
 /* An overflowed (inf) or NaN element: its token decodes to finite values (zeros), the rest as usual. */
+/* Streams per channel group: any group size (1, a partial last group, one per head) decodes to the same values;
+ * smaller groups cost more bytes; a zero group size or the version-1 layout is refused. */
+START_TEST(stream_channels_decode_to_same_values) {
+    wk_kv_tensor t, ref, out;
+    synth(&t, 2, 2, 50, 24);
+    wk_err err;
+    ck_assert_int_eq(wk_kv_tensor_alloc(&ref, 2, 2, 50, 24, &err), 0);
+    ck_assert_int_eq(wk_kv_tensor_alloc(&out, 2, 2, 50, 24, &err), 0);
+    const int groups[] = {1, 5, 8, 24, 255};
+    size_t prev_len = SIZE_MAX;
+    for (int i = 0; i < 5; i++) {
+        wk_cg_params p = wk_cg_defaults();
+        p.delta = 1;
+        p.stream_channels = groups[i];
+        uint8_t *buf;
+        size_t len;
+        ck_assert_int_eq(wk_cg_encode(&p, &t, 0, 2, 0, 50, &buf, &len, NULL, &err), 0);
+        ck_assert_int_eq(buf[9], groups[i]);
+        if (groups[i] <= 24) ck_assert_msg(len < prev_len, "G %d: %zu bytes, smaller G %zu", groups[i], len, prev_len);
+        else ck_assert_uint_eq(len, prev_len); /* G past head_dim: one stream per head, as G = head_dim */
+        prev_len = len;
+        ck_assert_int_eq(wk_cg_decode(buf, len, i ? &out : &ref, &err), 0);
+        if (i) {
+            ck_assert_int_eq(memcmp(ref.k, out.k, 2 * wk_kv_tensor_elems(&ref)), 0);
+            ck_assert_int_eq(memcmp(ref.v, out.v, 2 * wk_kv_tensor_elems(&ref)), 0);
+        }
+        buf[9] = 0;
+        ck_assert_int_eq(wk_cg_decode(buf, len, &out, &err), WK_EFORMAT);
+        ck_assert_msg(strstr(err.msg, "stream_channels") != NULL, "%s", err.msg);
+        buf[9] = (uint8_t)groups[i];
+        buf[4] = 1;
+        ck_assert_int_eq(wk_cg_decode(buf, len, &out, &err), WK_EFORMAT);
+        free(buf);
+    }
+    wk_cg_params bad = wk_cg_defaults();
+    bad.stream_channels = 0;
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(wk_cg_encode(&bad, &t, 0, 2, 0, 50, &buf, &len, NULL, &err), WK_EINVAL);
+    wk_kv_tensor_free(&t);
+    wk_kv_tensor_free(&ref);
+    wk_kv_tensor_free(&out);
+}
+END_TEST
+
 START_TEST(non_finite_input) {
     wk_kv_tensor t, u;
     synth(&t, 2, 2, 32, 16);
@@ -216,6 +261,7 @@ int main(void) {
     tcase_add_test(tc, delta_round_trip_lowers_error);
     tcase_add_test(tc, sub_range_chunk);
     tcase_add_test(tc, corrupt_and_truncated_chunks);
+    tcase_add_test(tc, stream_channels_decode_to_same_values);
     tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
     return wk_test_run(s);

@@ -246,6 +246,56 @@ START_TEST(options_decode_to_same_values) {
 }
 END_TEST
 
+/* Substreams: any split (one unit each, a partial last one, one for the batch) decodes to the same values, with
+ * and without delta (which restarts per substream); more substreams cost more bytes (plain); a units-per-stream count
+ * of 0, past n, or that does not match the stored lengths is refused. */
+START_TEST(substreams_decode_to_same_values) {
+    fixture f;
+    setup(&f, 3, 2, 40, 16);
+    wk_err err;
+    const int splits[] = {1, 7, 16, 240}, n = 100;
+    wk_kv_tensor ref, out;
+    ck_assert_int_eq(wk_kv_tensor_alloc(&ref, 3, 2, 40, 16, &err), 0);
+    ck_assert_int_eq(wk_kv_tensor_alloc(&out, 3, 2, 40, 16, &err), 0);
+    for (int delta = 0; delta < 2; delta++) {
+        size_t prev_len = SIZE_MAX;
+        for (int i = 0; i < 4; i++) {
+            wk_sem_params p = wk_sem_defaults(3);
+            p.delta = delta;
+            p.stream_units = splits[i];
+            wk_sem_map m;
+            ck_assert_int_eq(wk_sem_map_alloc(&m, 3, 2, 40, &err), 0);
+            uint8_t *buf;
+            size_t len;
+            wk_sem_stats st;
+            ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, f.order, n, 0, &buf, &len, NULL, &st, &err), 0);
+            if (!delta) /* with delta the tables change with the split too */
+                ck_assert_msg(len < prev_len, "split %d: %zu bytes, finer split had %zu", splits[i], len, prev_len);
+            prev_len = len;
+            ck_assert_int_eq(wk_sem_decode_batch(buf, len, i ? &out : &ref, &m, &err), 0);
+            if (i) ck_assert_int_eq(memcmp(ref.k, out.k, 2 * wk_kv_tensor_elems(&ref)), 0);
+            /* the payload starts with the varint units-per-stream (< 128 here) */
+            size_t at = st.header + st.ids + st.scales + st.tables;
+            int stored = splits[i] < n ? splits[i] : n;
+            ck_assert_int_eq(buf[at], stored);
+            const uint8_t bad[] = {0, (uint8_t)(n + 1), (uint8_t)(stored == 7 ? 8 : 7)};
+            for (int b = 0; b < 3; b++) {
+                wk_sem_map m2;
+                ck_assert_int_eq(wk_sem_map_alloc(&m2, 3, 2, 40, &err), 0);
+                buf[at] = bad[b];
+                ck_assert_int_eq(wk_sem_decode_batch(buf, len, &out, &m2, &err), WK_EFORMAT);
+                wk_sem_map_free(&m2);
+            }
+            free(buf);
+            wk_sem_map_free(&m);
+        }
+    }
+    wk_kv_tensor_free(&ref);
+    wk_kv_tensor_free(&out);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(refusals) {
     fixture f;
     setup(&f, 2, 2, 30, 16);
@@ -331,6 +381,7 @@ int main(void) {
     tcase_add_test(tc, levels_delta);
     tcase_add_test(tc, levels_delta_reordered);
     tcase_add_test(tc, options_decode_to_same_values);
+    tcase_add_test(tc, substreams_decode_to_same_values);
     tcase_add_test(tc, reorder_shortens_path);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, non_finite_input);

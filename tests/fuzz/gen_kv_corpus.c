@@ -1,5 +1,6 @@
 /* Writes the seed corpora of the KV fuzz targets (valid encoded samples of the shapes each target decodes):
- *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -I. tests/fuzz/gen_kv_corpus.c core/[a-z]*.c kv/[a-z]*.c -lm -o /tmp/g
+ *   cc -std=c11 -D_POSIX_C_SOURCE=200809L -I. tests/fuzz/gen_kv_corpus.c core/err.c core/crc32c.c core/rng.c \
+ *      kv/[a-z]*.c -lm -o /tmp/g
  *   /tmp/g tests/fuzz/corpus */
 #include <stdio.h>
 #include <stdlib.h>

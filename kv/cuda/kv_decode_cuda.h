@@ -1,0 +1,68 @@
+/* GPU decoders of the KV codecs: KIVI dequantization (kv/kivi.h), CacheGen chunks (kv/cachegen.h) and WiKV
+ * semantic batches (kv/semantic.h), writing fp16 bit-identical to the CPU decoders into a KV tensor kept
+ * on the GPU ([layer][kv_head][token][head_dim] for K and V, as wk_kv_tensor).
+ *
+ * Work split: the host parses what is small and sequential (headers, frequency tables, stream lengths,
+ * semantic unit ids) with the same checks as the CPU decoders and uploads it with the input bytes; the GPU
+ * runs one range-decoder thread per independent stream (CacheGen: one per (chunk, layer, K|V, kv-head);
+ * semantic: one per substream of a batch) and one thread per value for KIVI. A call decodes many
+ * chunks/batches in one launch, which is where the parallelism comes from.
+ *
+ * Errors: malformed input gives WK_EFORMAT with a message naming the chunk/batch, stream and offset; input
+ * the CPU decoder accepts is accepted. After a CacheGen or KIVI error the positions the call would have
+ * written are unspecified (the CPU decoders leave partial output too). A semantic call decodes in waves
+ * (see wk_kv_cuda_semantic); waves before the failing one stay decoded, the failing one changes neither
+ * tensor nor map, as a refused batch does on the CPU.
+ * Built only when nvcc is present (WIKV_HAVE_CUDA); opening fails with WK_EUNSUPPORTED without a GPU. */
+#ifndef WIKV_KV_CUDA_KV_DECODE_CUDA_H
+#define WIKV_KV_CUDA_KV_DECODE_CUDA_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "kv/kivi.h"
+#include "kv/kv_tensor.h"
+
+typedef struct wk_kv_cuda wk_kv_cuda;
+
+/* Time split of the last decode call (seconds) and its compressed input bytes. */
+typedef struct {
+    double parse_s;  /* host: headers, tables, ids */
+    double upload_s; /* host -> device copies (input bytes, tables, descriptors) */
+    double kernel_s; /* GPU decode kernels (CUDA events) */
+    size_t in_bytes; /* compressed bytes decoded */
+    int streams;     /* independent range-coded streams (threads) of the call; 0 for KIVI */
+} wk_kv_cuda_timing;
+
+/* A device tensor of this shape (zero-filled) and an empty semantic map (every unit absent) on GPU 0. */
+int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_dim, wk_kv_cuda **out, wk_err *err);
+void wk_kv_cuda_free(wk_kv_cuda *g);
+/* "NAME, N MiB" of the GPU into buf. */
+void wk_kv_cuda_device(const wk_kv_cuda *g, char *buf, size_t cap);
+
+/* Copies a host tensor of the same shape to the device tensor / the device tensor back. */
+int wk_kv_cuda_upload(wk_kv_cuda *g, const wk_kv_tensor *t, wk_err *err);
+int wk_kv_cuda_download(const wk_kv_cuda *g, wk_kv_tensor *t, wk_err *err);
+/* Marks every semantic unit absent again (a fresh wk_sem_map). */
+void wk_kv_cuda_sem_reset(wk_kv_cuda *g);
+
+/* As wk_kivi_decode: in is a whole KIVI-coded tensor of the context's shape. */
+int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uint8_t *in, size_t len, wk_err *err);
+/* As wk_cg_decode on each of n chunks (chunk[i], len[i]); chunks must cover disjoint positions. */
+int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *chunk, const size_t *len, wk_err *err);
+/* As wk_sem_decode_batch on each of n batches in order, with the context's own map. Batches touching a unit
+ * that an earlier batch of the call touched are decoded in a later wave, so any order the CPU accepts works. */
+int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len, wk_err *err);
+
+void wk_kv_cuda_last_timing(const wk_kv_cuda *g, wk_kv_cuda_timing *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
