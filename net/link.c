@@ -26,7 +26,10 @@ double wk_link_wire_bytes(const wk_link_params *p, int64_t payload) {
 }
 
 double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival) {
-    double wire = wk_link_wire_bytes(&l->p, payload);
+    return wk_link_send_wire(l, t, wk_link_wire_bytes(&l->p, payload), arrival);
+}
+
+double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival) {
     double offset = l->p.trace_offset_s;
     if (t > l->free_at) { /* pipe idle: a new busy period starts now */
         l->epoch_start = t + offset;

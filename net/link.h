@@ -41,6 +41,8 @@ double wk_link_wire_bytes(const wk_link_params *p, int64_t payload);
 /* Hands a unit to the link at session time t. Returns the time its last byte leaves the trace's
  * bottleneck (when the pipe is free again); *arrival gets that plus the one-way delay. */
 double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival);
+/* The same for a unit of `wire` wire bytes (wk_link_wire_bytes of its payload, computed once). */
+double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival);
 /* Capacity bytes the trace offers between session times a and b. */
 double wk_link_capacity_bytes(const wk_link_model *l, double a, double b);
 

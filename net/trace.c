@@ -211,11 +211,35 @@ void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
     c->t0 = t0;
     c->base = tr->kind == WK_TRACE_OPPORTUNITIES ? first_opportunity_at_or_after(tr, t0) : wk_trace_bytes_before(tr, t0);
     c->hint = (size_t)-1;
+    c->base_loops = tr->kind == WK_TRACE_OPPORTUNITIES ? floor(c->base / (double)tr->n) : 0;
+    c->base_index = tr->kind == WK_TRACE_OPPORTUNITIES ? (size_t)(c->base - c->base_loops * (double)tr->n) : 0;
+}
+
+/* Below this, integer-valued doubles divide exactly as integers do: a quotient's rounding error
+ * (< q * 2^-53) is smaller than its distance to the next integer (>= 1/divisor). */
+#define EXACT_INTEGERS 0x1p50
+
+/* opportunity_from(tr, c->base, bytes) without its two divisions when the byte count is a whole
+ * number (a link hands over whole bytes): ceil(b / 1500) is (b + 1499) / 1500 in integers, and the
+ * loop of the last packet is the base's while the packets fit in it. Same answer, bit for bit. */
+static double cursor_opportunity(const wk_trace *tr, const wk_trace_cursor *c, double bytes) {
+    if (!(bytes < EXACT_INTEGERS) || !(c->base >= 0 && c->base < EXACT_INTEGERS)) return opportunity_from(tr, c->base, bytes);
+    uint64_t b = (uint64_t)bytes;
+    if ((double)b != bytes) return opportunity_from(tr, c->base, bytes);
+    uint64_t packets = (b + 1499) / 1500; /* WK_MAHIMAHI_PACKET_BYTES */
+    uint64_t last = (uint64_t)c->base_index + packets - 1;
+    double loops = c->base_loops;
+    if (last >= tr->n) {
+        uint64_t wraps = last / tr->n;
+        loops += (double)wraps;
+        last -= wraps * tr->n;
+    }
+    return loops * tr->period_s + tr->t_s[last];
 }
 
 double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
     if (!(bytes > 0)) return c->t0;
-    return tr->kind == WK_TRACE_OPPORTUNITIES ? opportunity_from(tr, c->base, bytes)
+    return tr->kind == WK_TRACE_OPPORTUNITIES ? cursor_opportunity(tr, c, bytes)
                                               : capacity_from(tr, c->t0, c->base, bytes, &c->hint);
 }
 

@@ -62,6 +62,8 @@ typedef struct wk_trace_cursor {
     double t0;      /* clamped to >= 0 */
     double base;    /* CAPACITY: bytes before t0; OPPORTUNITIES: global index of the first opportunity at or after t0 */
     size_t hint;    /* CAPACITY: segment of the last answer */
+    double base_loops; /* OPPORTUNITIES: base = base_loops * n + base_index, so that answers within the */
+    size_t base_index; /* same loop need no division */
 } wk_trace_cursor;
 void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c);
 double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes);

@@ -105,6 +105,8 @@ typedef struct wk_policy {
     double param[WK_POLICY_MAX_PARAMS];
     void *state;
     char spec[256];            /* canonical "name:key=value,..." with every parameter */
+    const void *planned_for;   /* the plan its state was last filled for (the simulator's plan cache
+                                  reuses a plan only with the policy state that built it); NULL: none */
 } wk_policy;
 
 /* Parses "name[:key=value,...]" against the registry; unknown names/keys and out-of-range values

@@ -31,12 +31,14 @@ static int vc_next(void *self, double *now, int *type, int64_t *arg, wk_err *err
 typedef struct {
     wk_link_model model;
     virtual_clock *clock;
+    const double *unit_wire; /* [plan units] wire bytes of each */
 } trace_link;
 
 static int tl_send(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err) {
+    (void)bytes; /* its wire bytes are in unit_wire */
     trace_link *l = self;
     double arrival;
-    *next_send_at = wk_link_send(&l->model, t, bytes, &arrival);
+    *next_send_at = wk_link_send_wire(&l->model, t, l->unit_wire[index], &arrival);
     return vc_schedule(l->clock, arrival, WK_EV_ARRIVAL, (int64_t)index, err);
 }
 
@@ -44,6 +46,7 @@ typedef struct {
     const wk_request *req;
     const wk_quality_table *quality;
     const char *family;
+    const double *unit_decode_s; /* [plan units] copy + decode seconds of each, or NULL: computed here */
 } profile_backend;
 
 /* The confidence test of a step on partial KV, as the quality table predicts it for this request. */
@@ -55,6 +58,11 @@ static int step_accepted(const profile_backend *b, const wk_view *v) {
     return wk_quality_draw(b->req->seed) < accept;
 }
 
+/* Seconds to copy a unit to the device and decode it. */
+static double unit_decode_s(const wk_device *d, const wk_unit *u) {
+    return wk_device_h2d_s(d, (double)u->bytes) + wk_device_kv_decode_s(d, u->decoded_bytes);
+}
+
 static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n, double *seconds,
                   int *accepted, wk_err *err) {
     profile_backend *b = self;
@@ -64,10 +72,10 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
     switch (a->kind) {
     case WK_ACT_DECODE_KV: {
         double t = 0;
-        for (size_t i = 0; i < n; i++) {
-            const wk_unit *u = &v->plan->units[units[i]];
-            t += wk_device_h2d_s(d, (double)u->bytes) + wk_device_kv_decode_s(d, u->decoded_bytes);
-        }
+        if (b->unit_decode_s)
+            for (size_t i = 0; i < n; i++) t += b->unit_decode_s[units[i]];
+        else
+            for (size_t i = 0; i < n; i++) t += unit_decode_s(d, &v->plan->units[units[i]]);
         *seconds = t;
         return 0;
     }
@@ -94,18 +102,85 @@ void wk_sim_free(wk_sim *sim) {
     wk_session_free(&sim->session);
     wk_event_queue_free(&sim->queue);
     wk_plan_free(&sim->plan);
+    free(sim->unit_wire);
+    free(sim->unit_decode_s);
 }
 
+/* The cached plan was built by this policy state from these parameters, model, context, importance.
+ * Parameters and model are compared bit for bit (a difference in the last digit is a new plan). */
+static int plan_key_equal(const wk_sim_plan_key *k, const wk_policy *pol, const wk_request *req) {
+    return k->ops == pol->ops && k->state == pol->state &&
+           memcmp(k->param, pol->param, pol->ops->n_params * sizeof k->param[0]) == 0 &&
+           memcmp(&k->model, req->model, sizeof k->model) == 0 && k->context_tokens == req->context_tokens &&
+           k->importance == req->importance;
+}
+
+/* Builds the plan unless the cached one was built from the same key by this policy state. */
 static int ensure_plan(wk_sim *sim, wk_policy *pol, const wk_request *req, wk_err *err) {
-    char key[512];
-    snprintf(key, sizeof key, "%s|%s|%d|%d|%s", pol->spec, req->model->name, req->context_tokens,
-             req->model->n_layers, req->device->name);
-    if (sim->plan.n > 0 && strcmp(key, sim->plan_key) == 0) return 0;
+    if (sim->plan_valid && pol->planned_for == &sim->plan && plan_key_equal(&sim->plan_key, pol, req)) return 0;
     wk_plan_clear(&sim->plan);
-    sim->plan_key[0] = '\0';
+    sim->plan_valid = sim->wire_valid = sim->decode_valid = 0;
+    pol->planned_for = NULL;
     int rc = pol->ops->plan(pol->state, pol->param, req, &sim->plan, err);
     if (rc) return rc;
-    snprintf(sim->plan_key, sizeof sim->plan_key, "%s", key);
+    wk_sim_plan_key *k = &sim->plan_key;
+    k->ops = pol->ops;
+    k->state = pol->state;
+    memcpy(k->param, pol->param, sizeof k->param);
+    memcpy(&k->model, req->model, sizeof k->model);
+    k->context_tokens = req->context_tokens;
+    k->importance = req->importance;
+    sim->plan_valid = 1;
+    pol->planned_for = &sim->plan;
+    return 0;
+}
+
+/* The per-unit tables of the current plan for this link's framing and this device, unless they are. */
+static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_device *dev, wk_err *err) {
+    size_t n = sim->plan.n;
+    if (n > sim->unit_cap) {
+        double *w = realloc(sim->unit_wire, n * sizeof *w);
+        if (w) sim->unit_wire = w;
+        double *d = w ? realloc(sim->unit_decode_s, n * sizeof *d) : NULL;
+        if (d) sim->unit_decode_s = d;
+        if (!w || !d) return wk_err_set(err, WK_ENOMEM, "sim: out of memory for %zu units", n);
+        sim->unit_cap = n;
+        sim->wire_valid = sim->decode_valid = 0;
+    }
+    int framing[3] = {link->frame_payload, link->frame_overhead, link->unit_header};
+    if (!sim->wire_valid || memcmp(framing, sim->wire_key, sizeof framing) != 0) {
+        for (size_t i = 0; i < n; i++) sim->unit_wire[i] = wk_link_wire_bytes(link, sim->plan.units[i].bytes);
+        memcpy(sim->wire_key, framing, sizeof framing);
+        sim->wire_valid = 1;
+    }
+    if (!sim->decode_valid || memcmp(dev, &sim->decode_key, sizeof *dev) != 0) {
+        for (size_t i = 0; i < n; i++) sim->unit_decode_s[i] = unit_decode_s(dev, &sim->plan.units[i]);
+        sim->decode_key = *dev;
+        sim->decode_valid = 1;
+    }
+    return 0;
+}
+
+/* wk_session_run with the virtual clock's queue popped here rather than through clock->next. */
+static int run_session(wk_session *s, virtual_clock *clock, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                       const wk_session_clock *c, const wk_session_link *l, const wk_session_backend *b,
+                       double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+    int rc = wk_session_begin(s, pol, req, plan, c, l, b, request_delay_s, tl, out, err);
+    int done = 0;
+    wk_event ev;
+    while (!rc && !done) {
+        if (wk_event_queue_pop(clock->q, &ev) != 0) {
+            wk_session_stall(s);
+            break;
+        }
+        clock->now = ev.t;
+        rc = wk_session_step(s, ev.t, ev.type, ev.arg, &done, err);
+    }
+    if (rc) {
+        out->events = s->live.events;
+        return rc;
+    }
+    wk_session_end(s);
     return 0;
 }
 
@@ -115,18 +190,21 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
         return wk_err_set(err, WK_EINVAL, "sim: context and output tokens must be positive");
     wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
     int rc = ensure_plan(sim, pol, &req, err);
+    if (!rc) rc = ensure_unit_costs(sim, &cfg->link, cfg->device, err);
     if (rc) return rc;
     wk_event_queue_clear(&sim->queue);
     virtual_clock clock = {&sim->queue, 0};
     trace_link link;
     wk_link_init(&link.model, cfg->trace, &cfg->link);
     link.clock = &clock;
-    profile_backend backend = {&req, cfg->quality, pol->ops->name};
+    link.unit_wire = sim->unit_wire;
+    profile_backend backend = {&req, cfg->quality, pol->ops->name, sim->unit_decode_s};
     wk_session_clock c = {&clock, vc_schedule, vc_next};
     wk_session_link l = {&link, tl_send};
     wk_session_backend b = {&backend, pb_run};
     memset(out, 0, sizeof *out);
-    rc = wk_session_run(&sim->session, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s, err);
+    rc = run_session(&sim->session, &clock, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s,
+                     err);
     if (rc) return rc;
     out->wire_bytes_total = link.model.wire_bytes_total;
     out->link_utilisation = NAN;
@@ -224,7 +302,7 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
         s->origin = (double)k * stagger_s;
         s->now = now;
         s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
-        s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name};
+        s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name, NULL};
         s->c = (wk_session_clock){s, slot_schedule, slot_next};
         s->l = (wk_session_link){s, slot_send};
         s->b = (wk_session_backend){&s->backend, pb_run};

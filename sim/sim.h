@@ -1,7 +1,7 @@
 /* The simulator: one request on a trace, with a model on a device, under a policy. Plugs the trace
  * link (net/link.h), the device-profile backend (models/device.h) and a virtual clock (event queue)
- * into the session driver. Reuses its memory and the last stream plan across requests, so sweeps
- * allocate nothing per request. */
+ * into the session driver. Reuses its memory, the last stream plan and what follows from the plan
+ * alone across requests, so sweeps allocate and re-derive nothing per request. */
 #ifndef WIKV_SIM_SIM_H
 #define WIKV_SIM_SIM_H
 
@@ -29,11 +29,31 @@ typedef struct wk_sim_result {
     double wire_bytes_total;
 } wk_sim_result;
 
+/* What a cached plan was built from: everything plan() reads. A plan is reused only when all of it
+ * is equal (parameters and model compared bit for bit) and the policy's state is still the one that
+ * built it (wk_policy.planned_for). */
+typedef struct wk_sim_plan_key {
+    const wk_policy_ops *ops;
+    const void *state;
+    double param[WK_POLICY_MAX_PARAMS];
+    wk_model_spec model;
+    int context_tokens;
+    const float *importance;
+} wk_sim_plan_key;
+
 typedef struct wk_sim {
     wk_session session;
     wk_event_queue queue;
     wk_plan plan;
-    char plan_key[512];        /* policy spec + model + context of the cached plan */
+    int plan_valid;
+    wk_sim_plan_key plan_key;
+    /* per unit of the plan, the same for every request of a cell: */
+    double *unit_wire;         /* [plan.n] wire bytes (net/link.h) under wire_key's framing */
+    double *unit_decode_s;     /* [plan.n] seconds to copy and decode it on decode_key (models/device.h) */
+    size_t unit_cap;
+    int wire_valid, decode_valid;
+    int wire_key[3];           /* frame_payload, frame_overhead, unit_header */
+    wk_device decode_key;
 } wk_sim;
 
 void wk_sim_init(wk_sim *sim);

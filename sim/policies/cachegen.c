@@ -23,6 +23,7 @@ typedef struct {
     wk_policy_sizes sizes;
     size_t chunks;
     size_t next_chunk;
+    double kv_bytes_per_token; /* of the fp16 cache the decode step reads (per request: decide runs per event) */
 } cachegen_state;
 
 /* Units: chunk c at level k is unit c * WK_CG_LEVELS + k (the sender sends one level per chunk). */
@@ -53,9 +54,10 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
 
 static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
     (void)param;
-    (void)req;
     (void)plan;
-    ((cachegen_state *)state)->next_chunk = 0;
+    cachegen_state *st = state;
+    st->next_chunk = 0;
+    st->kv_bytes_per_token = wk_model_kv_bytes_per_token(req->model, 16);
 }
 
 /* Bytes of chunks [c, end) at one level. */
@@ -87,9 +89,8 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
 }
 
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
-    (void)state;
     (void)param;
-    wk_policy_decode_when_complete(v, wk_model_kv_bytes_per_token(v->req->model, 16), a);
+    wk_policy_decode_when_complete(v, ((const cachegen_state *)state)->kv_bytes_per_token, a);
 }
 
 const wk_policy_ops wk_policy_cachegen = {

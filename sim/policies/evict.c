@@ -42,6 +42,7 @@ static int select_kept(wk_evict_method method, const double *param, const wk_mod
 
 typedef struct {
     uint32_t *ids; /* kept vector ids of the last plan, layer by layer; units point into it */
+    double kv_bytes_per_token; /* the decode step reads the kept fp16 KV (per request: decide runs per event) */
 } evict_state;
 
 /* One unit per layer: the kept vectors of all heads, fp16. */
@@ -97,11 +98,15 @@ static int plan_method(evict_state *st, wk_evict_method method, const double *pa
     return rc;
 }
 
+static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
+    (void)param;
+    ((evict_state *)state)->kv_bytes_per_token = (double)wk_plan_total_bytes(plan) / req->context_tokens;
+}
+
 /* Decode once all kept KV is in; no confidence test: what was evicted is gone for good. */
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
-    (void)state;
     (void)param;
-    wk_policy_decode_when_complete(v, (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens, a);
+    wk_policy_decode_when_complete(v, ((const evict_state *)state)->kv_bytes_per_token, a);
 }
 
 #define EVICT_PLAN(fn, method)                                                                                       \
@@ -129,7 +134,7 @@ static void release(void *state) {
 #define EVICT_OPS(var, label, fn, text, prm)                                                                         \
     const wk_policy_ops var = {.name = label, .summary = text, .params = prm,                                         \
                                .n_params = sizeof prm / sizeof prm[0], .state_size = sizeof(evict_state),            \
-                               .plan = fn, .next_unit = wk_policy_send_in_order, .decide = decide,                   \
+                               .plan = fn, .start = start, .next_unit = wk_policy_send_in_order, .decide = decide,    \
                                .release = release};
 EVICT_OPS(wk_policy_streamingllm, "streamingllm", plan_streaming, "stream the fp16 KV of sink + recent tokens only",
           params)

@@ -17,16 +17,27 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     return 0;
 }
 
-static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
-    (void)state;
+typedef struct {
+    double kv_bytes_per_token; /* of the fp16 cache the decode step reads (per request: decide runs per event) */
+} full_state;
+
+static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
     (void)param;
-    wk_policy_decode_when_complete(v, wk_model_kv_bytes_per_token(v->req->model, 16), a);
+    (void)plan;
+    ((full_state *)state)->kv_bytes_per_token = wk_model_kv_bytes_per_token(req->model, 16);
+}
+
+static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
+    (void)param;
+    wk_policy_decode_when_complete(v, ((const full_state *)state)->kv_bytes_per_token, a);
 }
 
 const wk_policy_ops wk_policy_full = {
     .name = "full",
     .summary = "stream the fp16 KV cache layer by layer; decode when all of it arrived",
+    .state_size = sizeof(full_state),
     .plan = plan,
+    .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };

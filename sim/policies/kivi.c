@@ -42,11 +42,18 @@ static int plan4(void *state, const double *param, const wk_request *req, wk_pla
     return plan_bits(param, req, plan, 4, err);
 }
 
-/* The decode step reads the quantized cache. */
-static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
-    (void)state;
+typedef struct {
+    double kv_bytes_per_token; /* the decode step reads the quantized cache (per request: decide runs per event) */
+} kivi_state;
+
+static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
     (void)param;
-    wk_policy_decode_when_complete(v, (double)wk_plan_total_bytes(v->plan) / v->req->context_tokens, a);
+    ((kivi_state *)state)->kv_bytes_per_token = (double)wk_plan_total_bytes(plan) / req->context_tokens;
+}
+
+static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
+    (void)param;
+    wk_policy_decode_when_complete(v, ((const kivi_state *)state)->kv_bytes_per_token, a);
 }
 
 const wk_policy_ops wk_policy_kivi2 = {
@@ -54,7 +61,9 @@ const wk_policy_ops wk_policy_kivi2 = {
     .summary = "stream KIVI 2-bit KV layer by layer; decode from the quantized cache when all arrived",
     .params = params,
     .n_params = sizeof params / sizeof params[0],
+    .state_size = sizeof(kivi_state),
     .plan = plan2,
+    .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };
@@ -64,7 +73,9 @@ const wk_policy_ops wk_policy_kivi4 = {
     .summary = "stream KIVI 4-bit KV layer by layer; decode from the quantized cache when all arrived",
     .params = params,
     .n_params = sizeof params / sizeof params[0],
+    .state_size = sizeof(kivi_state),
     .plan = plan4,
+    .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
 };
