@@ -355,6 +355,86 @@ START_TEST(bundled_specs_and_devices_load) {
 }
 END_TEST
 
+/* The simulator reuses its plan and per-unit tables across requests. One simulator driven through a
+ * change of every input they depend on (context, model shape under the same name, policy parameters
+ * changed in place, a second policy object with the same spec, device, link framing, trace) must give
+ * exactly what a fresh simulator gives each time: a key that missed any of them would reuse a stale
+ * plan or table and differ. */
+static void expect_fresh(wk_sim *reused, wk_policy *pol, const wk_sim_config *cfg, const char *what) {
+    wk_err err;
+    wk_sim_result got, want;
+    ck_assert_msg(wk_sim_request(reused, pol, cfg, NULL, &got, &err) == 0, "%s: %s", what, err.msg);
+    wk_sim fresh;
+    wk_sim_init(&fresh);
+    wk_policy p;
+    ck_assert_msg(wk_policy_create(pol->ops->name, &p, &err) == 0, "%s", err.msg);
+    memcpy(p.param, pol->param, sizeof p.param);
+    ck_assert_msg(wk_sim_request(&fresh, &p, cfg, NULL, &want, &err) == 0, "%s: %s", what, err.msg);
+    ck_assert_msg(want.s.ok && got.s.ok == want.s.ok, "%s: %s", what, got.s.fail_reason);
+    ck_assert_msg(got.s.ttft_s == want.s.ttft_s, "%s: ttft %.17g, fresh %.17g", what, got.s.ttft_s, want.s.ttft_s);
+    ck_assert_msg(got.s.payload_bytes_sent == want.s.payload_bytes_sent && got.s.events == want.s.events &&
+                      got.wire_bytes_total == want.wire_bytes_total && got.s.kv_decode_s == want.s.kv_decode_s,
+                  "%s: bytes %lld/%lld events %zu/%zu", what, (long long)got.s.payload_bytes_sent,
+                  (long long)want.s.payload_bytes_sent, got.s.events, want.s.events);
+    wk_policy_free(&p);
+    wk_sim_free(&fresh);
+}
+
+START_TEST(plan_cache_never_reuses_a_stale_plan) {
+    load_fixtures();
+    wk_err err;
+    wk_trace c200, c50;
+    ck_assert_int_eq(wk_trace_constant("c200", 200.0, 10.0, &c200, &err), 0);
+    ck_assert_int_eq(wk_trace_constant("c50", 50.0, 10.0, &c50, &err), 0);
+    wk_model_spec narrow = llama; /* same name, half the KV heads */
+    narrow.n_kv_heads = llama.n_kv_heads / 2;
+    wk_device slow = orin;        /* same name, slower codec decode and copy */
+    slow.kv_decode_Bps /= 3;
+    slow.h2d_Bps = slow.h2d_Bps > 0 ? slow.h2d_Bps / 3 : 1e9;
+    const char *specs[] = {"cachegen", "wikv:batch=1024", "kivi2"};
+    for (size_t s = 0; s < sizeof specs / sizeof specs[0]; s++) {
+        wk_policy a, b;
+        ck_assert_msg(wk_policy_create(specs[s], &a, &err) == 0, "%s", err.msg);
+        ck_assert_msg(wk_policy_create(specs[s], &b, &err) == 0, "%s", err.msg);
+        wk_sim sim;
+        wk_sim_init(&sim);
+        wk_sim_config cfg = config(&c200, &orin, 1024);
+        expect_fresh(&sim, &a, &cfg, "first");
+        cfg.context_tokens = 2048;
+        expect_fresh(&sim, &a, &cfg, "context");
+        cfg.model = &narrow;
+        expect_fresh(&sim, &a, &cfg, "model shape");
+        cfg.model = &llama;
+        for (size_t i = 0; i < a.ops->n_params; i++) /* a parameter that shapes the plan */
+            if (!strcmp(a.ops->params[i].name, "chunk") || !strcmp(a.ops->params[i].name, "batch") ||
+                !strcmp(a.ops->params[i].name, "group"))
+                a.param[i] = a.ops->params[i].min;
+        expect_fresh(&sim, &a, &cfg, "parameter changed in place");
+        wk_sim other; /* the same policy object planned elsewhere: its state now belongs to that plan */
+        wk_sim_init(&other);
+        wk_sim_config small = cfg;
+        small.context_tokens = 1024;
+        expect_fresh(&other, &a, &small, "other simulator");
+        expect_fresh(&sim, &a, &cfg, "policy state replanned by another simulator");
+        wk_sim_free(&other);
+        expect_fresh(&sim, &b, &cfg, "another policy object, same spec");
+        expect_fresh(&sim, &a, &cfg, "back to the first object");
+        cfg.device = &slow;
+        expect_fresh(&sim, &a, &cfg, "device");
+        cfg.link.frame_overhead = 100;
+        cfg.link.unit_header = 64;
+        expect_fresh(&sim, &a, &cfg, "link framing");
+        cfg.trace = &c50;
+        expect_fresh(&sim, &a, &cfg, "trace");
+        wk_sim_free(&sim);
+        wk_policy_free(&a);
+        wk_policy_free(&b);
+    }
+    wk_trace_free(&c200);
+    wk_trace_free(&c50);
+}
+END_TEST
+
 int main(void) {
     Suite *s = suite_create("sim");
     TCase *tc = tcase_create("core");
@@ -374,6 +454,7 @@ int main(void) {
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, bundled_specs_and_devices_load);
+    tcase_add_test(tc, plan_cache_never_reuses_a_stale_plan);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
