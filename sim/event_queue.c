@@ -1,4 +1,4 @@
-/* Sorted run (FIFO) + binary min-heap, both on (t, seq). */
+/* Sorted runs (FIFOs, one per group of event types) + binary min-heap, all on (t, seq). */
 #include "sim/event_queue.h"
 
 #include <stdlib.h>
@@ -8,17 +8,21 @@ void wk_event_queue_init(wk_event_queue *q) { memset(q, 0, sizeof *q); }
 
 void wk_event_queue_free(wk_event_queue *q) {
     free(q->heap);
-    free(q->run);
+    for (int k = 0; k < WK_EVENT_RUNS; k++) free(q->run[k].e);
     memset(q, 0, sizeof *q);
 }
 
 void wk_event_queue_clear(wk_event_queue *q) {
     q->n = 0;
-    q->run_head = q->run_n = 0;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) q->run[k].head = q->run[k].n = 0;
     q->next_seq = 0;
 }
 
-size_t wk_event_queue_size(const wk_event_queue *q) { return q->n + (q->run_n - q->run_head); }
+size_t wk_event_queue_size(const wk_event_queue *q) {
+    size_t n = q->n;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) n += q->run[k].n - q->run[k].head;
+    return n;
+}
 
 static int before(const wk_event *a, const wk_event *b) { return a->t < b->t || (a->t == b->t && a->seq < b->seq); }
 
@@ -53,20 +57,21 @@ static int heap_push(wk_event_queue *q, const wk_event *ev, wk_err *err) {
 
 int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err) {
     wk_event ev = {t, q->next_seq++, owner, type, arg};
-    if (q->run_head == q->run_n) q->run_head = q->run_n = 0; /* empty run: start over */
+    wk_event_run *r = &q->run[(unsigned)type % WK_EVENT_RUNS];
+    if (r->head == r->n) r->head = r->n = 0; /* empty run: start over */
     /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
-    if (q->run_n > 0 && t < q->run[q->run_n - 1].t) return heap_push(q, &ev, err);
-    if (q->run_n == q->run_cap) {
-        if (q->run_head > 0) { /* reuse the popped front before growing */
-            memmove(q->run, q->run + q->run_head, (q->run_n - q->run_head) * sizeof *q->run);
-            q->run_n -= q->run_head;
-            q->run_head = 0;
+    if (r->n > 0 && t < r->e[r->n - 1].t) return heap_push(q, &ev, err);
+    if (r->n == r->cap) {
+        if (r->head > 0) { /* reuse the popped front before growing */
+            memmove(r->e, r->e + r->head, (r->n - r->head) * sizeof *r->e);
+            r->n -= r->head;
+            r->head = 0;
         } else {
-            int rc = grow(&q->run, &q->run_cap, err);
+            int rc = grow(&r->e, &r->cap, err);
             if (rc) return rc;
         }
     }
-    q->run[q->run_n++] = ev;
+    r->e[r->n++] = ev;
     return 0;
 }
 
@@ -86,20 +91,37 @@ static void heap_pop(wk_event_queue *q, wk_event *ev) {
     if (q->n > 0) q->heap[i] = last;
 }
 
+/* The earliest event: its run (or -1: the heap's top); NULL when empty. */
+static const wk_event *front(const wk_event_queue *q, int *from) {
+    const wk_event *best = q->n > 0 ? &q->heap[0] : NULL;
+    *from = -1;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) {
+        const wk_event_run *r = &q->run[k];
+        if (r->head < r->n && (!best || before(&r->e[r->head], best))) {
+            best = &r->e[r->head];
+            *from = k;
+        }
+    }
+    return best;
+}
+
 int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
-    int have_run = q->run_head < q->run_n;
-    if (!have_run && q->n == 0) return -1;
-    *ev = (have_run && (q->n == 0 || before(&q->run[q->run_head], &q->heap[0]))) ? q->run[q->run_head] : q->heap[0];
+    int from;
+    const wk_event *e = front(q, &from);
+    if (!e) return -1;
+    *ev = *e;
     return 0;
 }
 
 int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
-    int have_run = q->run_head < q->run_n;
-    if (!have_run && q->n == 0) return -1;
-    if (have_run && (q->n == 0 || before(&q->run[q->run_head], &q->heap[0]))) {
-        *ev = q->run[q->run_head++];
+    int from;
+    const wk_event *e = front(q, &from);
+    if (!e) return -1;
+    if (from < 0) {
+        heap_pop(q, ev);
         return 0;
     }
-    heap_pop(q, ev);
+    *ev = *e;
+    q->run[from].head++;
     return 0;
 }

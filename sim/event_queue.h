@@ -1,9 +1,11 @@
 /* An event queue ordered by (time, insertion sequence): events at the same time pop in the order
  * they were pushed, so every simulation is deterministic.
  *
- * Two parts, popped by comparing their heads: a run of events pushed in non-decreasing time order
- * (a FIFO: a link's arrivals come in send order, so most events land here at O(1)), and a binary heap
- * for the rest. The pop order is exactly that of one heap on (time, sequence). */
+ * Parts popped by comparing their heads: a few runs, each a FIFO of events of some types pushed in
+ * non-decreasing time order (a link's arrivals come in send order, a sender's turns and a device's
+ * computations one after another, so most events land in their type's run at O(1) even while a far
+ * deadline waits in another), and a binary heap for the rest. The pop order is exactly that of one
+ * heap on (time, sequence). */
 #ifndef WIKV_SIM_EVENT_QUEUE_H
 #define WIKV_SIM_EVENT_QUEUE_H
 
@@ -20,11 +22,16 @@ typedef struct wk_event {
     int64_t arg;
 } wk_event;
 
+enum { WK_EVENT_RUNS = 4 };  /* run k holds events of types with type % WK_EVENT_RUNS == k */
+typedef struct wk_event_run {
+    wk_event *e;            /* [head, n): sorted by (t, seq) */
+    size_t head, n, cap;
+} wk_event_run;
+
 typedef struct wk_event_queue {
     wk_event *heap;
     size_t n, cap;          /* events in the heap */
-    wk_event *run;          /* [run_head, run_n): sorted by (t, seq) */
-    size_t run_head, run_n, run_cap;
+    wk_event_run run[WK_EVENT_RUNS];
     uint64_t next_seq;
 } wk_event_queue;
 

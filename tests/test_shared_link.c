@@ -273,7 +273,7 @@ START_TEST(trace_cursor_matches_time_to_deliver) {
 }
 END_TEST
 
-/* The queue (sorted run + heap) pops exactly in (time, push order), for random interleavings of
+/* The queue (sorted runs + heap) pops exactly in (time, push order), for random interleavings of
  * pushes in order, out of order, at equal times, and pops; checked against a linear scan. */
 START_TEST(event_queue_pops_in_time_then_push_order) {
     enum { CAP = 1500 };
@@ -292,7 +292,9 @@ START_TEST(event_queue_pops_in_time_then_push_order) {
             if (pushed < CAP && (left == 0 || rng_unit(&seed) < 0.55)) {
                 double u = rng_unit(&seed);
                 double t = u < 0.4 ? now + rng_unit(&seed) : u < 0.6 ? now : now + floor(rng_unit(&seed) * 4) * 0.5;
-                ck_assert_int_eq(wk_event_queue_push(&q, t, 1, pushed, &err), 0);
+                /* types spread over the runs, each sometimes in time order, sometimes not */
+                int type = 1 + (int)(rng_unit(&seed) * 6);
+                ck_assert_int_eq(wk_event_queue_push_owned(&q, t, (int32_t)(pushed % 3), type, pushed, &err), 0);
                 ref_t[pushed] = t;
                 ref_arg[pushed] = pushed;
                 alive[pushed++] = 1;
