@@ -24,7 +24,7 @@ size_t wk_event_queue_size(const wk_event_queue *q) {
     return n;
 }
 
-static int before(const wk_event *a, const wk_event *b) { return a->t < b->t || (a->t == b->t && a->seq < b->seq); }
+static int before(const wk_event *a, const wk_event *b) { return wk_event_before(a, b); }
 
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err) {
     return wk_event_queue_push_owned(q, t, 0, type, arg, err);
@@ -55,12 +55,8 @@ static int heap_push(wk_event_queue *q, const wk_event *ev, wk_err *err) {
     return 0;
 }
 
-int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err) {
-    wk_event ev = {t, q->next_seq++, owner, type, arg};
-    wk_event_run *r = &q->run[(unsigned)type % WK_EVENT_RUNS];
-    if (r->head == r->n) r->head = r->n = 0; /* empty run: start over */
-    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
-    if (r->n > 0 && t < r->e[r->n - 1].t) return heap_push(q, &ev, err);
+int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event *ev, wk_err *err) {
+    if (r->n > 0 && ev->t < r->e[r->n - 1].t) return heap_push(q, ev, err);
     if (r->n == r->cap) {
         if (r->head > 0) { /* reuse the popped front before growing */
             memmove(r->e, r->e + r->head, (r->n - r->head) * sizeof *r->e);
@@ -71,11 +67,11 @@ int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int ty
             if (rc) return rc;
         }
     }
-    r->e[r->n++] = ev;
+    r->e[r->n++] = *ev;
     return 0;
 }
 
-static void heap_pop(wk_event_queue *q, wk_event *ev) {
+void wk_event_queue_pop_heap(wk_event_queue *q, wk_event *ev) {
     *ev = q->heap[0];
     wk_event last = q->heap[--q->n];
     size_t i = 0;
@@ -91,37 +87,13 @@ static void heap_pop(wk_event_queue *q, wk_event *ev) {
     if (q->n > 0) q->heap[i] = last;
 }
 
-/* The earliest event: its run (or -1: the heap's top); NULL when empty. */
-static const wk_event *front(const wk_event_queue *q, int *from) {
+int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
     const wk_event *best = q->n > 0 ? &q->heap[0] : NULL;
-    *from = -1;
     for (int k = 0; k < WK_EVENT_RUNS; k++) {
         const wk_event_run *r = &q->run[k];
-        if (r->head < r->n && (!best || before(&r->e[r->head], best))) {
-            best = &r->e[r->head];
-            *from = k;
-        }
+        if (r->head < r->n && (!best || before(&r->e[r->head], best))) best = &r->e[r->head];
     }
-    return best;
-}
-
-int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
-    int from;
-    const wk_event *e = front(q, &from);
-    if (!e) return -1;
-    *ev = *e;
-    return 0;
-}
-
-int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
-    int from;
-    const wk_event *e = front(q, &from);
-    if (!e) return -1;
-    if (from < 0) {
-        heap_pop(q, ev);
-        return 0;
-    }
-    *ev = *e;
-    q->run[from].head++;
+    if (!best) return -1;
+    *ev = *best;
     return 0;
 }

@@ -40,12 +40,57 @@ void wk_event_queue_free(wk_event_queue *q);
 void wk_event_queue_clear(wk_event_queue *q);
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err);
 /* The same for an event of session `owner`. */
-int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg, wk_err *err);
+static inline int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
+                                            wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
-int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+static inline int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
 /* The event pop would return, left in the queue; -1 when empty. */
 int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev);
 /* Events pending. */
 size_t wk_event_queue_size(const wk_event_queue *q);
+
+/* ---- inline fast paths (a simulated request pushes and pops every event through these) ---- */
+
+/* Out of line: pushes to the heap and growth of a run. */
+int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event *ev, wk_err *err);
+/* Out of line: pops the heap's top. */
+void wk_event_queue_pop_heap(wk_event_queue *q, wk_event *ev);
+
+static inline int wk_event_before(const wk_event *a, const wk_event *b) {
+    return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static inline int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
+                                            wk_err *err) {
+    wk_event ev = {t, q->next_seq++, owner, type, arg};
+    wk_event_run *r = &q->run[(unsigned)type % WK_EVENT_RUNS];
+    if (r->head == r->n) r->head = r->n = 0; /* empty run: start over */
+    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
+    if (r->n < r->cap && (r->n == 0 || t >= r->e[r->n - 1].t)) {
+        r->e[r->n++] = ev;
+        return 0;
+    }
+    return wk_event_queue_push_slow(q, r, &ev, err);
+}
+
+static inline int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
+    const wk_event *best = q->n > 0 ? &q->heap[0] : NULL;
+    wk_event_run *from = NULL;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) {
+        wk_event_run *r = &q->run[k];
+        if (r->head < r->n && (!best || wk_event_before(&r->e[r->head], best))) {
+            best = &r->e[r->head];
+            from = r;
+        }
+    }
+    if (!best) return -1;
+    if (!from) {
+        wk_event_queue_pop_heap(q, ev);
+        return 0;
+    }
+    *ev = *best;
+    from->head++;
+    return 0;
+}
 
 #endif

@@ -13,7 +13,7 @@ typedef struct {
 
 static int vc_schedule(void *self, double t, int type, int64_t arg, wk_err *err) {
     virtual_clock *c = self;
-    return wk_event_queue_push(c->q, t < c->now ? c->now : t, type, arg, err);
+    return wk_event_queue_push_owned(c->q, t < c->now ? c->now : t, 0, type, arg, err);
 }
 
 static int vc_next(void *self, double *now, int *type, int64_t *arg, wk_err *err) {
