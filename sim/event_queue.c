@@ -4,24 +4,38 @@
 #include <stdlib.h>
 #include <string.h>
 
-void wk_event_queue_init(wk_event_queue *q) { memset(q, 0, sizeof *q); }
+/* No event anywhere: every top is the empty mark. */
+static void clear_tops(wk_event_queue *q) {
+    for (int k = 0; k <= WK_EVENT_RUNS; k++) {
+        q->top_t[k] = (double)INFINITY;
+        q->top_seq[k] = UINT64_MAX;
+    }
+}
+
+void wk_event_queue_init(wk_event_queue *q) {
+    memset(q, 0, sizeof *q);
+    clear_tops(q);
+}
 
 void wk_event_queue_free(wk_event_queue *q) {
     free(q->heap);
     for (int k = 0; k < WK_EVENT_RUNS; k++) free(q->run[k].e);
-    memset(q, 0, sizeof *q);
+    wk_event_queue_init(q);
 }
 
 void wk_event_queue_clear(wk_event_queue *q) {
     q->n = 0;
     for (int k = 0; k < WK_EVENT_RUNS; k++) q->run[k].head = q->run[k].n = 0;
     q->next_seq = 0;
+    q->pending = 0;
+    clear_tops(q);
 }
 
-size_t wk_event_queue_size(const wk_event_queue *q) {
-    size_t n = q->n;
-    for (int k = 0; k < WK_EVENT_RUNS; k++) n += q->run[k].n - q->run[k].head;
-    return n;
+size_t wk_event_queue_size(const wk_event_queue *q) { return q->pending; }
+
+static void set_heap_top(wk_event_queue *q) {
+    q->top_t[WK_EVENT_RUNS] = q->n > 0 ? q->heap[0].t : (double)INFINITY;
+    q->top_seq[WK_EVENT_RUNS] = q->n > 0 ? q->heap[0].seq : UINT64_MAX;
 }
 
 static int before(const wk_event *a, const wk_event *b) { return wk_event_before(a, b); }
@@ -52,11 +66,14 @@ static int heap_push(wk_event_queue *q, const wk_event *ev, wk_err *err) {
         i = parent;
     }
     q->heap[i] = *ev;
+    q->pending++;
+    set_heap_top(q);
     return 0;
 }
 
 int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event *ev, wk_err *err) {
-    if (r->n > 0 && ev->t < r->e[r->n - 1].t) return heap_push(q, ev, err);
+    if (r->head == r->n) r->head = r->n = 0; /* empty run: start over */
+    if (r->n > 0 && !(ev->t >= r->e[r->n - 1].t)) return heap_push(q, ev, err);
     if (r->n == r->cap) {
         if (r->head > 0) { /* reuse the popped front before growing */
             memmove(r->e, r->e + r->head, (r->n - r->head) * sizeof *r->e);
@@ -68,6 +85,12 @@ int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event 
         }
     }
     r->e[r->n++] = *ev;
+    q->pending++;
+    if (r->n - r->head == 1) {
+        int k = (int)(r - q->run);
+        q->top_t[k] = ev->t;
+        q->top_seq[k] = ev->seq;
+    }
     return 0;
 }
 
@@ -85,6 +108,33 @@ void wk_event_queue_pop_heap(wk_event_queue *q, wk_event *ev) {
         i = m;
     }
     if (q->n > 0) q->heap[i] = last;
+    q->pending--;
+    set_heap_top(q);
+}
+
+/* Tops that compare as nothing (NaN times): the first event by the heap order's own comparison, as
+ * the single heap popped it. */
+int wk_event_queue_pop_scan(wk_event_queue *q, wk_event *ev) {
+    const wk_event *best = q->n > 0 ? &q->heap[0] : NULL;
+    int from = -1;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) {
+        const wk_event_run *r = &q->run[k];
+        if (r->head < r->n && (!best || before(&r->e[r->head], best))) {
+            best = &r->e[r->head];
+            from = k;
+        }
+    }
+    if (!best) return -1;
+    if (from < 0) {
+        wk_event_queue_pop_heap(q, ev);
+        return 0;
+    }
+    wk_event_run *r = &q->run[from];
+    *ev = r->e[r->head++];
+    q->pending--;
+    q->top_t[from] = r->head < r->n ? r->e[r->head].t : (double)INFINITY;
+    q->top_seq[from] = r->head < r->n ? r->e[r->head].seq : UINT64_MAX;
+    return 0;
 }
 
 int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
