@@ -75,6 +75,56 @@ START_TEST(random_mahimahi_matches_brute_force) {
 }
 END_TEST
 
+/* Entries of sorted a[0..n) below x, by a linear scan: the reference for the trace's searches. */
+static size_t linear_count_below(const double *a, size_t n, double x) {
+    size_t k = 0;
+    while (k < n && a[k] < x) k++;
+    return k;
+}
+
+/* The searches behind bytes_before start from where a time would sit in an evenly spread trace; on
+ * bursty traces (clusters of packets, long gaps, a capacity trace with uneven segments) they must
+ * still count exactly what a linear scan counts, at entry times, between them and at loop starts. */
+START_TEST(bytes_before_on_uneven_traces_matches_linear_count) {
+    enum { N = 3000 };
+    static double ms[N], seg_t[N], seg_mbps[N];
+    unsigned seed = 99;
+    double cur = 0, at = 0;
+    for (size_t i = 0; i < N; i++) {
+        cur += (i % 500 < 400) ? (double)(rand_r(&seed) % 2) : (double)(rand_r(&seed) % 400); /* bursts, gaps */
+        ms[i] = cur;
+        seg_t[i] = at;
+        at += (i % 97 == 0) ? 5.0 : 0.001 * (1 + rand_r(&seed) % 7);
+        seg_mbps[i] = (double)(rand_r(&seed) % 50);
+    }
+    wk_trace mm, cap;
+    wk_err err;
+    ck_assert_int_eq(wk_trace_from_opportunities("bursty", ms, N, &mm, &err), 0);
+    ck_assert_int_eq(wk_trace_from_capacity("uneven", seg_t, seg_mbps, N, at, &cap, &err), 0);
+    for (int q = 0; q < 4000; q++) {
+        const wk_trace *tr = q % 2 ? &mm : &cap;
+        double t = q % 8 < 2 ? tr->t_s[rand_r(&seed) % N] + (q % 8) * tr->period_s  /* on an entry */
+                 : q % 8 == 2 ? (double)(rand_r(&seed) % 3) * tr->period_s          /* a loop start */
+                 : (double)rand_r(&seed) / RAND_MAX * 3 * tr->period_s;
+        double loops = floor(t / tr->period_s), r = t - loops * tr->period_s, want;
+        size_t below = linear_count_below(tr->t_s, tr->n, r);
+        if (tr->kind == WK_TRACE_OPPORTUNITIES) {
+            double index = loops * (double)tr->n + (double)below;
+            if (r <= 0 && loops > 0) index -= (double)(tr->n - linear_count_below(tr->t_s, tr->n, tr->period_s));
+            want = index * WK_MAHIMAHI_PACKET_BYTES;
+        } else {
+            want = loops * tr->cum_bytes[tr->n] +
+                   (below == 0 ? 0 : tr->cum_bytes[below - 1] + tr->rate_Bps[below - 1] * (r - tr->t_s[below - 1]));
+        }
+        if (t <= 0) want = 0;
+        double got = wk_trace_bytes_before(tr, t);
+        ck_assert_msg(got == want, "%s t=%.17g: %.17g, linear %.17g", tr->name, t, got, want);
+    }
+    wk_trace_free(&mm);
+    wk_trace_free(&cap);
+}
+END_TEST
+
 /* Mahimahi: the line at the period and the first line of the next loop both happen at a loop start. */
 START_TEST(mahimahi_loop_boundary_ties) {
     double ms[] = {0, 5, 10};
@@ -216,6 +266,7 @@ int main(void) {
     tcase_add_test(tc, constant_capacity_is_exact);
     tcase_add_test(tc, capacity_with_zero_segments_and_loops);
     tcase_add_test(tc, random_mahimahi_matches_brute_force);
+    tcase_add_test(tc, bytes_before_on_uneven_traces_matches_linear_count);
     tcase_add_test(tc, mahimahi_loop_boundary_ties);
     tcase_add_test(tc, parses_all_formats);
     tcase_add_test(tc, malformed_lines_name_file_and_line);
