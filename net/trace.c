@@ -241,6 +241,7 @@ void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
     c->hint = (size_t)-1;
     c->base_loops = tr->kind == WK_TRACE_OPPORTUNITIES ? floor(c->base / (double)tr->n) : 0;
     c->base_index = tr->kind == WK_TRACE_OPPORTUNITIES ? (size_t)(c->base - c->base_loops * (double)tr->n) : 0;
+    c->last_index = c->base_index;
 }
 
 /* Below this, integer-valued doubles divide exactly as integers do: a quotient's rounding error
@@ -250,7 +251,7 @@ void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
 /* opportunity_from(tr, c->base, bytes) without its two divisions when the byte count is a whole
  * number (a link hands over whole bytes): ceil(b / 1500) is (b + 1499) / 1500 in integers, and the
  * loop of the last packet is the base's while the packets fit in it. Same answer, bit for bit. */
-static double cursor_opportunity(const wk_trace *tr, const wk_trace_cursor *c, double bytes) {
+static double cursor_opportunity(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
     if (!(bytes < EXACT_INTEGERS) || !(c->base >= 0 && c->base < EXACT_INTEGERS)) return opportunity_from(tr, c->base, bytes);
     uint64_t b = (uint64_t)bytes;
     if ((double)b != bytes) return opportunity_from(tr, c->base, bytes);
@@ -262,6 +263,11 @@ static double cursor_opportunity(const wk_trace *tr, const wk_trace_cursor *c, d
         loops += (double)wraps;
         last -= wraps * tr->n;
     }
+    /* a busy period hands over units of similar sizes: fetch the entry the next one will likely read
+     * while this one is used (a long Mahimahi trace does not fit in the cache) */
+    uint64_t ahead = last + (last > c->last_index ? last - c->last_index : 0);
+    if (ahead < tr->n) __builtin_prefetch(&tr->t_s[ahead]);
+    c->last_index = last;
     return loops * tr->period_s + tr->t_s[last];
 }
 

@@ -64,6 +64,7 @@ typedef struct wk_trace_cursor {
     size_t hint;    /* CAPACITY: segment of the last answer */
     double base_loops; /* OPPORTUNITIES: base = base_loops * n + base_index, so that answers within the */
     size_t base_index; /* same loop need no division */
+    size_t last_index; /* OPPORTUNITIES: entry of the last answer (to fetch the next one early) */
 } wk_trace_cursor;
 void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c);
 double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes);
