@@ -273,6 +273,8 @@ static int grow_slots(wk_sim_shared *g, size_t n, wk_err *err) {
     struct wk_sim_slot *slot = dev ? realloc(g->slot, n * sizeof *slot) : NULL;
     if (slot) g->slot = slot;
     if (!dev || !slot) return wk_err_set(err, WK_ENOMEM, "shared sim: out of memory for %zu devices", n);
+    /* moved simulators: a policy's planned_for may now name another device's plan, so plan anew */
+    for (size_t k = 0; k < g->cap; k++) g->dev[k].plan_valid = 0;
     for (size_t k = g->cap; k < n; k++) wk_sim_init(&g->dev[k]);
     g->cap = n;
     return 0;
