@@ -135,14 +135,7 @@ double wk_view_coverage(const wk_view *v) {
     return c > 1 ? 1 : c;
 }
 
-long wk_policy_next_in_order(const wk_view *v) { return v->n_sent < v->plan->n ? (long)v->n_sent : WK_SEND_DONE; }
 
-int wk_policy_decode_arrived(const wk_view *v, wk_action *a) {
-    if (v->n_arrived <= v->n_usable) return 0;
-    a->kind = WK_ACT_DECODE_KV;
-    a->count = v->n_arrived - v->n_usable;
-    return 1;
-}
 
 long wk_policy_send_in_order(void *state, const double *param, const wk_view *v) {
     (void)state;
@@ -150,25 +143,8 @@ long wk_policy_send_in_order(void *state, const double *param, const wk_view *v)
     return wk_policy_next_in_order(v);
 }
 
-void wk_policy_decode_when_complete(const wk_view *v, double kv_bytes_per_token, wk_action *a) {
-    if (wk_policy_decode_arrived(v, a)) return;
-    /* every unit, or (senders that choose one level per group) every KV value */
-    if (v->n_usable == v->plan->n || v->kv_values_usable >= v->plan->kv_values_total) {
-        a->kind = WK_ACT_EMIT;
-        a->force = 1;
-        a->kv_bytes_per_token = kv_bytes_per_token;
-        return;
-    }
-    a->kind = WK_ACT_WAIT;
-}
 
-double wk_policy_deadline(const wk_view *v, double ttft_per_8k, double per_token) {
-    if (v->tokens_emitted == 0) {
-        double d = ttft_per_8k * v->req->context_tokens / 8192.0;
-        return d > 0 ? v->stream_start + d : INFINITY;
-    }
-    return per_token > 0 ? v->last_token_at + per_token : INFINITY;
-}
+
 
 int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, wk_err *err) {
     if (c->layers == m->n_layers && c->kv_heads == m->n_kv_heads && c->head_dim == m->head_dim && c->batch == batch)

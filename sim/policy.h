@@ -10,6 +10,7 @@
 #ifndef WIKV_SIM_POLICY_H
 #define WIKV_SIM_POLICY_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -123,20 +124,43 @@ double wk_policy_param(const wk_policy *p, const char *name);
  * else the fraction of KV values present; 1 when the device computed the whole context itself. */
 double wk_view_coverage(const wk_view *v);
 
-/* Helpers for policy code. */
+/* Helpers for policy code (the small ones inline: policies call them at every decision). */
 /* Sends units in plan order, one after another. */
-long wk_policy_next_in_order(const wk_view *v);
+static inline long wk_policy_next_in_order(const wk_view *v) {
+    return v->n_sent < v->plan->n ? (long)v->n_sent : WK_SEND_DONE;
+}
 /* The same with the next_unit signature, for policies that need nothing else. */
 long wk_policy_send_in_order(void *state, const double *param, const wk_view *v);
 /* Decode everything that arrived and is not yet usable; returns 1 if it set such an action. */
-int wk_policy_decode_arrived(const wk_view *v, wk_action *a);
+static inline int wk_policy_decode_arrived(const wk_view *v, wk_action *a) {
+    if (v->n_arrived <= v->n_usable) return 0;
+    a->kind = WK_ACT_DECODE_KV;
+    a->count = v->n_arrived - v->n_usable;
+    return 1;
+}
 /* The receiver of the stream-then-decode baselines: decode what arrived; once every unit (or every KV
  * value) is usable, emit reading kv_bytes_per_token (forced: no confidence test); otherwise wait. */
-void wk_policy_decode_when_complete(const wk_view *v, double kv_bytes_per_token, wk_action *a);
+static inline void wk_policy_decode_when_complete(const wk_view *v, double kv_bytes_per_token, wk_action *a) {
+    if (wk_policy_decode_arrived(v, a)) return;
+    /* every unit, or (senders that choose one level per group) every KV value */
+    if (v->n_usable == v->plan->n || v->kv_values_usable >= v->plan->kv_values_total) {
+        a->kind = WK_ACT_EMIT;
+        a->force = 1;
+        a->kv_bytes_per_token = kv_bytes_per_token;
+        return;
+    }
+    a->kind = WK_ACT_WAIT;
+}
 /* Deadline of the next token for paced decoding: the first token's is `ttft_per_8k` seconds per 8192
  * context tokens after the stream starts, later ones `per_token` after the previous token; 0 = none
  * (INFINITY). */
-double wk_policy_deadline(const wk_view *v, double ttft_per_8k, double per_token);
+static inline double wk_policy_deadline(const wk_view *v, double ttft_per_8k, double per_token) {
+    if (v->tokens_emitted == 0) {
+        double d = ttft_per_8k * v->req->context_tokens / 8192.0;
+        return d > 0 ? v->stream_start + d : INFINITY;
+    }
+    return per_token > 0 ? v->last_token_at + per_token : INFINITY;
+}
 
 /* Codec sizes measured once per model shape and kept in a policy's state. */
 typedef struct wk_policy_sizes {
