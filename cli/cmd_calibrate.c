@@ -20,7 +20,9 @@ static const char *usage =
     "  --name NAME            name of the written profile (default BASE-measured)\n"
     "  --prefill LIST         prefill lengths (default 512,1024,2048,4096)\n"
     "  --decode LIST          decode contexts (default 1024,2048,4096,8192)\n"
-    "  --steps N              decode steps timed per context (default 16)\n";
+    "  --steps N              decode steps timed per context (default 16)\n"
+    "  --attention            fit prefill's attention FLOPs at their own efficiency (engines whose attention\n"
+    "                         runs far below their matmuls, such as the CPU reference; base cpu-reference)\n";
 
 static int open_engine(const char *backend, const char *model, int capacity, wk_engine **e, char *gpu, size_t cap,
                        wk_err *err) {
@@ -38,6 +40,7 @@ int wk_cmd_calibrate(int argc, char **argv) {
         {"model", required_argument, 0, 'm'}, {"base", required_argument, 0, 'b'}, {"output", required_argument, 0, 'o'},
         {"backend", required_argument, 0, 'k'}, {"name", required_argument, 0, 'n'}, {"prefill", required_argument, 0, 'p'},
         {"decode", required_argument, 0, 'd'}, {"steps", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
+        {"attention", no_argument, 0, 'a'},
         {0, 0, 0, 0}};
 #ifdef WIKV_HAVE_CUDA
     const char *backend = "cuda";
@@ -45,7 +48,7 @@ int wk_cmd_calibrate(int argc, char **argv) {
     const char *backend = "cpu";
 #endif
     const char *model = NULL, *base_name = NULL, *out = NULL, *name = NULL;
-    int prefill[8] = {512, 1024, 2048, 4096}, decode[8] = {1024, 2048, 4096, 8192}, np = 4, nd = 4, steps = 16;
+    int prefill[8] = {512, 1024, 2048, 4096}, decode[8] = {1024, 2048, 4096, 8192}, np = 4, nd = 4, steps = 16, attention = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "m:b:o:k:n:p:d:s:h", opts, NULL)) != -1) {
@@ -58,6 +61,7 @@ int wk_cmd_calibrate(int argc, char **argv) {
         case 'p': np = wk_parse_int_list(optarg, prefill, 8); break;
         case 'd': nd = wk_parse_int_list(optarg, decode, 8); break;
         case 's': steps = atoi(optarg); break;
+        case 'a': attention = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -85,6 +89,7 @@ int wk_cmd_calibrate(int argc, char **argv) {
     wk_cal_report rep;
     int rc = wk_calibrate(e, &spec, &base, prefill, np, decode, nd, steps, &rep, &err);
     wk_engine_free(e);
+    if (!rc && attention) rc = wk_calibrate_fit_attention(&rep, &spec, &err);
     if (!rc) {
         snprintf(rep.fitted.name, sizeof rep.fitted.name, "%s", name ? name : base_name);
         if (!name) snprintf(rep.fitted.name, sizeof rep.fitted.name, "%.50s-measured", base_name);

@@ -20,5 +20,7 @@ int wk_cmd_choose(int argc, char **argv);
 int wk_cmd_serve(int argc, char **argv);
 int wk_cmd_run(int argc, char **argv);
 int wk_cmd_kvgen(int argc, char **argv);
+int wk_cmd_validate(int argc, char **argv);
+int wk_cmd_quality(int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static const wk_command commands[] = {
     {"serve", wk_cmd_serve, "edge server: stream encoded KV units paced by a trace (real execution)"},
     {"run", wk_cmd_run, "device client: requests against a server, real answers, TTFT and F1"},
     {"kvgen", wk_cmd_kvgen, "prefill task contexts and store their KV for the server"},
+    {"validate", wk_cmd_validate, "run a grid in exec and in the simulator; TTFT errors of the simulator"},
+    {"quality", wk_cmd_quality, "measure quality tables (F1, confidence test) on partial KV with the engine"},
 };
 
 static void usage(FILE *out) {

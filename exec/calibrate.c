@@ -13,10 +13,13 @@ static double decode_bytes(const wk_model_spec *m, int context) {
     return 2.0 * params + wk_model_kv_bytes_per_token(m, 16) * ((double)context + 1);
 }
 
+static double prefill_attention_flops(const wk_model_spec *m, int chunk) {
+    return 4.0 * m->n_layers * m->n_heads * (double)m->head_dim * ((double)chunk * (chunk + 1) / 2);
+}
+
 static double prefill_flops(const wk_model_spec *m, int chunk) {
     double layer_params = m->n_layers * wk_model_params_per_layer(m);
-    double attention = 4.0 * m->n_layers * m->n_heads * (double)m->head_dim * ((double)chunk * (chunk + 1) / 2);
-    return 2.0 * layer_params * chunk + attention + 2.0 * (double)m->vocab * m->hidden;
+    return 2.0 * layer_params * chunk + prefill_attention_flops(m, chunk) + 2.0 * (double)m->vocab * m->hidden;
 }
 
 /* Token ids that exist in any vocabulary of the model. */
@@ -144,6 +147,30 @@ int wk_calibrate(wk_engine *e, const wk_model_spec *m, const wk_device *base, co
     return 0;
 }
 
+int wk_calibrate_fit_attention(wk_cal_report *rep, const wk_model_spec *m, wk_err *err) {
+    /* least squares without intercept: y - overhead = a x1 + b x2 (x1 other FLOPs, x2 attention) */
+    double s11 = 0, s12 = 0, s22 = 0, s1y = 0, s2y = 0;
+    int np = 0;
+    for (int i = 0; i < rep->n; i++) {
+        const wk_cal_point *p = &rep->points[i];
+        if (p->is_decode) continue;
+        double x2 = prefill_attention_flops(m, p->tokens), x1 = prefill_flops(m, p->tokens) - x2;
+        double y = p->measured_s - rep->fitted.step_overhead_s;
+        s11 += x1 * x1, s12 += x1 * x2, s22 += x2 * x2, s1y += x1 * y, s2y += x2 * y;
+        np++;
+    }
+    double det = s11 * s22 - s12 * s12;
+    if (np < 2 || !(fabs(det) > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: need 2 distinct prefill lengths");
+    double a = (s1y * s22 - s2y * s12) / det, b = (s2y * s11 - s1y * s12) / det;
+    if (!(a > 0 && b > 0)) return wk_err_set(err, WK_ESTATE, "calibrate: the attention fit is not positive");
+    wk_device *d = &rep->fitted;
+    d->prefill_efficiency = fmin(1.0, 1.0 / (a * d->peak_fp16_flops));
+    d->attention_efficiency = fmin(1.0, 1.0 / (b * d->peak_fp16_flops));
+    for (int i = 0; i < rep->n; i++)
+        if (!rep->points[i].is_decode) rep->points[i].fitted_s = wk_device_prefill_s(d, m, rep->points[i].tokens, 0);
+    return 0;
+}
+
 int wk_calibrate_write(const wk_cal_report *rep, const wk_device *base, const char *source, const char *path,
                        wk_err *err) {
     FILE *f = fopen(path, "w");
@@ -159,6 +186,9 @@ int wk_calibrate_write(const wk_cal_report *rep, const wk_device *base, const ch
     fprintf(f, "kv_decode_gbps = %.6g   # not measured: %s's value\n", d->kv_decode_Bps / 1e9, base->name);
     fprintf(f, "h2d_gbps = %.6g   # not measured: %s's value\n", d->h2d_Bps / 1e9, base->name);
     fprintf(f, "step_overhead_ms = %.6g   # fitted\n", d->step_overhead_s * 1e3);
+    if (d->attention_efficiency > 0) fprintf(f, "attention_efficiency = %.6g   # fitted\n", d->attention_efficiency);
+    for (int i = 0; i < d->n_kv_rates; i++)
+        fprintf(f, "kv_decode_gbps.%s = %.6g   # measured\n", d->kv_rates[i].policy, d->kv_rates[i].Bps / 1e9);
     fprintf(f, "# points: kind tokens measured_ms fitted_ms analytic_ms\n");
     for (int i = 0; i < rep->n; i++) {
         const wk_cal_point *p = &rep->points[i];
@@ -179,6 +209,8 @@ void wk_calibrate_print(const wk_cal_report *rep, FILE *out) {
                 p->measured_s * 1e3, p->fitted_s * 1e3, p->analytic_s * 1e3,
                 100.0 * (p->analytic_s - p->measured_s) / p->measured_s);
     }
-    fprintf(out, "fitted: prefill_efficiency %.3f, decode_efficiency %.3f, step_overhead %.3f ms\n",
-            rep->fitted.prefill_efficiency, rep->fitted.decode_efficiency, rep->fitted.step_overhead_s * 1e3);
+    fprintf(out, "fitted: prefill_efficiency %.3g, decode_efficiency %.3g, step_overhead %.3f ms", rep->fitted.prefill_efficiency,
+            rep->fitted.decode_efficiency, rep->fitted.step_overhead_s * 1e3);
+    if (rep->fitted.attention_efficiency > 0) fprintf(out, ", attention_efficiency %.3g", rep->fitted.attention_efficiency);
+    fputc('\n', out);
 }

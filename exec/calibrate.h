@@ -33,6 +33,11 @@ typedef struct wk_cal_report {
  * the engine's KV capacity), fits `base`'s free terms and fills the report. */
 int wk_calibrate(wk_engine *e, const wk_model_spec *m, const wk_device *base, const int *prefill, int n_prefill,
                  const int *decode_ctx, int n_decode, int decode_steps, wk_cal_report *rep, wk_err *err);
+/* Refits the prefill points with two terms, the attention FLOPs at their own efficiency
+ * (attention_efficiency) and the other FLOPs at prefill_efficiency, over the decode fit's overhead:
+ * for engines whose attention runs far below their matmuls (the CPU reference). Needs >= 2 prefill
+ * points; leaves the report unchanged (returns WK_ESTATE) when the fit is not positive. */
+int wk_calibrate_fit_attention(wk_cal_report *rep, const wk_model_spec *m, wk_err *err);
 /* Writes the fitted profile (wk_device_load reads it back), with `source` (GPU name, date, commit) in
  * the comments. */
 int wk_calibrate_write(const wk_cal_report *rep, const wk_device *base, const char *source, const char *path,

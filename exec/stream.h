@@ -180,6 +180,8 @@ typedef struct wk_stream_client {
     wk_stream_confidence confidence;
     int has_confidence;      /* 0: every decode step passes */
     char backend[8];         /* engine backend: "cpu" or "cuda" */
+    const char *device;      /* device profile the client plans with (NULL: rtx5080-laptop); must be the
+                                server's (wk_stream_server_opts.device) */
 } wk_stream_client;
 
 /* Fits the confidence boundary on full-KV greedy decode steps of n training-seed items of a task

@@ -293,7 +293,7 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
     int rc = wk_stream_prompt_make(c->tok, job, &r->prompt, err);
     if (!rc) rc = wk_policy_create(job->policy, &r->pol, err);
     if (!rc) rc = wk_stream_codec_for(&r->pol, &r->codec, err);
-    if (!rc) rc = wk_device_find("rtx5080-laptop", &r->device, err);
+    if (!rc) rc = wk_device_find(c->device ? c->device : "rtx5080-laptop", &r->device, err);
     if (rc) return rc;
     if (r->prompt.n + job->output_tokens > c->engine->kv_capacity)
         return wk_err_set(err, WK_EINVAL, "prompt of %d tokens + %d outputs beyond the KV capacity %d", r->prompt.n,

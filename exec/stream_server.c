@@ -4,6 +4,7 @@
  * picks, through a trace-paced sender. */
 #include "exec/stream.h"
 
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -14,13 +15,65 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/progress.h"
 #include "models/device.h"
 #include "net/paced.h"
+
+/* Policy instances kept across requests, one per request in flight: a policy measures its codec
+ * sizes once per model shape (kv/codec_size.h), as the simulator's instance does over its requests,
+ * so a request does not pay that measurement before its stream starts. */
+typedef struct pooled_policy {
+    char spec[256];
+    wk_policy pol;
+    int in_use;
+} pooled_policy;
+
+typedef struct policy_pool {
+    pthread_mutex_t mu;
+    pooled_policy **items; /* each its own allocation: a holder's pointer survives the array growing */
+    size_t n, cap;
+} policy_pool;
+
+static int pool_take(policy_pool *p, const char *spec, size_t *slot, wk_err *err) {
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    size_t i = 0;
+    while (i < p->n && (p->items[i]->in_use || strcmp(p->items[i]->spec, spec) != 0)) i++;
+    if (i == p->n) {
+        if (p->n == p->cap) {
+            size_t cap = p->cap ? 2 * p->cap : 8;
+            pooled_policy **g = realloc(p->items, cap * sizeof *g);
+            if (!g) rc = wk_err_set(err, WK_ENOMEM, "policy pool: out of memory");
+            else p->items = g, p->cap = cap;
+        }
+        pooled_policy *item = rc ? NULL : calloc(1, sizeof *item);
+        if (!rc && !item) rc = wk_err_set(err, WK_ENOMEM, "policy pool: out of memory");
+        if (!rc) rc = wk_policy_create(spec, &item->pol, err);
+        if (!rc) {
+            snprintf(item->spec, sizeof item->spec, "%s", spec);
+            p->items[p->n++] = item;
+        } else
+            free(item);
+    }
+    if (!rc) {
+        p->items[i]->in_use = 1;
+        *slot = i;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
+static void pool_give(policy_pool *p, size_t slot) {
+    pthread_mutex_lock(&p->mu);
+    p->items[slot]->in_use = 0;
+    pthread_mutex_unlock(&p->mu);
+}
 
 typedef struct conn {
     const wk_stream_server_opts *o;
     wk_paced_link *link; /* the shared link, or NULL */
     double timeout_s;    /* the send timeout in force */
+    policy_pool *pool;
     int fd;
     int id;
     int busy;            /* refused: the server has max_active connections */
@@ -32,7 +85,9 @@ typedef struct conn {
 typedef struct server_req {
     wk_stream_job job;
     wk_stream_prompt prompt;
-    wk_policy pol;
+    policy_pool *pool;
+    wk_policy *pol;     /* pool->items[slot].pol while the request holds it */
+    size_t slot;
     wk_stream_codec codec;
     wk_model_spec spec;
     wk_device device;
@@ -89,19 +144,24 @@ static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, con
 
 static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, server_req *s, wk_err *err) {
     int rc = wk_stream_job_from_wire(wr, &s->job, err);
-    if (!rc) rc = wk_policy_create(s->job.policy, &s->pol, err);
-    if (!rc) rc = wk_stream_codec_for(&s->pol, &s->codec, err);
+    if (!rc) rc = pool_take(s->pool, s->job.policy, &s->slot, err);
+    if (!rc) {
+        pthread_mutex_lock(&s->pool->mu);
+        s->pol = &s->pool->items[s->slot]->pol;
+        pthread_mutex_unlock(&s->pool->mu);
+    }
+    if (!rc) rc = wk_stream_codec_for(s->pol, &s->codec, err);
     if (!rc) rc = wk_model_spec_find(o->model_dir, &s->spec, err);
     if (!rc) rc = wk_device_find(o->device ? o->device : "rtx5080-laptop", &s->device, err);
     wk_tokenizer *tok = NULL;
     if (!rc) rc = wk_tokenizer_load_dir(o->model_dir, &tok, err);
     if (!rc) rc = wk_stream_prompt_make(tok, &s->job, &s->prompt, err);
     /* plans that rank KV need the measured attention first; the others need KV only if they stream it */
-    int ranks = !rc && wk_stream_policy_ranks(&s->pol);
+    int ranks = !rc && wk_stream_policy_ranks(s->pol);
     if (ranks) rc = load_or_prefill_kv(o, s, tok, 1, err);
     s->req = (wk_request){&s->spec, &s->device, s->prompt.n, s->job.output_tokens, wk_task_name(s->job.task),
                           s->job.seed, s->importance};
-    if (!rc) rc = s->pol.ops->plan(s->pol.state, s->pol.param, &s->req, &s->plan, err);
+    if (!rc) rc = s->pol->ops->plan(s->pol->state, s->pol->param, &s->req, &s->plan, err);
     if (!rc && !ranks && plan_has_kv(&s->plan)) rc = load_or_prefill_kv(o, s, tok, 0, err);
     wk_tokenizer_free(tok);
     if (!rc && !(s->state = calloc(s->plan.n ? s->plan.n : 1, 1))) rc = wk_err_set(err, WK_ENOMEM, "out of memory");
@@ -110,7 +170,7 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
 
 static void release(server_req *s) {
     wk_stream_prompt_free(&s->prompt);
-    wk_policy_free(&s->pol);
+    if (s->pol) pool_give(s->pool, s->slot);
     wk_plan_free(&s->plan);
     wk_kv_tensor_free(&s->kv);
     free(s->importance);
@@ -130,18 +190,6 @@ static int send_info(wk_paced_sender *ps, uint32_t stream, const wk_plan *p, wk_
     m.u.info.n_levels = (uint8_t)levels;
     for (size_t i = 0; i < p->n; i++) m.u.info.level_bytes[p->units[i].level] += (uint64_t)p->units[i].bytes;
     return wk_paced_send_msg(ps, &m, err);
-}
-
-/* Waits until at most `ahead` bytes are queued but not yet written, so the policy picks each next unit
- * close to when the link can take it. */
-static int wait_queue(wk_paced_sender *ps, uint64_t queued, uint64_t ahead, wk_err *err) {
-    while (wk_paced_bytes_written(ps) + ahead < queued) {
-        wk_err e2 = {0};
-        int rc = wk_paced_drain(ps, 0.002, &e2);
-        if (rc == 0) return 0;
-        if (strncmp(e2.msg, "paced drain:", 12) != 0) return wk_err_set(err, rc, "client gone: %s", e2.msg);
-    }
-    return 0;
 }
 
 /* Takes the frames the device sent since the last call (PROGRESS; MORE and STOP are not used yet) without
@@ -168,24 +216,24 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
     v.req = &s->req;
     v.plan = &s->plan;
     v.unit_state = s->state;
-    if (!rc && s->pol.ops->start) s->pol.ops->start(s->pol.state, s->pol.param, &s->req, &s->plan);
-    uint64_t queued = 0, last_unit = 0;
-    if (!rc) {
-        rc = wk_paced_drain(ps, 600.0, err); /* STREAM_INFO on the wire: count from what was written */
-        queued = last_unit = wk_paced_bytes_written(ps);
-    }
+    if (!rc && s->pol->ops->start) s->pol->ops->start(s->pol->state, s->pol->param, &s->req, &s->plan);
+    uint64_t last_unit = rc ? 0 : wk_paced_bytes_queued(ps);
+    /* the unit before the last one queued: its payload, when it was queued, when the one before it
+     * finished (for the rate estimate, an exponentially weighted mean of per-unit throughput as the
+     * simulator's sender keeps it) */
+    double prev_queued = 0, prev_prev_done = 0;
+    int64_t prev_bytes = 0;
     while (!rc) {
         rc = read_progress(rx, &v, err);
         if (rc) break;
         v.now = wk_paced_now(ps);
-        uint64_t written = wk_paced_bytes_written(ps);
-        v.est_bw_Bps = v.now > 0 ? (double)written / v.now : 0;
-        long idx = s->pol.ops->next_unit(s->pol.state, s->pol.param, &v);
+        long idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &v);
         if (idx == WK_SEND_DONE || (idx == WK_SEND_LATER && v.n_sent == s->plan.n)) break;
         if (idx == WK_SEND_LATER || idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) {
-            /* nothing now: client progress is not reported in protocol version 1, so ask again later */
-            if (wait_queue(ps, queued, 0, err)) return err->code;
-            sleep_s(0.002);
+            /* nothing now: ask again once the link has delivered what is queued (or the device's progress
+             * has moved on) */
+            if ((rc = wk_paced_wait_delivered(ps, wk_paced_bytes_queued(ps), 600.0, err))) break;
+            sleep_s(0.001);
             continue;
         }
         wk_unit *u = &s->plan.units[idx];
@@ -206,11 +254,19 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
         s->state[idx] = WK_US_SENT;
         v.n_sent++;
         v.bytes_sent += (int64_t)len;
-        queued += WK_WIRE_HEADER_BYTES + 8 + len;
-        /* ask the policy for the next unit once the previous one is on the wire: one unit queued ahead
-         * keeps the link busy, no more keeps the choice late */
-        rc = wait_queue(ps, last_unit, 0, err);
-        last_unit = queued;
+        /* ask the policy for the next unit once the link has delivered the previous one: one unit
+         * queued ahead keeps the link busy, no more keeps the choice late */
+        double queued_at = v.now;
+        rc = wk_paced_wait_delivered(ps, last_unit, 600.0, err);
+        last_unit = wk_paced_bytes_queued(ps);
+        double done = wk_paced_now(ps), took = done - fmax(prev_queued, prev_prev_done);
+        if (prev_bytes > 0 && took > 0) {
+            double rate = (double)prev_bytes / took;
+            v.est_bw_Bps = v.est_bw_Bps > 0 ? 0.7 * v.est_bw_Bps + 0.3 * rate : rate;
+        }
+        prev_prev_done = done;
+        prev_queued = queued_at;
+        prev_bytes = (int64_t)len;
     }
     if (rc) return rc;
     wk_wire_msg m;
@@ -267,13 +323,19 @@ static void *serve_conn(void *arg) {
     wk_err err = {0};
     server_req s;
     memset(&s, 0, sizeof s);
+    s.pool = c->pool;
     wk_plan_init(&s.plan);
     wk_paced_sender *ps = NULL;
     int rc = wk_paced_recv(&rx, &m, c->timeout_s, &err);
     if (!rc && m.h.type != WK_FRAME_REQUEST)
         rc = wk_err_set(&err, WK_EFORMAT, "expected REQUEST, got %s", wk_wire_type_name(m.h.type));
     uint32_t stream = rc ? 0 : m.h.stream_id;
+    double t_request = wk_now_s();
     if (!rc) rc = prepare(o, &m.u.request, &s, &err);
+    /* the request's trip up the link (the link model's request delay): the preparation above runs
+     * in it, so the stream starts when a real server would have received the request */
+    double up_left = t_request + o->delay_s - wk_now_s();
+    if (!rc && up_left > 0) sleep_s(up_left);
     wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
     if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
     if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
@@ -337,6 +399,8 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
         wk_paced_link_free(link);
         return wk_err_set(err, WK_ENOMEM, "serve: out of memory");
     }
+    policy_pool pool = {.n = 0};
+    pthread_mutex_init(&pool.mu, NULL);
     int rc = 0;
     while (!o->max_connections || accepted < o->max_connections) {
         int fd;
@@ -361,6 +425,7 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
         c->o = o;
         c->link = link;
         c->timeout_s = timeout_s;
+        c->pool = &pool;
         c->fd = fd;
         c->id = accepted;
         c->busy = count_active(conns, n) >= max_active;
@@ -380,5 +445,11 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
     }
     free(conns);
     wk_paced_link_free(link);
+    for (size_t i = 0; i < pool.n; i++) {
+        wk_policy_free(&pool.items[i]->pol);
+        free(pool.items[i]);
+    }
+    free(pool.items);
+    pthread_mutex_destroy(&pool.mu);
     return rc;
 }

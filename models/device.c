@@ -27,6 +27,40 @@ static const profile_field fields[] = {
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
+static int parse_number(const char *path, int line_no, const char *key, const char *val, double *out, wk_err *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (end == val || *end || !isfinite(v) || v < 0)
+        return wk_err_set(err, WK_EFORMAT, "%s:%d: %s: \"%s\" is not a non-negative number", path, line_no, key, val);
+    *out = v;
+    return 0;
+}
+
+/* The optional keys: attention_efficiency, kv_decode_gbps.POLICY. 1: not one of them. */
+static int parse_optional(const char *key, const char *val, const char *path, int line_no, wk_device *dev, wk_err *err) {
+    double v;
+    if (strcmp(key, "attention_efficiency") == 0) {
+        int rc = parse_number(path, line_no, key, val, &v, err);
+        if (!rc && !(v > 0 && v <= 1))
+            rc = wk_err_set(err, WK_EFORMAT, "%s:%d: attention_efficiency must be in (0, 1]", path, line_no);
+        if (!rc) dev->attention_efficiency = v;
+        return rc;
+    }
+    if (strncmp(key, "kv_decode_gbps.", 15) == 0) {
+        int rc = parse_number(path, line_no, key, val, &v, err);
+        if (!rc && !(v > 0)) rc = wk_err_set(err, WK_EFORMAT, "%s:%d: %s must be > 0", path, line_no, key);
+        if (!rc && (!key[15] || strlen(key + 15) >= sizeof dev->kv_rates[0].policy))
+            rc = wk_err_set(err, WK_EFORMAT, "%s:%d: %s: bad policy name", path, line_no, key);
+        wk_err e2;
+        if (!rc && wk_device_set_kv_rate(dev, key + 15, v * 1e9, &e2))
+            rc = wk_err_set(err, WK_EFORMAT, "%s:%d: more than %d kv_decode_gbps.POLICY keys", path, line_no,
+                            WK_DEVICE_MAX_KV_RATES);
+        return rc;
+    }
+    return 1;
+}
+
 static char *trim(char *s) {
     while (isspace((unsigned char)*s)) s++;
     char *e = s + strlen(s);
@@ -47,13 +81,13 @@ static int parse_line(char *line, const char *path, int line_no, wk_device *dev,
         snprintf(dev->name, sizeof dev->name, "%s", val);
         return 0;
     }
+    int opt = parse_optional(key, val, path, line_no, dev, err);
+    if (opt <= 0) return opt;
     for (size_t i = 0; i < N_FIELDS; i++) {
         if (strcmp(key, fields[i].key) != 0) continue;
-        char *end;
-        errno = 0;
-        double v = strtod(val, &end);
-        if (end == val || *end || !isfinite(v) || v < 0)
-            return wk_err_set(err, WK_EFORMAT, "%s:%d: %s: \"%s\" is not a non-negative number", path, line_no, key, val);
+        double v;
+        int rc = parse_number(path, line_no, key, val, &v, err);
+        if (rc) return rc;
         *(double *)((char *)dev + fields[i].offset) = v * fields[i].scale;
         *seen |= 1u << i;
         return 0;
@@ -112,8 +146,14 @@ void wk_device_list(char *buf, size_t cap) {
     closedir(d);
 }
 
-static double roofline_s(const wk_device *d, double flops, double compute_eff, double bytes, double mem_eff) {
-    double compute = flops / (d->peak_fp16_flops * compute_eff);
+/* flops: all FLOPs of the step; attn: the attention FLOPs among them (at attention_efficiency when the
+ * profile has it) */
+static double roofline_s(const wk_device *d, double flops, double attn, double compute_eff, double bytes,
+                         double mem_eff) {
+    double compute = d->attention_efficiency > 0
+                         ? (flops - attn) / (d->peak_fp16_flops * compute_eff) +
+                               attn / (d->peak_fp16_flops * d->attention_efficiency)
+                         : flops / (d->peak_fp16_flops * compute_eff);
     double memory = bytes / (d->mem_bw_Bps * mem_eff);
     return fmax(compute, memory) + d->step_overhead_s;
 }
@@ -128,19 +168,37 @@ static double attention_flops(const wk_model_spec *m, double chunk, double past)
 double wk_device_prefill_s(const wk_device *d, const wk_model_spec *m, int chunk, int past) {
     double layer_params = m->n_layers * wk_model_params_per_layer(m);
     double head_params = (double)m->vocab * m->hidden;
-    double flops = 2.0 * layer_params * chunk + attention_flops(m, chunk, past) + 2.0 * head_params;
+    double attn = attention_flops(m, chunk, past);
+    double flops = 2.0 * layer_params * chunk + attn + 2.0 * head_params;
     double bytes = 2.0 * (layer_params + head_params) + wk_model_kv_bytes_per_token(m, 16) * ((double)past + chunk);
-    return roofline_s(d, flops, d->prefill_efficiency, bytes, d->decode_efficiency);
+    return roofline_s(d, flops, attn, d->prefill_efficiency, bytes, d->decode_efficiency);
 }
 
 double wk_device_decode_s(const wk_device *d, const wk_model_spec *m, int context, double kv_bytes_per_token) {
     double params = m->n_layers * wk_model_params_per_layer(m) + (double)m->vocab * m->hidden;
-    double flops = 2.0 * params + attention_flops(m, 1, context);
+    double attn = attention_flops(m, 1, context);
+    double flops = 2.0 * params + attn;
     double bytes = 2.0 * params + kv_bytes_per_token * ((double)context + 1);
     /* decode GEMVs are bandwidth bound: their FLOPs run at the decode (not the GEMM) efficiency */
-    return roofline_s(d, flops, d->decode_efficiency, bytes, d->decode_efficiency);
+    return roofline_s(d, flops, 0, d->decode_efficiency, bytes, d->decode_efficiency);
 }
 
 double wk_device_kv_decode_s(const wk_device *d, double out_bytes) { return out_bytes / d->kv_decode_Bps; }
+
+double wk_device_kv_decode_policy_s(const wk_device *d, const char *policy, double out_bytes, double values) {
+    for (int i = 0; policy && i < d->n_kv_rates; i++)
+        if (strcmp(d->kv_rates[i].policy, policy) == 0) return 2.0 * values / d->kv_rates[i].Bps;
+    return wk_device_kv_decode_s(d, out_bytes);
+}
+
+int wk_device_set_kv_rate(wk_device *d, const char *policy, double Bps, wk_err *err) {
+    int i = 0;
+    while (i < d->n_kv_rates && strcmp(d->kv_rates[i].policy, policy) != 0) i++;
+    if (i == WK_DEVICE_MAX_KV_RATES) return wk_err_set(err, WK_EINVAL, "device %s: too many kv decode rates", d->name);
+    snprintf(d->kv_rates[i].policy, sizeof d->kv_rates[i].policy, "%s", policy);
+    d->kv_rates[i].Bps = Bps;
+    if (i == d->n_kv_rates) d->n_kv_rates++;
+    return 0;
+}
 
 double wk_device_h2d_s(const wk_device *d, double bytes) { return d->h2d_Bps > 0 ? bytes / d->h2d_Bps : 0; }

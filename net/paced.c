@@ -24,6 +24,7 @@
 #define WAKE_CHUNK 1500.0  /* and wakes when at least this many more bytes are due */
 #define POLL_SLICE_MS 50   /* blocked writes re-check the stop flag this often */
 #define WAKE_SHARED_S 0.001 /* a flow of a shared link re-reads its share this often */
+#define PAST_PERIODS 64    /* busy periods remembered (a period's bytes are written one delay after it) */
 
 static double mono_s(void) {
     struct timespec ts;
@@ -190,6 +191,11 @@ struct wk_paced_sender {
     uint64_t queued, written; /* byte totals since start */
     double busy_start;        /* link time b of the current busy period */
     uint64_t busy_base;       /* bytes queued before that period */
+    /* earlier busy periods, oldest first: their bytes may still wait for the one-way delay when a new
+     * period starts (past_base[k + 1], or busy_base for the last, ends period k) */
+    double past_start[PAST_PERIODS];
+    uint64_t past_base[PAST_PERIODS];
+    int n_past;
     atomic_int stop;
     int failed;
     wk_err werr;
@@ -207,16 +213,40 @@ static double link_to_mono(const wk_paced_sender *s, double link_t) {
     return link_t - s->cfg.trace_offset_s + s->start_s;
 }
 
-/* Bytes (total since start) the link model has delivered by link time t. */
-static uint64_t delivered_by(const wk_paced_sender *s, double t) {
-    if (t < s->busy_start) return s->busy_base;
-    const wk_trace *tr = s->cfg.trace;
+/* Bytes of one busy period [base, end) starting at link time start delivered by link time t. */
+static uint64_t period_delivered(const wk_trace *tr, double start, uint64_t base, uint64_t end, double t) {
+    if (t < start) return base;
     /* +1 ns: an opportunity exactly at t counts as delivered by t */
-    double x = wk_trace_bytes_before(tr, t + 1e-9) - wk_trace_bytes_before(tr, s->busy_start);
-    uint64_t period = s->queued - s->busy_base;
-    if (x + 1e-6 >= (double)period) return s->queued;
-    if (x <= 0) return s->busy_base;
-    return s->busy_base + (uint64_t)(x + 1e-6);
+    double x = wk_trace_bytes_before(tr, t + 1e-9) - wk_trace_bytes_before(tr, start);
+    if (x + 1e-6 >= (double)(end - base)) return end;
+    if (x <= 0) return base;
+    return base + (uint64_t)(x + 1e-6);
+}
+
+/* Bytes (total since start) the link model has delivered by link time t: in the current busy period
+ * or, for a t before it, in the earlier period that was running then. */
+static uint64_t delivered_by(const wk_paced_sender *s, double t) {
+    if (t >= s->busy_start || s->n_past == 0)
+        return period_delivered(s->cfg.trace, s->busy_start, s->busy_base, s->queued, t);
+    for (int k = s->n_past - 1; k >= 0; k--) {
+        uint64_t end = k + 1 < s->n_past ? s->past_base[k + 1] : s->busy_base;
+        if (t >= s->past_start[k]) return period_delivered(s->cfg.trace, s->past_start[k], s->past_base[k], end, t);
+    }
+    return s->past_base[0]; /* before every remembered period: those before it were delivered */
+}
+
+/* Link time at which byte `target` (1-based, total since start) is delivered, and the end of the
+ * busy period holding it. */
+static double delivery_time(const wk_paced_sender *s, uint64_t target, uint64_t *period_end) {
+    for (int k = 0; k < s->n_past; k++) {
+        uint64_t end = k + 1 < s->n_past ? s->past_base[k + 1] : s->busy_base;
+        if (target <= end && target > s->past_base[k]) {
+            *period_end = end;
+            return wk_trace_time_to_deliver(s->cfg.trace, s->past_start[k], (double)(target - s->past_base[k]));
+        }
+    }
+    *period_end = s->queued;
+    return wk_trace_time_to_deliver(s->cfg.trace, s->busy_start, (double)(target - s->busy_base));
 }
 
 /* Records that the model had delivered d bytes at time t (samples kept only when d grew). */
@@ -344,9 +374,10 @@ static void *writer_main(void *arg) {
             continue;
         }
         /* nothing due: sleep until the next chunk is (new sends and stop wake us earlier) */
-        double period = (double)(s->queued - s->busy_base);
-        double next = fmin(period, (double)(s->written - s->busy_base) + WAKE_CHUNK);
-        double due = wk_trace_time_to_deliver(s->cfg.trace, s->busy_start, next) + s->cfg.delay_s;
+        uint64_t end;
+        (void)delivery_time(s, s->written + 1, &end);
+        uint64_t next = s->written + (uint64_t)WAKE_CHUNK < end ? s->written + (uint64_t)WAKE_CHUNK : end;
+        double due = delivery_time(s, next, &end) + s->cfg.delay_s;
         if (due < now + WAKE_MIN_S) due = now + WAKE_MIN_S;
         struct timespec ts = abs_time(link_to_mono(s, due));
         pthread_cond_timedwait(&s->wake, &s->mu, &ts);
@@ -418,6 +449,15 @@ int wk_paced_send(wk_paced_sender *s, const void *buf, size_t len, wk_err *err) 
     if (now < s->busy_start) now = s->busy_start; /* another thread queued in between */
     uint64_t period = s->queued - s->busy_base;
     if (period == 0 || wk_trace_time_to_deliver(s->cfg.trace, s->busy_start, (double)period) <= now) {
+        if (period > 0) { /* remember the period that ended: its bytes may still be inside the delay */
+            if (s->n_past == PAST_PERIODS) { /* the oldest ended long ago: forget it */
+                memmove(s->past_start, s->past_start + 1, (PAST_PERIODS - 1) * sizeof *s->past_start);
+                memmove(s->past_base, s->past_base + 1, (PAST_PERIODS - 1) * sizeof *s->past_base);
+                s->n_past--;
+            }
+            s->past_start[s->n_past] = s->busy_start;
+            s->past_base[s->n_past++] = s->busy_base;
+        }
         s->busy_start = now;
         s->busy_base = s->queued;
     }
@@ -463,6 +503,40 @@ uint64_t wk_paced_bytes_written(wk_paced_sender *s) {
     uint64_t w = s->written;
     pthread_mutex_unlock(&s->mu);
     return w;
+}
+
+uint64_t wk_paced_bytes_queued(wk_paced_sender *s) {
+    pthread_mutex_lock(&s->mu);
+    uint64_t q = s->queued;
+    pthread_mutex_unlock(&s->mu);
+    return q;
+}
+
+int wk_paced_wait_delivered(wk_paced_sender *s, uint64_t bytes, double timeout_s, wk_err *err) {
+    double deadline = mono_s() + timeout_s;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int failed = s->failed;
+        /* a shared link's share changes with the other flows: look again every WAKE_SHARED_S */
+        uint64_t queued = s->queued, end;
+        uint64_t delivered = s->cfg.shared ? link_delivered(s->cfg.shared, s->flow) : delivered_by(s, wk_paced_now(s));
+        /* link time at which byte `bytes` leaves the bottleneck */
+        double due = s->cfg.shared                       ? wk_paced_now(s) + WAKE_SHARED_S
+                     : bytes > delivered && bytes <= queued ? delivery_time(s, bytes, &end)
+                                                             : 0;
+        pthread_mutex_unlock(&s->mu);
+        if (failed) return wk_err_set(err, s->werr.code, "%s", s->werr.msg);
+        if (bytes > queued) return wk_err_set(err, WK_EINVAL, "paced: waiting for %llu bytes, %llu queued",
+                                              (unsigned long long)bytes, (unsigned long long)queued);
+        if (delivered >= bytes) return 0;
+        double now = mono_s();
+        if (now >= deadline) return wk_err_set(err, WK_ESTATE, "paced wait: %llu of %llu bytes delivered after %g s",
+                                               (unsigned long long)delivered, (unsigned long long)bytes, timeout_s);
+        double until = fmin(link_to_mono(s, due), deadline);
+        if (until < now + 1e-4) until = now + 1e-4; /* rounding at the boundary: look again shortly */
+        struct timespec ts = {(time_t)(until - now), (long)((until - now - floor(until - now)) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int wk_paced_sender_stop(wk_paced_sender *s, wk_err *err) {

@@ -58,6 +58,12 @@ int wk_paced_drain(wk_paced_sender *s, double timeout_s, wk_err *err);
 double wk_paced_now(const wk_paced_sender *s);
 /* Bytes written to the socket so far. */
 uint64_t wk_paced_bytes_written(wk_paced_sender *s);
+/* Bytes queued so far (total since start). */
+uint64_t wk_paced_bytes_queued(wk_paced_sender *s);
+/* Waits until the link model has delivered the first `bytes` queued bytes at its bottleneck (link
+ * time, before the one-way delay), or timeout_s passes (WK_ESTATE): when a sender that keeps one unit
+ * queued ahead hands over the next, as the simulator's sender does when the pipe frees. */
+int wk_paced_wait_delivered(wk_paced_sender *s, uint64_t bytes, double timeout_s, wk_err *err);
 /* Stops the writer (dropping what is still queued) and frees the sender. Returns the writer's
  * error if it had one. */
 int wk_paced_sender_stop(wk_paced_sender *s, wk_err *err);

@@ -59,8 +59,8 @@ static int step_accepted(const profile_backend *b, const wk_view *v) {
 }
 
 /* Seconds to copy a unit to the device and decode it. */
-static double unit_decode_s(const wk_device *d, const wk_unit *u) {
-    return wk_device_h2d_s(d, (double)u->bytes) + wk_device_kv_decode_s(d, u->decoded_bytes);
+static double unit_decode_s(const wk_device *d, const char *policy, const wk_unit *u) {
+    return wk_device_h2d_s(d, (double)u->bytes) + wk_device_kv_decode_policy_s(d, policy, u->decoded_bytes, u->values);
 }
 
 static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n, double *seconds,
@@ -75,7 +75,7 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
         if (b->unit_decode_s)
             for (size_t i = 0; i < n; i++) t += b->unit_decode_s[units[i]];
         else
-            for (size_t i = 0; i < n; i++) t += unit_decode_s(d, &v->plan->units[units[i]]);
+            for (size_t i = 0; i < n; i++) t += unit_decode_s(d, b->family, &v->plan->units[units[i]]);
         *seconds = t;
         return 0;
     }
@@ -136,7 +136,8 @@ static int ensure_plan(wk_sim *sim, wk_policy *pol, const wk_request *req, wk_er
 }
 
 /* The per-unit tables of the current plan for this link's framing and this device, unless they are. */
-static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_device *dev, wk_err *err) {
+static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_device *dev, const char *policy,
+                             wk_err *err) {
     size_t n = sim->plan.n;
     if (n > sim->unit_cap) {
         double *w = realloc(sim->unit_wire, n * sizeof *w);
@@ -154,7 +155,8 @@ static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_d
         sim->wire_valid = 1;
     }
     if (!sim->decode_valid || memcmp(dev, &sim->decode_key, sizeof *dev) != 0) {
-        for (size_t i = 0; i < n; i++) sim->unit_decode_s[i] = unit_decode_s(dev, &sim->plan.units[i]);
+        /* the plan is one policy's (its key holds the policy), so the policy needs no place in this key */
+        for (size_t i = 0; i < n; i++) sim->unit_decode_s[i] = unit_decode_s(dev, policy, &sim->plan.units[i]);
         sim->decode_key = *dev;
         sim->decode_valid = 1;
     }
@@ -190,7 +192,7 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
         return wk_err_set(err, WK_EINVAL, "sim: context and output tokens must be positive");
     wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
     int rc = ensure_plan(sim, pol, &req, err);
-    if (!rc) rc = ensure_unit_costs(sim, &cfg->link, cfg->device, err);
+    if (!rc) rc = ensure_unit_costs(sim, &cfg->link, cfg->device, pol->ops->name, err);
     if (rc) return rc;
     wk_event_queue_clear(&sim->queue);
     virtual_clock clock = {&sim->queue, 0};
