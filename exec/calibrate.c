@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/progress.h"
+#include "core/stats.h"
 
 /* Bytes a decode step reads and FLOPs a prefill computes, as models/device.c counts them. */
 static double decode_bytes(const wk_model_spec *m, int context) {
@@ -35,18 +36,26 @@ static int time_prefill(wk_engine *e, int n, int32_t *tokens, float *logits, dou
     return rc;
 }
 
-/* Mean seconds of one decode step after `context` prefilled tokens. */
+/* Median seconds of one decode step after `context` prefilled tokens (the median: a step slowed by
+ * other work on the machine does not move it). */
 static int time_decode(wk_engine *e, int context, int steps, int32_t *tokens, float *logits, double *seconds,
                        wk_err *err) {
     e->ops->kv_clear(e);
     int rc = wk_engine_prefill(e, tokens, context, 0, logits, err);
     if (rc) return rc;
-    double t0 = wk_now_s();
+    double *t = malloc((size_t)steps * sizeof *t);
+    if (!t) return wk_err_set(err, WK_ENOMEM, "calibrate: out of memory");
     for (int s = 0; s < steps && !rc; s++) {
         wk_forward_args a = {.tokens = &tokens[s], .n_tokens = 1, .pos = context + s, .logits = logits, .logit_rows = 1};
+        double t0 = wk_now_s();
         rc = wk_engine_forward(e, &a, err);
+        t[s] = wk_now_s() - t0;
     }
-    *seconds = (wk_now_s() - t0) / steps;
+    if (!rc) {
+        wk_sort_doubles(t, (size_t)steps);
+        *seconds = wk_percentile_sorted(t, (size_t)steps, 0.5);
+    }
+    free(t);
     return rc;
 }
 

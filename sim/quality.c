@@ -60,6 +60,23 @@ int wk_quality_load(const char *path, wk_quality_table *t, wk_err *err) {
     return rc;
 }
 
+int wk_quality_save(const char *path, const wk_quality_table *t, const char *provenance, wk_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return wk_err_set(err, WK_EIO, "%s: cannot create: %s", path, strerror(errno));
+    fprintf(f, "# source=%s\n", t->source);
+    for (const char *s = provenance; s && *s;) {
+        size_t k = strcspn(s, "\n");
+        fprintf(f, "# %.*s\n", (int)k, s);
+        s += k + (s[k] == '\n');
+    }
+    fputs("family\tcoverage\taccept\tf1_rel\n", f);
+    for (size_t i = 0; i < t->n; i++)
+        fprintf(f, "%s\t%.4f\t%.4f\t%.4f\n", t->rows[i].family, t->rows[i].coverage, t->rows[i].accept, t->rows[i].f1_rel);
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return wk_err_set(err, WK_EIO, "%s: write failed", path);
+    return 0;
+}
+
 int wk_quality_load_default(wk_quality_table *t, wk_err *err) {
     char path[4096];
     snprintf(path, sizeof path, "%s/models/quality/assumed.tsv", wk_data_dir());

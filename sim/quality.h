@@ -10,8 +10,8 @@
  *
  * File format (TSV, '#' comments): a header line `family  coverage  accept  f1_rel`, then rows.
  * The first comment line must say `source=measured` or `source=assumed`: measured tables come from
- * exec runs (`wikv validate`); the bundled models/quality/assumed.tsv is an assumption, and sim
- * rows report no F1 from it. */
+ * the real engine (`wikv quality measure`, exec/quality_measure.h); the bundled
+ * models/quality/assumed.tsv is an assumption, and sim rows report no F1 from it. */
 #ifndef WIKV_SIM_QUALITY_H
 #define WIKV_SIM_QUALITY_H
 
@@ -36,6 +36,9 @@ typedef struct wk_quality_table {
 int wk_quality_load(const char *path, wk_quality_table *t, wk_err *err);
 /* The bundled default (models/quality/assumed.tsv). */
 int wk_quality_load_default(wk_quality_table *t, wk_err *err);
+/* Writes t as a table file: `# source=SOURCE`, then `provenance` (lines, each written as a comment),
+ * the header and the rows (wk_quality_load reads it back). */
+int wk_quality_save(const char *path, const wk_quality_table *t, const char *provenance, wk_err *err);
 /* Interpolated values for a family (falls back to family "default"); returns -1 if neither exists. */
 int wk_quality_lookup(const wk_quality_table *t, const char *family, double coverage, double *accept, double *f1_rel);
 /* Uniform number in [0, 1) for a request seed (splitmix64). */
