@@ -248,6 +248,21 @@ static void exec_row(const wk_validate_grid *g, const wk_stream_client *c, const
 /* The cells of one trace: an in-process server paced by it, the client sending each request. */
 #define WARM_REPEATS 3 /* unrecorded requests per policy before a trace's cells */
 
+/* The outcome whose KV decode time is the median of n (failed ones count as slowest). */
+static wk_stream_outcome median_decode(const wk_stream_outcome *o, int n) {
+    int idx[WARM_REPEATS];
+    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort by decode time */
+        for (int j = i; j > 0; j--) {
+            double a = o[idx[j - 1]].ok ? o[idx[j - 1]].kv_decode_s : INFINITY, b = o[idx[j]].ok ? o[idx[j]].kv_decode_s : INFINITY;
+            if (a <= b) break;
+            int t = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = t;
+        }
+    return o[idx[n / 2]];
+}
+
 /* Called with the warm-up outcomes (one per policy) before the recorded requests. */
 typedef int (*warm_fn)(void *ctx, const wk_trace *tr, const wk_stream_outcome *warm, wk_err *err);
 
@@ -278,13 +293,13 @@ static int exec_trace(const wk_validate_grid *g, int ti, const char *profile, co
     for (int pi = 0; !rc && pi < g->n_policies; pi++) {
         wk_stream_job job = {.context = g->contexts[0], .seed = 1, .output_tokens = g->output_tokens};
         snprintf(job.policy, sizeof job.policy, "%s", g->policies[pi]);
-        wk_stream_outcome o;
         rc = wk_task_kind_parse(g->task, &job.task, err);
+        wk_stream_outcome rep_o[WARM_REPEATS];
         for (int r = 0; !rc && r < WARM_REPEATS; r++) {
-            rc = wk_stream_client_request(c, "127.0.0.1", port, &job, &o, err);
+            rc = wk_stream_client_request(c, "127.0.0.1", port, &job, &rep_o[r], err);
             if (!rc) served++;
-            if (!rc && warm && (r == 0 || (o.ok && o.kv_decode_s < warm[pi].kv_decode_s))) warm[pi] = o;
         }
+        if (!rc && warm) warm[pi] = median_decode(rep_o, WARM_REPEATS);
     }
     if (!rc && on_warm) rc = on_warm(warm_ctx, &tr, warm, err);
     for (int pi = 0; !rc && pi < g->n_policies; pi++) {
@@ -304,6 +319,7 @@ static int exec_trace(const wk_validate_grid *g, int ti, const char *profile, co
                 cell->exec_ttft_s = o.ok ? o.ttft_s : NAN;
                 double parts[3] = {o.net_wait_s, o.kv_decode_s, o.compute_s};
                 memcpy(cell->exec_parts, parts, sizeof parts);
+                cell->exec_bytes = (double)o.bytes_at_first;
                 wk_request_row row;
                 exec_row(g, c, &tr, &pol, device, cell, &o, &row);
                 rc = wk_results_add_request(db, rep->exec_run, &row, NULL, err);
@@ -352,6 +368,7 @@ static int sim_all(const wk_validate_grid *g, const wk_device *dev, const wk_mod
                     cell->sim_ttft_s = res.s.ok ? res.s.ttft_s : NAN;
                     double parts[3] = {res.s.net_wait_s, res.s.kv_decode_s, res.s.compute_s};
                     memcpy(cell->sim_parts, parts, sizeof parts);
+                    cell->sim_bytes = (double)res.s.payload_bytes_sent;
                     wk_request_row row = wk_results_empty_row("sim");
                     row.policy = pol.ops->name;
                     row.params = pol.spec;
@@ -473,7 +490,7 @@ static int calibrate_compute(calib *k, const wk_validate_report *rep, wk_err *er
 
 /* Each policy's codec decode rate from its warm-up requests: the fp16 bytes of the KV its units filled
  * by the first token (the simulator's count, at a 1 GB/s rate) over the engine's decode time (the
- * fastest of the repeats: interference from other work on the machine only slows a run down). */
+ * median of the repeats). */
 static int calibrate_kv_rates(void *ctx, const wk_trace *tr, const wk_stream_outcome *warm, wk_err *err) {
     calib *k = ctx;
     wk_device unit = k->rep.fitted;
@@ -561,6 +578,42 @@ void wk_validate_report_free(wk_validate_report *rep) {
     memset(rep, 0, sizeof *rep);
 }
 
+/* Median over the cells of one policy of x(cell); NaN when none has it. */
+static double policy_median(const wk_validate_report *rep, const char *policy, int term) {
+    double *v = malloc((rep->n ? rep->n : 1) * sizeof *v);
+    size_t m = 0;
+    for (size_t i = 0; v && i < rep->n; i++) {
+        const wk_validate_cell *c = &rep->cells[i];
+        if (strcmp(c->policy, policy) != 0 || isnan(c->rel_err)) continue;
+        double x = term < 0 ? c->rel_err
+                   : term < 3 ? (c->sim_parts[term] > 0 ? c->exec_parts[term] / c->sim_parts[term] : NAN)
+                              : (c->sim_bytes > 0 ? c->exec_bytes / c->sim_bytes : NAN);
+        if (!isnan(x)) v[m++] = x;
+    }
+    double r = NAN;
+    if (m) {
+        wk_sort_doubles(v, m);
+        r = wk_percentile_sorted(v, m, 0.5);
+    }
+    free(v);
+    return r;
+}
+
+/* Which term of the time model is off: per policy, the median error and the median exec / sim ratio
+ * of each part of the time to the first token and of the payload bytes by then. */
+static void print_terms(const wk_validate_report *rep, FILE *out) {
+    fprintf(out, "per policy, medians over its cells (exec / sim ratio of each term; nan: the term is 0)\n");
+    fprintf(out, "%-24s %8s %9s %10s %8s %9s\n", "policy", "rel_err", "net_wait", "kv_decode", "compute", "bytes@1st");
+    for (size_t i = 0; i < rep->n; i++) {
+        const char *p = rep->cells[i].policy;
+        size_t j = 0;
+        while (j < i && strcmp(rep->cells[j].policy, p) != 0) j++;
+        if (j < i) continue; /* printed already */
+        fprintf(out, "%-24s %7.1f%% %9.3f %10.3f %8.3f %9.3f\n", p, 100 * policy_median(rep, p, -1),
+                policy_median(rep, p, 0), policy_median(rep, p, 1), policy_median(rep, p, 2), policy_median(rep, p, 3));
+    }
+}
+
 void wk_validate_print(const wk_validate_report *rep, FILE *out) {
     fprintf(out, "%-24s %-30s %7s %4s %10s %10s %8s   %s\n", "policy", "trace", "context", "seed", "exec_ttft",
             "sim_ttft", "rel_err", "exec/sim net_wait kv_decode compute (s)");
@@ -570,6 +623,7 @@ void wk_validate_print(const wk_validate_report *rep, FILE *out) {
                 c->context, c->seed, c->exec_ttft_s, c->sim_ttft_s, 100 * c->rel_err, c->exec_parts[0], c->sim_parts[0],
                 c->exec_parts[1], c->sim_parts[1], c->exec_parts[2], c->sim_parts[2]);
     }
+    print_terms(rep, out);
     fprintf(out, "pairs %zu of %zu cells; median |rel err| %.2f%%, p95 |rel err| %.2f%%\n", rep->n_pairs, rep->n,
             100 * rep->median_abs, 100 * rep->p95_abs);
     fprintf(out, "exec run %lld, sim run %lld\n", (long long)rep->exec_run, (long long)rep->sim_run);

@@ -58,6 +58,7 @@ typedef struct wk_validate_cell {
     double exec_ttft_s, sim_ttft_s, rel_err; /* rel_err = (sim - exec) / exec (NaN unless both ok) */
     /* where the time went, exec / sim: network wait, KV decode, compute (s) */
     double exec_parts[3], sim_parts[3];
+    double exec_bytes, sim_bytes;           /* payload bytes arrived by the first token */
 } wk_validate_cell;
 
 typedef struct wk_validate_report {
@@ -79,7 +80,8 @@ typedef struct wk_validate_report {
 int wk_validate_run(const wk_validate_grid *g, const char *profile, const char *profile_out, wk_results *db,
                     const char *command, FILE *log, wk_validate_report *rep, wk_err *err);
 void wk_validate_report_free(wk_validate_report *rep);
-/* The per-cell table and the summary lines. */
+/* The per-cell table, the per-policy medians of the error and of each term's exec / sim ratio (network
+ * wait, KV decode, compute, payload bytes by the first token), and the summary lines. */
 void wk_validate_print(const wk_validate_report *rep, FILE *out);
 
 #endif

@@ -23,8 +23,9 @@ out=$("$wikv" validate "$tmp/v.grid" --db "$tmp/v.db" --quiet)
 [ -s "$tmp/v.db.profile" ] && grep -q '^name = cpu-measured$' "$tmp/v.db.profile"
 grep -q '^kv_decode_gbps.full = ' "$tmp/v.db.profile"
 head -1 <<<"$out" | grep -q '^policy .*exec_ttft .*sim_ttft .*rel_err'
-rows=$(grep -c -E '^(full|kivi2:group=32) ' <<<"$out")
+rows=$(grep -c -E '^(full|kivi2:group=32) +lte-static-90s-seed1.txt +256 +[12] ' <<<"$out")
 [ "$rows" = 4 ]
+grep -q '^kivi2:group=32 .*%' <<<"$(sed -n '/^per policy/,/^pairs/p' <<<"$out")"
 grep -q '^pairs 4 of 4 cells; median |rel err| [0-9.]*%, p95 |rel err| [0-9.]*%$' <<<"$out"
 # both kinds of rows, one of each per cell key
 q="select count(distinct cell) from complete_requests where cell like 'validate|%'"
