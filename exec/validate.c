@@ -602,7 +602,8 @@ static double policy_median(const wk_validate_report *rep, const char *policy, i
 /* Which term of the time model is off: per policy, the median error and the median exec / sim ratio
  * of each part of the time to the first token and of the payload bytes by then. */
 static void print_terms(const wk_validate_report *rep, FILE *out) {
-    fprintf(out, "per policy, medians over its cells (exec / sim ratio of each term; nan: the term is 0)\n");
+    fprintf(out, "per policy, medians over its cells: exec / sim ratio of each term (nan: 0 in the simulator); "
+                 "bytes@1st: payload arrived (exec) over sent (sim, units in flight included)\n");
     fprintf(out, "%-24s %8s %9s %10s %8s %9s\n", "policy", "rel_err", "net_wait", "kv_decode", "compute", "bytes@1st");
     for (size_t i = 0; i < rep->n; i++) {
         const char *p = rep->cells[i].policy;

@@ -373,6 +373,45 @@ START_TEST(idle_link_restarts_at_the_next_send) {
 }
 END_TEST
 
+/* A busy period that ended on the link still has its bytes inside the one-way delay: a send that
+ * starts a new period must not release them early. wait_delivered returns when the link (not the
+ * receiver, one delay later) has delivered. */
+START_TEST(ended_period_keeps_its_delay) {
+    int a, b;
+    tcp_pair(&a, &b);
+    wk_trace tr;
+    wk_err err = {0};
+    ck_assert_int_eq(wk_trace_constant("c8", 8, 100, &tr, &err), 0); /* 1e6 bytes/s */
+    wk_paced_config cfg = {.trace = &tr, .delay_s = 0.1};
+    wk_paced_sender *s;
+    ck_assert_int_eq(wk_paced_sender_start(a, &cfg, &s, &err), 0);
+    wk_paced_receiver r;
+    wk_paced_receiver_init(&r, b);
+    static uint8_t data[10000 - 40];
+    wk_wire_msg m = {.h = {.type = WK_FRAME_UNIT_DATA}};
+    m.u.unit = (wk_wire_unit_data){.n_units = 1, .data = data, .data_len = sizeof data};
+    double t0 = wk_paced_now(s);
+    ck_assert_int_eq(wk_paced_send_msg(s, &m, &err), 0);
+    uint64_t first = wk_paced_bytes_queued(s);
+    ck_assert_int_eq(first, 10000);
+    ck_assert_msg(wk_paced_wait_delivered(s, first, 5.0, &err) == 0, "%s", err.msg);
+    double delivered = wk_paced_now(s) - t0;
+    ck_assert_msg(delivered >= 0.01 - 1e-4 && delivered < 0.05, "link delivered after %.4f s, model 0.01 s", delivered);
+    nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL); /* the link idles: the next send starts a period */
+    ck_assert_int_eq(wk_paced_send_msg(s, &m, &err), 0);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(wk_paced_recv(&r, &m, 5.0, &err) == 0, "%s", err.msg);
+        double at = wk_paced_now(s) - t0;
+        /* frame k leaves the link at 0.01 (k = 0) or >= 0.04 (k = 1), then waits 0.1 s */
+        ck_assert_msg(at >= (k ? 0.14 : 0.11) - 1e-3, "frame %d arrived at %.4f s, before its delay", k, at);
+    }
+    ck_assert_int_eq(wk_paced_sender_stop(s, &err), 0);
+    wk_paced_receiver_free(&r);
+    close(a);
+    wk_trace_free(&tr);
+}
+END_TEST
+
 /* The sender reports a peer that went away instead of hanging or dying of SIGPIPE. */
 START_TEST(sender_reports_closed_peer) {
     int a, b;
@@ -488,6 +527,7 @@ int main(void) {
     tcase_add_test(tc, idle_link_restarts_at_the_next_send);
     tcase_add_test(tc, send_timeout_fails_a_peer_that_stopped_reading);
     tcase_add_test(tc, shared_link_splits_its_rate_among_active_senders);
+    tcase_add_test(tc, ended_period_keeps_its_delay);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
