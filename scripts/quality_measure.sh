@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-./build/wikv}
-"$W" quality measure --model models/fixtures/tiny-llama-tasks --tasks passkey,topic --context 1024 --n 16 \
+"$W" quality measure --model models/fixtures/tiny-llama-tasks --tasks passkey,topic --context 2048 --n 12 \
     --out-tokens 12 --out models/quality/measured-fixture.tsv
