@@ -298,7 +298,7 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
     if (r->prompt.n + job->output_tokens > c->engine->kv_capacity)
         return wk_err_set(err, WK_EINVAL, "prompt of %d tokens + %d outputs beyond the KV capacity %d", r->prompt.n,
                           job->output_tokens, c->engine->kv_capacity);
-    r->req = (wk_request){&c->spec, &r->device, r->prompt.n, job->output_tokens, wk_task_name(job->task), job->seed, NULL};
+    r->req = (wk_request){&c->spec, &r->device, r->prompt.n, job->output_tokens, wk_task_name(job->task), job->seed, NULL, NULL};
     rc = r->pol.ops->plan(r->pol.state, r->pol.param, &r->req, &r->plan, err);
     if (rc) return rc;
     size_t n = r->plan.n ? r->plan.n : 1;

@@ -160,7 +160,7 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
     int ranks = !rc && wk_stream_policy_ranks(s->pol);
     if (ranks) rc = load_or_prefill_kv(o, s, tok, 1, err);
     s->req = (wk_request){&s->spec, &s->device, s->prompt.n, s->job.output_tokens, wk_task_name(s->job.task),
-                          s->job.seed, s->importance};
+                          s->job.seed, s->importance, NULL};
     if (!rc) rc = s->pol->ops->plan(s->pol->state, s->pol->param, &s->req, &s->plan, err);
     if (!rc && !ranks && plan_has_kv(&s->plan)) rc = load_or_prefill_kv(o, s, tok, 0, err);
     wk_tokenizer_free(tok);

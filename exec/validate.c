@@ -343,11 +343,29 @@ static int exec_trace(const wk_validate_grid *g, int ti, const char *profile, co
 
 /* ---- sim side --------------------------------------------------------------------------------- */
 
-static int sim_all(const wk_validate_grid *g, const wk_device *dev, const wk_model_spec *spec, wk_results *db,
-                   wk_validate_report *rep, wk_err *err) {
+/* The simulator measures codec sizes on each cell's real KV (the files the server streamed from): all
+ * of them are loaded first, so each keeps its address (plans and sizes are cached by it). */
+static int load_samples(const wk_validate_grid *g, const char *kv_dir, wk_kv_tensor *kv, wk_err *err) {
+    wk_stream_job job = {.output_tokens = g->output_tokens};
+    int rc = wk_task_kind_parse(g->task, &job.task, err);
+    for (int ci = 0; !rc && ci < g->n_contexts; ci++)
+        for (int s = 1; !rc && s <= g->requests; s++) {
+            job.context = g->contexts[ci];
+            job.seed = (uint64_t)s;
+            char path[4096];
+            wk_stream_kv_path(kv_dir, &job, "wkv", path, sizeof path);
+            rc = wk_kv_tensor_read(path, &kv[ci * g->requests + s - 1], err);
+        }
+    return rc;
+}
+
+static int sim_all(const wk_validate_grid *g, const wk_device *dev, const wk_model_spec *spec, const char *kv_dir,
+                   wk_results *db, wk_validate_report *rep, wk_err *err) {
     wk_sim sim;
     wk_sim_init(&sim);
-    int rc = 0;
+    size_t n_kv = (size_t)g->n_contexts * g->requests;
+    wk_kv_tensor *kv = calloc(n_kv, sizeof *kv);
+    int rc = kv ? load_samples(g, kv_dir, kv, err) : wk_err_set(err, WK_ENOMEM, "validate: out of memory");
     for (int ti = 0; !rc && ti < g->n_traces; ti++) {
         wk_trace tr;
         if ((rc = wk_trace_load(g->traces[ti], WK_FMT_AUTO, &tr, err))) break;
@@ -360,7 +378,8 @@ static int sim_all(const wk_validate_grid *g, const wk_device *dev, const wk_mod
                     /* the exec row's context is the prompt's real length; 0 when exec never ran it */
                     wk_sim_config cfg = {.trace = &tr, .link = wk_validate_link(g), .model = spec, .device = dev,
                                          .context_tokens = cell->context_tokens, .output_tokens = g->output_tokens,
-                                         .task = g->task, .seed = (uint64_t)s, .quality = NULL};
+                                         .task = g->task, .seed = (uint64_t)s, .quality = NULL,
+                                         .kv_sample = &kv[ci * g->requests + s - 1]};
                     wk_sim_result res;
                     rc = wk_sim_request(&sim, &pol, &cfg, NULL, &res, err);
                     if (rc) break;
@@ -401,6 +420,8 @@ static int sim_all(const wk_validate_grid *g, const wk_device *dev, const wk_mod
         }
         wk_trace_free(&tr);
     }
+    for (size_t i = 0; kv && i < n_kv; i++) wk_kv_tensor_free(&kv[i]);
+    free(kv);
     wk_sim_free(&sim);
     return rc;
 }
@@ -559,7 +580,7 @@ int wk_validate_run(const wk_validate_grid *g, const char *profile, const char *
     if (!rc) rc = wk_device_find(c.device, &dev, err); /* with the decode rates measured on the way */
     if (!rc) rc = wk_results_finish_run(db, rep->exec_run, err);
     if (!rc) rc = wk_results_begin_run(db, "sim", command, &rep->sim_run, err);
-    if (!rc) rc = sim_all(g, &dev, &c.spec, db, rep, err);
+    if (!rc) rc = sim_all(g, &dev, &c.spec, kv_dir, db, rep, err);
     if (!rc) rc = wk_results_finish_run(db, rep->sim_run, err);
     if (rc) {
         wk_err e2;

@@ -17,7 +17,8 @@
  *   delay_ms = 10                  one-way delay each direction, in both modes (default 10)
  *   model    = DIR                 Hugging Face model folder (default: the fixture model)
  * Cells: traces x policies x contexts x seeds. Paced decoding runs without a confidence test in both
- * modes (every step passes), so the comparison is of time alone. */
+ * modes (every step passes), so the comparison is of time alone. The simulator measures codec sizes
+ * on each cell's real KV (wk_request.kv_sample: the KV the server streams), not a synthetic sample. */
 #ifndef WIKV_EXEC_VALIDATE_H
 #define WIKV_EXEC_VALIDATE_H
 

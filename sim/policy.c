@@ -146,16 +146,20 @@ long wk_policy_send_in_order(void *state, const double *param, const wk_view *v)
 
 
 
-int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, wk_err *err) {
-    if (c->layers == m->n_layers && c->kv_heads == m->n_kv_heads && c->head_dim == m->head_dim && c->batch == batch)
+int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, const wk_kv_tensor *sample,
+                           wk_err *err) {
+    if (c->layers == m->n_layers && c->kv_heads == m->n_kv_heads && c->head_dim == m->head_dim && c->batch == batch &&
+        c->sample == sample)
         return 0;
     wk_codec_size_params p = wk_codec_size_defaults(m->n_layers, m->n_kv_heads, m->head_dim);
     if (batch > 0) p.wikv_batch_units = batch;
+    p.sample = sample;
     int rc = wk_codec_sizes_measure(&p, &c->sizes, err);
     if (rc) return rc;
     c->layers = m->n_layers;
     c->kv_heads = m->n_kv_heads;
     c->head_dim = m->head_dim;
     c->batch = batch;
+    c->sample = sample;
     return 0;
 }

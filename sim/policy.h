@@ -42,6 +42,9 @@ typedef struct wk_request {
      * engine (exec), or NULL: the simulator's synthetic attention (sim/importance.h). Plans that rank
      * or select KV (wikv, hybrid, eviction) read it through wk_request_attention/_importance. */
     const float *importance;
+    /* The context's real KV, or NULL: codec sizes (kv/codec_size.h) are then measured on it instead of
+     * a synthetic sample of the model's shape (the real KV of a small model compresses worse). */
+    const wk_kv_tensor *kv_sample;
 } wk_request;
 
 /* Unit states on the device side. */
@@ -166,8 +169,11 @@ static inline double wk_policy_deadline(const wk_view *v, double ttft_per_8k, do
 typedef struct wk_policy_sizes {
     wk_codec_sizes sizes;
     int layers, kv_heads, head_dim, batch; /* what they were measured for (0: not yet) */
+    const wk_kv_tensor *sample;            /* and on which real KV (NULL: synthetic) */
 } wk_policy_sizes;
-/* Measures sizes for m (WiKV batches of `batch` vectors; 0 = the default) unless already done. */
-int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, wk_err *err);
+/* Measures sizes for m (WiKV batches of `batch` vectors; 0 = the default) on `sample` (the request's
+ * kv_sample; NULL: synthetic KV) unless already done for the same. */
+int wk_policy_sizes_ensure(wk_policy_sizes *c, const wk_model_spec *m, int batch, const wk_kv_tensor *sample,
+                           wk_err *err);
 
 #endif

@@ -112,7 +112,7 @@ static int plan_key_equal(const wk_sim_plan_key *k, const wk_policy *pol, const 
     return k->ops == pol->ops && k->state == pol->state &&
            memcmp(k->param, pol->param, pol->ops->n_params * sizeof k->param[0]) == 0 &&
            memcmp(&k->model, req->model, sizeof k->model) == 0 && k->context_tokens == req->context_tokens &&
-           k->importance == req->importance;
+           k->importance == req->importance && k->kv_sample == req->kv_sample;
 }
 
 /* Builds the plan unless the cached one was built from the same key by this policy state. */
@@ -130,6 +130,7 @@ static int ensure_plan(wk_sim *sim, wk_policy *pol, const wk_request *req, wk_er
     memcpy(&k->model, req->model, sizeof k->model);
     k->context_tokens = req->context_tokens;
     k->importance = req->importance;
+    k->kv_sample = req->kv_sample;
     sim->plan_valid = 1;
     pol->planned_for = &sim->plan;
     return 0;
@@ -190,7 +191,8 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
                    wk_err *err) {
     if (cfg->context_tokens <= 0 || cfg->output_tokens <= 0)
         return wk_err_set(err, WK_EINVAL, "sim: context and output tokens must be positive");
-    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
+    wk_request req = {cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL,
+                       cfg->kv_sample};
     int rc = ensure_plan(sim, pol, &req, err);
     if (!rc) rc = ensure_unit_costs(sim, &cfg->link, cfg->device, pol->ops->name, err);
     if (rc) return rc;
@@ -305,7 +307,8 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
         s->k = (int32_t)k;
         s->origin = (double)k * stagger_s;
         s->now = now;
-        s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL};
+        s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL,
+                              cfg->kv_sample};
         s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name, NULL};
         s->c = (wk_session_clock){s, slot_schedule, slot_next};
         s->l = (wk_session_link){s, slot_send};

@@ -21,6 +21,7 @@ typedef struct wk_sim_config {
     const char *task;
     uint64_t seed;
     const wk_quality_table *quality; /* confidence-test outcomes on partial KV; NULL: every step passes */
+    const wk_kv_tensor *kv_sample;   /* the context's real KV for codec sizes (wk_request); NULL: synthetic */
 } wk_sim_config;
 
 typedef struct wk_sim_result {
@@ -39,6 +40,7 @@ typedef struct wk_sim_plan_key {
     wk_model_spec model;
     int context_tokens;
     const float *importance;
+    const wk_kv_tensor *kv_sample;
 } wk_sim_plan_key;
 
 typedef struct wk_sim {

@@ -67,7 +67,7 @@ static void planted_interval(double *lo, double *hi) {
     ck_assert_int_eq(wk_policy_create(PINNED, &p, &err), 0);
     wk_plan plan;
     wk_plan_init(&plan);
-    wk_request req = {&m, &d, CONTEXT, 1, "none", 0, NULL};
+    wk_request req = {&m, &d, CONTEXT, 1, "none", 0, NULL, NULL};
     ck_assert_int_eq(p.ops->plan(p.state, p.param, &req, &plan, &err), 0);
     double imp = 0, values = 0, prev_values = 0;
     size_t k = 0;

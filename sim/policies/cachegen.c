@@ -30,7 +30,7 @@ typedef struct {
 static int plan(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
     cachegen_state *st = state;
     const wk_model_spec *m = req->model;
-    int rc = wk_policy_sizes_ensure(&st->sizes, m, 0, err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, 0, req->kv_sample, err);
     if (rc) return rc;
     int chunk = (int)param[P_CHUNK];
     double values_per_token = (double)m->n_layers * (double)wk_model_kv_values_per_token_layer(m);

@@ -101,7 +101,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     st->context = req->context_tokens;
     st->chunk = (int)param[P_CHUNK];
     st->chunks = (st->context + st->chunk - 1) / st->chunk;
-    int rc = wk_policy_sizes_ensure(&st->sizes, m, (int)param[P_BATCH], err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, (int)param[P_BATCH], req->kv_sample, err);
     if (rc) return rc;
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)st->context;
     float *imp = malloc(n * sizeof *imp);

@@ -70,7 +70,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
     wikv_state *st = state;
     const wk_model_spec *m = req->model;
     int batch = (int)param[P_BATCH], tokens = req->context_tokens;
-    int rc = wk_policy_sizes_ensure(&st->sizes, m, batch, err);
+    int rc = wk_policy_sizes_ensure(&st->sizes, m, batch, req->kv_sample, err);
     if (rc) return rc;
     size_t n = (size_t)m->n_layers * (size_t)m->n_kv_heads * (size_t)tokens;
     if (n > UINT32_MAX) return wk_err_set(err, WK_EINVAL, "wikv: %zu vectors exceed the 32-bit unit ids", n);
