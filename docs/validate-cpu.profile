@@ -3,22 +3,22 @@
 name = cpu-measured
 peak_fp16_tflops = 1   # spec (cpu-reference)
 mem_bw_gbps = 100   # spec (cpu-reference)
-prefill_efficiency = 0.0285127   # fitted
-decode_efficiency = 0.0504298   # fitted
+prefill_efficiency = 0.0037549   # fitted
+decode_efficiency = 0.0279693   # fitted
 kv_decode_gbps = 1   # not measured: cpu-reference's value
 h2d_gbps = 0   # not measured: cpu-reference's value
 step_overhead_ms = 0   # fitted
-attention_efficiency = 0.00137527   # fitted
-kv_decode_gbps.full = 1.00546   # measured
-kv_decode_gbps.kivi2 = 0.187182   # measured
-kv_decode_gbps.cachegen = 0.0656188   # measured
-kv_decode_gbps.wikv = 0.0715668   # measured
+attention_efficiency = 0.00417445   # fitted
+kv_decode_gbps.full = 0.875264   # measured
+kv_decode_gbps.kivi2 = 0.20547   # measured
+kv_decode_gbps.cachegen = 0.0642321   # measured
+kv_decode_gbps.wikv = 0.0534465   # measured
 # points: kind tokens measured_ms fitted_ms analytic_ms
-#   decode 448 1.3497 1.4955 1.6084
-#   decode 443 1.1416 1.4945 1.6073
-#   decode 876 1.7757 1.5824 1.6960
-#   decode 871 1.8593 1.5814 1.6950
-#   prefill 448 360.4696 394.3827 311.6975
-#   prefill 443 416.5305 386.6831 307.7674
-#   prefill 876 1154.1989 1329.4514 686.0694
-#   prefill 871 1493.8994 1315.3781 681.2628
+#   decode 448 1.0967 2.6964 1.6084
+#   decode 443 1.0889 2.6946 1.6073
+#   decode 876 1.4833 2.8531 1.6960
+#   decode 871 7.2523 2.8513 1.6950
+#   prefill 448 808.9005 818.8160 311.6975
+#   prefill 443 815.6889 808.5939 307.7674
+#   prefill 876 1662.8589 1784.7519 686.0694
+#   prefill 871 1896.5144 1772.4300 681.2628
