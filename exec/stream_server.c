@@ -170,8 +170,8 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
 
 static void release(server_req *s) {
     wk_stream_prompt_free(&s->prompt);
+    wk_plan_free(&s->plan); /* first: its units may point into the policy's state */
     if (s->pol) pool_give(s->pool, s->slot);
-    wk_plan_free(&s->plan);
     wk_kv_tensor_free(&s->kv);
     free(s->importance);
     free(s->state);
