@@ -13,10 +13,10 @@ set +e
 "$wikv" quality measure --tasks nope --out "$tmp/x.tsv" 2>/dev/null; [ $? -eq 2 ] || exit 1
 "$wikv" quality measure --context 512 2>/dev/null; [ $? -eq 2 ] || exit 1
 set -e
-out=$("$wikv" quality measure --tasks passkey --context 512 --n 2 --out-tokens 8 --out "$tmp/q.tsv" 2>/dev/null)
+out=$("$wikv" quality measure --tasks passkey --context 1024 --n 2 --out "$tmp/q.tsv" 2>/dev/null)
 t="$tmp/q.tsv"
 head -1 "$t" | grep -qx '# source=measured'
-grep -q '^# model .*tasks passkey, context 512, 2 items' "$t"
+grep -q '^# model .*tasks passkey, context 1024, 2 items' "$t"
 pass=$(sed -n 's/^full-KV F1 [0-9.]*, confidence pass rate \([0-9.]*\) over 2 items$/\1/p' <<<"$out")
 [ -n "$pass" ]
 # the reference row, and h2o keeping every token (the same cache reached through the selector)
