@@ -97,6 +97,10 @@ typedef struct server_req {
     float *importance;  /* [L][H][T] measured attention, for plans that rank KV */
     uint8_t *state;
     int64_t bytes_sent;
+    wk_view v;             /* the sender's view */
+    long first;            /* the first unit, picked and encoded while the request travels up; -1: none */
+    uint8_t *first_data;
+    size_t first_len;
 } server_req;
 
 static void sleep_s(double s) {
@@ -169,6 +173,7 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
 }
 
 static void release(server_req *s) {
+    free(s->first_data);
     wk_stream_prompt_free(&s->prompt);
     wk_plan_free(&s->plan); /* first: its units may point into the policy's state */
     if (s->pol) pool_give(s->pool, s->slot);
@@ -208,15 +213,28 @@ static int read_progress(wk_paced_receiver *rx, wk_view *v, wk_err *err) {
     }
 }
 
+/* Starts the sender half and picks and encodes its first unit at link time 0, before the stream
+ * starts: the server does it while the request's trip up the link lasts, so the first byte does not
+ * wait for an encoder the simulator does not count. */
+static int pick_first(server_req *s, wk_err *err) {
+    memset(&s->v, 0, sizeof s->v);
+    s->v.req = &s->req;
+    s->v.plan = &s->plan;
+    s->v.unit_state = s->state;
+    s->first = -1;
+    if (s->pol->ops->start) s->pol->ops->start(s->pol->state, s->pol->param, &s->req, &s->plan);
+    long idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &s->v);
+    if (idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) return 0; /* the loop asks again */
+    int rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv.k ? &s->kv : NULL, s->prompt.ids, s->prompt.n,
+                                   &s->first_data, &s->first_len, err);
+    if (!rc) s->first = idx;
+    return rc;
+}
+
 static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *rx, uint32_t stream, wk_err *err) {
     /* the first header is part of what the client counts: STREAM_INFO goes first */
     int rc = send_info(ps, stream, &s->plan, err);
-    wk_view v;
-    memset(&v, 0, sizeof v);
-    v.req = &s->req;
-    v.plan = &s->plan;
-    v.unit_state = s->state;
-    if (!rc && s->pol->ops->start) s->pol->ops->start(s->pol->state, s->pol->param, &s->req, &s->plan);
+    wk_view v = s->v;
     uint64_t last_unit = rc ? 0 : wk_paced_bytes_queued(ps);
     /* the unit before the last one queued: its payload, when it was queued, when the one before it
      * finished (for the rate estimate, an exponentially weighted mean of per-unit throughput as the
@@ -224,23 +242,34 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
     double prev_queued = 0, prev_prev_done = 0;
     int64_t prev_bytes = 0;
     while (!rc) {
-        rc = read_progress(rx, &v, err);
-        if (rc) break;
-        v.now = wk_paced_now(ps);
-        long idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &v);
-        if (idx == WK_SEND_DONE || (idx == WK_SEND_LATER && v.n_sent == s->plan.n)) break;
-        if (idx == WK_SEND_LATER || idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) {
-            /* nothing now: ask again once the link has delivered what is queued (or the device's progress
-             * has moved on) */
-            if ((rc = wk_paced_wait_delivered(ps, wk_paced_bytes_queued(ps), 600.0, err))) break;
-            sleep_s(0.001);
-            continue;
-        }
-        wk_unit *u = &s->plan.units[idx];
+        long idx;
         uint8_t *data = NULL;
         size_t len = 0;
-        rc = wk_stream_unit_encode(&s->codec, u, s->kv.k ? &s->kv : NULL, s->prompt.ids, s->prompt.n, &data, &len, err);
-        if (rc) break;
+        if (s->first >= 0) { /* picked and encoded before the stream started */
+            idx = s->first;
+            data = s->first_data;
+            len = s->first_len;
+            s->first = -1;
+            s->first_data = NULL;
+            v.now = wk_paced_now(ps);
+        } else {
+            rc = read_progress(rx, &v, err);
+            if (rc) break;
+            v.now = wk_paced_now(ps);
+            idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &v);
+            if (idx == WK_SEND_DONE || (idx == WK_SEND_LATER && v.n_sent == s->plan.n)) break;
+            if (idx == WK_SEND_LATER || idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) {
+                /* nothing now: ask again once the link has delivered what is queued (or the device's
+                 * progress has moved on) */
+                if ((rc = wk_paced_wait_delivered(ps, wk_paced_bytes_queued(ps), 600.0, err))) break;
+                sleep_s(0.001);
+                continue;
+            }
+            rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv.k ? &s->kv : NULL, s->prompt.ids,
+                                       s->prompt.n, &data, &len, err);
+            if (rc) break;
+        }
+        wk_unit *u = &s->plan.units[idx];
         u->bytes = (int64_t)len; /* the real encoded length */
         wk_wire_msg m;
         memset(&m, 0, sizeof m);
@@ -324,6 +353,7 @@ static void *serve_conn(void *arg) {
     server_req s;
     memset(&s, 0, sizeof s);
     s.pool = c->pool;
+    s.first = -1;
     wk_plan_init(&s.plan);
     wk_paced_sender *ps = NULL;
     int rc = wk_paced_recv(&rx, &m, c->timeout_s, &err);
@@ -334,6 +364,7 @@ static void *serve_conn(void *arg) {
     if (!rc) rc = prepare(o, &m.u.request, &s, &err);
     /* the request's trip up the link (the link model's request delay): the preparation above runs
      * in it, so the stream starts when a real server would have received the request */
+    if (!rc) rc = pick_first(&s, &err);
     double up_left = t_request + o->delay_s - wk_now_s();
     if (!rc && up_left > 0) sleep_s(up_left);
     wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
