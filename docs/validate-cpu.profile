@@ -1,24 +1,24 @@
-# cpu-measured, measured by `wikv calibrate` on this machine's CPU, model /work/wt-validate/models/fixtures/tiny-llama-tasks, wikv 0.1.0 (commit 68ad7a9)
+# cpu-measured, measured by `wikv calibrate` on this machine's CPU, model /work/wt-validate/models/fixtures/tiny-llama-tasks, wikv 0.1.0 (commit d1bd894)
 # spec numbers from cpu-reference; efficiencies and overhead fitted to the measured points below
 name = cpu-measured
 peak_fp16_tflops = 1   # spec (cpu-reference)
 mem_bw_gbps = 100   # spec (cpu-reference)
-prefill_efficiency = 0.0037549   # fitted
-decode_efficiency = 0.0279693   # fitted
+prefill_efficiency = 0.0162699   # fitted
+decode_efficiency = 0.0702716   # fitted
 kv_decode_gbps = 1   # not measured: cpu-reference's value
 h2d_gbps = 0   # not measured: cpu-reference's value
 step_overhead_ms = 0   # fitted
-attention_efficiency = 0.00417445   # fitted
-kv_decode_gbps.full = 0.875264   # measured
-kv_decode_gbps.kivi2 = 0.20547   # measured
-kv_decode_gbps.cachegen = 0.0642321   # measured
-kv_decode_gbps.wikv = 0.0534465   # measured
+attention_efficiency = 0.00288767   # fitted
+kv_decode_gbps.full = 0.78419   # measured
+kv_decode_gbps.kivi2 = 0.191683   # measured
+kv_decode_gbps.cachegen = 0.0317801   # measured
+kv_decode_gbps.wikv = 0.0636209   # measured
 # points: kind tokens measured_ms fitted_ms analytic_ms
-#   decode 448 1.0967 2.6964 1.6084
-#   decode 443 1.0889 2.6946 1.6073
-#   decode 876 1.4833 2.8531 1.6960
-#   decode 871 7.2523 2.8513 1.6950
-#   prefill 448 808.9005 818.8160 311.6975
-#   prefill 443 815.6889 808.5939 307.7674
-#   prefill 876 1662.8589 1784.7519 686.0694
-#   prefill 871 1896.5144 1772.4300 681.2628
+#   decode 448 0.9694 1.0732 1.6084
+#   decode 443 0.9397 1.0725 1.6073
+#   decode 876 1.2577 1.1356 1.6960
+#   decode 871 1.2364 1.1349 1.6950
+#   prefill 448 290.3836 308.8584 311.6975
+#   prefill 443 322.6733 303.8412 307.7674
+#   prefill 876 885.6730 869.7743 686.0694
+#   prefill 871 845.6557 861.7215 681.2628
