@@ -362,9 +362,9 @@ static void *serve_conn(void *arg) {
     uint32_t stream = rc ? 0 : m.h.stream_id;
     double t_request = wk_now_s();
     if (!rc) rc = prepare(o, &m.u.request, &s, &err);
+    if (!rc) rc = pick_first(&s, &err);
     /* the request's trip up the link (the link model's request delay): the preparation above runs
      * in it, so the stream starts when a real server would have received the request */
-    if (!rc) rc = pick_first(&s, &err);
     double up_left = t_request + o->delay_s - wk_now_s();
     if (!rc && up_left > 0) sleep_s(up_left);
     wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
