@@ -33,8 +33,10 @@ echo "## 3. the same configuration in exec ($B backend) on the held-out trace $h
 "$W" serve --port 0 --trace "$heldout" --kv-dir "$D/kv" --max-connections "$N" --quiet > "$D/port.txt" &
 server=$!
 for _ in $(seq 50); do [ -s "$D/port.txt" ] && break; sleep 0.1; done
+conf=()
+grep -q '"policy": "\(wikv\|hybrid\)' "$D/choice.json" && conf=(--confidence "$D/conf.txt" --fit-confidence)
 "$W" run --server 127.0.0.1:"$(sed 's/.*://' "$D/port.txt")" --policy-config "$D/choice.json" --task passkey \
-    --n "$N" --backend "$B" --trace "$heldout" --db "$D/exec.db" | tail -1
+    --n "$N" --backend "$B" --trace "$heldout" --db "$D/exec.db" "${conf[@]}" 2>&1 | tail -1
 wait "$server"
 echo "## 4. the simulator's prediction for those requests (each starts at the trace's beginning, as exec's do)"
 "$W" sim --policy-config "$D/choice.json" --trace "$heldout" --requests 1 --db "$D/sim.db" --no-progress \
