@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${WIKV:-./build/wikv}; D=${1:-results/walkthrough}; B=${BACKEND:-cpu}; DEV=${DEVICE:-h100-sxm-measured}
 CTX=${CTX:-2048}; N=${N:-3}; M=models/fixtures/tiny-llama-tasks
-Q=${QUALITY:-models/quality/fixture-measured.tsv}
+Q=${QUALITY:-models/quality/measured-fixture.tsv}
 qarg=(); [ -f "$Q" ] && qarg=(--quality "$Q")
 mkdir -p "$D"
 rm -f "$D"/*.db "$D"/*.db-*

@@ -105,6 +105,8 @@ static int lookup_family(const wk_quality_table *t, const char *family, double c
 
 int wk_quality_lookup(const wk_quality_table *t, const char *family, double coverage, double *accept, double *f1_rel) {
     if (lookup_family(t, family, coverage, accept, f1_rel) == 0) return 0;
+    /* a local prefill computes the exact cache: it answers as full KV does */
+    if (strcmp(family, "prefill") == 0 && lookup_family(t, "full", coverage, accept, f1_rel) == 0) return 0;
     return lookup_family(t, "default", coverage, accept, f1_rel);
 }
 

@@ -39,7 +39,8 @@ int wk_quality_load_default(wk_quality_table *t, wk_err *err);
 /* Writes t as a table file: `# source=SOURCE`, then `provenance` (lines, each written as a comment),
  * the header and the rows (wk_quality_load reads it back). */
 int wk_quality_save(const char *path, const wk_quality_table *t, const char *provenance, wk_err *err);
-/* Interpolated values for a family (falls back to family "default"); returns -1 if neither exists. */
+/* Interpolated values for a family (prefill falls back to "full", since a local prefill computes the exact
+ * cache; then any family to "default"); returns -1 if none exists. */
 int wk_quality_lookup(const wk_quality_table *t, const char *family, double coverage, double *accept, double *f1_rel);
 /* Uniform number in [0, 1) for a request seed (splitmix64). */
 double wk_quality_draw(uint64_t seed);

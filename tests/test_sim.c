@@ -222,6 +222,26 @@ START_TEST(wikv_waits_when_confidence_test_fails) {
 }
 END_TEST
 
+/* A family without rows answers from "default"; prefill, which computes the exact cache, from "full". */
+START_TEST(quality_lookup_falls_back_by_family) {
+    wk_quality_table q;
+    memset(&q, 0, sizeof q);
+    strcpy(q.source, "measured");
+    q.rows[0] = (wk_quality_row){"full", 1.0, 1.0, 1.0};
+    q.rows[1] = (wk_quality_row){"default", 0.5, 0.5, 0.25};
+    q.rows[2] = (wk_quality_row){"default", 1.0, 0.9, 0.75};
+    q.n = 3;
+    double accept, f1;
+    ck_assert_int_eq(wk_quality_lookup(&q, "prefill", 1.0, &accept, &f1), 0);
+    ck_assert_double_eq(f1, 1.0);
+    ck_assert_int_eq(wk_quality_lookup(&q, "hybrid", 0.75, &accept, &f1), 0);
+    ck_assert_double_eq_tol(f1, 0.5, 1e-12);
+    ck_assert_double_eq_tol(accept, 0.7, 1e-12);
+    q.n = 1; /* no default: an unknown family has no answer */
+    ck_assert_int_eq(wk_quality_lookup(&q, "hybrid", 0.75, &accept, &f1), -1);
+}
+END_TEST
+
 /* hybrid: on a crawling link the device prefills nearly everything (TTFT close to prefill's); on a
  * fast link it streams and beats local prefill; it never double-counts coverage. */
 START_TEST(hybrid_meets_in_the_middle) {
@@ -455,6 +475,7 @@ int main(void) {
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, bundled_specs_and_devices_load);
     tcase_add_test(tc, plan_cache_never_reuses_a_stale_plan);
+    tcase_add_test(tc, quality_lookup_falls_back_by_family);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
 }
