@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Remakes the tables of docs/BEYOND.md: the oracle/hybrid study (docs/beyond.grid) and the published
-# WiKV ratios on fast Wi-Fi. usage: bash docs/beyond.sh [DB]   (needs build/wikv and sqlite3)
+# WiKV ratios on fast Wi-Fi, and the policies at equal quality (docs/beyond-quality.grid). usage: bash docs/beyond.sh [DB]   (needs build/wikv and sqlite3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 db=${1:-results/beyond.db}
@@ -36,3 +36,17 @@ SELECT w.trace, printf('%.3f', w.med) AS wikv_s, printf('%.2f', c.med / w.med) A
 FROM m w JOIN m c ON c.trace = w.trace AND c.policy = 'cachegen' JOIN m p ON p.trace = w.trace AND p.policy = 'prefill'
      JOIN m k ON k.trace = w.trace AND k.policy = 'kivi2' JOIN m h ON h.trace = w.trace AND h.policy = 'hybrid'
 WHERE w.policy = 'wikv' ORDER BY w.trace;"
+echo
+echo "## At equal quality: F1 from the measured quality table (docs/beyond-quality.grid)"
+qdb="${db%.db}-quality.db"
+./build/wikv sweep docs/beyond-quality.grid --db "$qdb" --no-progress >/dev/null
+sqlite3 -header -column "$qdb" "
+WITH r AS (SELECT device, CASE WHEN params LIKE '%threshold=0.95,%' THEN policy || '@0.95' ELSE policy END AS policy,
+                  ttft_s, ttft_s / oracle_ttft_s AS x, f1 FROM complete_requests WHERE status = 'ok'),
+a AS (SELECT device, policy, ttft_s, x, f1, row_number() OVER (PARTITION BY device, policy ORDER BY ttft_s) AS i,
+             row_number() OVER (PARTITION BY device, policy ORDER BY x) AS j,
+             count(*) OVER (PARTITION BY device, policy) AS n FROM r)
+SELECT device, policy, max(n) AS requests, printf('%.3f', max(CASE WHEN i <= (n + 1) / 2 THEN ttft_s END)) AS ttft_p50_s,
+       printf('%.3f', max(CASE WHEN i <= (n * 95 + 99) / 100 THEN ttft_s END)) AS ttft_p95_s,
+       printf('%.2f', max(CASE WHEN j <= (n + 1) / 2 THEN x END)) AS p50_x_oracle, printf('%.3f', avg(f1)) AS f1_mean
+FROM a GROUP BY device, policy ORDER BY device, policy;"
