@@ -124,22 +124,7 @@ static void fill_row(const run_args *a, const wk_stream_client *c, const wk_poli
     row->task = a->task;
     row->context_tokens = o->context_tokens ? o->context_tokens : a->context;
     row->seed = (int64_t)job->seed;
-    row->status = o->ok ? "ok" : "failed";
-    if (!o->ok) {
-        row->fail_reason = o->fail_reason;
-        return;
-    }
-    row->ttft_s = o->ttft_s;
-    row->tpot_s = o->tpot_s;
-    row->total_s = o->total_s;
-    row->output_tokens = o->tokens;
-    row->bytes_sent = o->bytes_at_first;
-    row->kv_fraction_at_first = o->kv_fraction_at_first;
-    row->net_wait_s = o->net_wait_s;
-    row->kv_decode_s = o->kv_decode_s;
-    row->compute_s = o->compute_s;
-    row->f1 = o->f1;
-    row->answer = o->answer;
+    wk_stream_outcome_to_row(o, row);
 }
 
 static int run_all(const run_args *a, wk_stream_client *c, wk_results *db, int64_t run_id, const wk_trace *tr,

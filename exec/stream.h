@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/results.h"
 #include "exec/engine.h"
 #include "exec/tasks.h"
 #include "exec/tokenizer.h"
@@ -212,6 +213,10 @@ void wk_stream_client_close(wk_stream_client *c);
  * error. */
 int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t port, const wk_stream_job *job,
                              wk_stream_outcome *out, wk_err *err);
+
+/* The outcome into a results row (kind exec): status, and the reason of a failure or the measured
+ * fields of a success (a failure leaves TTFT, F1 and the rest NULL). The row points into o. */
+void wk_stream_outcome_to_row(const wk_stream_outcome *o, wk_request_row *row);
 
 /* Wire form of a job (REQUEST frame) and back. */
 int wk_stream_job_to_wire(const wk_stream_job *job, wk_wire_request *request, wk_err *err);

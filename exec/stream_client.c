@@ -494,3 +494,22 @@ int wk_stream_confidence_fit(wk_stream_client *c, wk_task_kind task, int context
     }
     return 0;
 }
+
+void wk_stream_outcome_to_row(const wk_stream_outcome *o, wk_request_row *row) {
+    row->status = o->ok ? "ok" : "failed";
+    if (!o->ok) {
+        row->fail_reason = o->fail_reason;
+        return;
+    }
+    row->ttft_s = o->ttft_s;
+    row->tpot_s = o->tpot_s;
+    row->total_s = o->total_s;
+    row->output_tokens = o->tokens;
+    row->bytes_sent = o->bytes_at_first;
+    row->kv_fraction_at_first = o->kv_fraction_at_first;
+    row->net_wait_s = o->net_wait_s;
+    row->kv_decode_s = o->kv_decode_s;
+    row->compute_s = o->compute_s;
+    row->f1 = o->f1;
+    row->answer = o->answer;
+}

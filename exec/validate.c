@@ -227,22 +227,7 @@ static void exec_row(const wk_validate_grid *g, const wk_stream_client *c, const
     row->context_tokens = o->context_tokens ? o->context_tokens : cell->context;
     row->seed = cell->seed;
     row->cell = cell->key;
-    row->status = o->ok ? "ok" : "failed";
-    if (!o->ok) {
-        row->fail_reason = o->fail_reason;
-        return;
-    }
-    row->ttft_s = o->ttft_s;
-    row->tpot_s = o->tpot_s;
-    row->total_s = o->total_s;
-    row->output_tokens = o->tokens;
-    row->bytes_sent = o->bytes_at_first;
-    row->kv_fraction_at_first = o->kv_fraction_at_first;
-    row->net_wait_s = o->net_wait_s;
-    row->kv_decode_s = o->kv_decode_s;
-    row->compute_s = o->compute_s;
-    row->f1 = o->f1;
-    row->answer = o->answer;
+    wk_stream_outcome_to_row(o, row);
 }
 
 /* The cells of one trace: an in-process server paced by it, the client sending each request. */
