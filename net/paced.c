@@ -369,14 +369,16 @@ static void *writer_main(void *arg) {
             continue;
         }
         uint64_t ready = delivered_by(s, now - s->cfg.delay_s);
-        if (ready > s->written) {
-            if (write_due(s, ready)) break;
-            continue;
-        }
-        /* nothing due: sleep until the next chunk is (new sends and stop wake us earlier) */
+        /* write once a chunk (or the rest of the busy period) is due: writing whatever trickled in since
+         * the last write would spin in pieces of a few bytes on a fast link */
         uint64_t end;
         (void)delivery_time(s, s->written + 1, &end);
         uint64_t next = s->written + (uint64_t)WAKE_CHUNK < end ? s->written + (uint64_t)WAKE_CHUNK : end;
+        if (ready >= next) {
+            if (write_due(s, ready)) break;
+            continue;
+        }
+        /* not enough due: sleep until it is (new sends and stop wake us earlier) */
         double due = delivery_time(s, next, &end) + s->cfg.delay_s;
         if (due < now + WAKE_MIN_S) due = now + WAKE_MIN_S;
         struct timespec ts = abs_time(link_to_mono(s, due));
