@@ -9,7 +9,8 @@ seconds=${1:-30}
 shift || true
 out=${FUZZ_BUILD:-build-fuzz}
 mkdir -p "$out/obj"
-flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -DWIKV_SOURCE_DIR="\"$PWD\"" -DWIKV_VERSION_STRING="\"fuzz\"" -g -O1 -I.
+flags=(-std=c11 -D_POSIX_C_SOURCE=200809L -DWIKV_SOURCE_DIR="\"$PWD\"" -DWIKV_VERSION_STRING="\"fuzz\""
+       -DWIKV_GIT_COMMIT="\"fuzz\"" -g -O1 -I.
        -fsanitize=address,undefined -fno-sanitize-recover=undefined)
 objs=()
 for src in core/*.c models/*.c net/*.c kv/*.c sim/*.c sim/policies/*.c exec/*.c exec/cpu/*.c plots/*.c; do
