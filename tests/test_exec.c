@@ -16,32 +16,14 @@
 
 #include "exec/stream.h"
 #include "net/paced.h"
-#include "tests/check_util.h"
+#include "tests/test_server.h"
 
-#define FIXTURE WIKV_SOURCE_DIR "/models/fixtures/tiny-llama-tasks"
 #define CONTEXT 256
 #define OUT 8
 #define QUALITY_CONTEXT 2048 /* the fixture is trained on 512+ token contexts: answers are scored there */
 
-typedef struct server {
-    wk_stream_server_opts o;
-    wk_trace trace;
-    int fd;
-    uint16_t port;
-    pthread_t thread;
-    int rc;
-    char kv_dir[64];
-} server;
-
-static void *server_main(void *arg) {
-    server *s = arg;
-    wk_err err = {0};
-    s->rc = wk_stream_serve(s->fd, &s->o, &err);
-    return NULL;
-}
-
 /* Writes the KV of the jobs' prompts where the server finds it (as `wikv kvgen` does). */
-static void kvgen(server *s, const wk_stream_job *jobs, int n) {
+static void kvgen(test_server *s, const wk_stream_job *jobs, int n) {
     wk_err err = {0};
     wk_tokenizer *tok;
     wk_engine *e;
@@ -68,27 +50,7 @@ static void kvgen(server *s, const wk_stream_job *jobs, int n) {
     wk_tokenizer_free(tok);
 }
 
-static void server_start(server *s, double mbps, int connections) {
-    memset(s, 0, sizeof *s);
-    wk_err err = {0};
-    ck_assert_msg(wk_trace_constant("const", mbps, 10.0, &s->trace, &err) == 0, "%s", err.msg);
-    snprintf(s->kv_dir, sizeof s->kv_dir, "/tmp/wikv-test-exec-XXXXXX");
-    ck_assert(mkdtemp(s->kv_dir) != NULL);
-    s->o = (wk_stream_server_opts){.model_dir = FIXTURE, .kv_dir = s->kv_dir, .trace = &s->trace, .delay_s = 0.005,
-                                   .max_connections = connections, .quiet = 1};
-    ck_assert_msg(wk_paced_listen("127.0.0.1", 0, &s->fd, &s->port, &err) == 0, "%s", err.msg);
-}
-
-static void server_run(server *s) { ck_assert(pthread_create(&s->thread, NULL, server_main, s) == 0); }
-
-static void server_join(server *s) {
-    pthread_join(s->thread, NULL);
-    close(s->fd);
-    wk_trace_free(&s->trace);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s->kv_dir);
-    ck_assert(system(cmd) == 0);
-}
+static void server_start(test_server *s, double mbps, int connections) { test_server_start(s, mbps, connections, 0.005); }
 
 static wk_stream_job job_at(wk_task_kind task, uint64_t seed, const char *policy, int context) {
     wk_stream_job j = {.task = task, .seed = seed, .context = context, .output_tokens = OUT};
@@ -138,10 +100,10 @@ START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
     wk_task_kind tasks[2] = {WK_TASK_PASSKEY, WK_TASK_TOPIC};
     double full_f1 = 0; /* full-KV F1 summed over the two tasks */
     wk_stream_job kvjobs[2] = {job_at(tasks[0], 11, "full", QUALITY_CONTEXT), job_at(tasks[1], 12, "full", QUALITY_CONTEXT)};
-    server s;
+    test_server s;
     server_start(&s, 200.0, 2 * N_POLICIES);
     kvgen(&s, kvjobs, 2);
-    server_run(&s);
+    test_server_run(&s);
     wk_stream_client c;
     wk_err err = {0};
     ck_assert_msg(wk_stream_client_open(&c, FIXTURE, &err) == 0, "%s", err.msg);
@@ -175,17 +137,17 @@ START_TEST(every_policy_answers_and_full_kv_is_the_engines_answer) {
     /* the fixture model really solves the tasks from streamed full KV (not only matches itself) */
     ck_assert_msg(full_f1 / 2 >= 0.9, "full-KV F1 %.2f over passkey and topic", full_f1 / 2);
     wk_stream_client_close(&c);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
 
 START_TEST(slow_link_full_kv_is_slower_than_kivi2) {
     wk_stream_job kvjob = job_of(WK_TASK_PASSKEY, 21, "full");
-    server s;
+    test_server s;
     server_start(&s, 4.0, 2);
     kvgen(&s, &kvjob, 1);
-    server_run(&s);
+    test_server_run(&s);
     wk_stream_client c;
     wk_err err = {0};
     ck_assert_msg(wk_stream_client_open(&c, FIXTURE, &err) == 0, "%s", err.msg);
@@ -202,7 +164,7 @@ START_TEST(slow_link_full_kv_is_slower_than_kivi2) {
     /* the link, not compute, sets full KV's TTFT: its bytes take at least this long at 4 Mbit/s */
     ck_assert(full.ttft_s >= full.bytes_at_first / 0.5e6 * 0.95);
     wk_stream_client_close(&c);
-    server_join(&s);
+    test_server_join(&s);
 }
 END_TEST
 
@@ -215,10 +177,10 @@ static void sleep_ms(int ms) {
  * KV (no deadline); with one everything passes, it comes at the first threshold, on part of the KV. */
 START_TEST(wikv_confidence_test_paces_the_first_token) {
     wk_stream_job kvjob = job_of(WK_TASK_PASSKEY, 61, "full");
-    server s;
+    test_server s;
     server_start(&s, 2.0, 2);
     kvgen(&s, &kvjob, 1);
-    server_run(&s);
+    test_server_run(&s);
     wk_stream_client c;
     wk_err err = {0};
     ck_assert_msg(wk_stream_client_open(&c, FIXTURE, &err) == 0, "%s", err.msg);
@@ -237,7 +199,7 @@ START_TEST(wikv_confidence_test_paces_the_first_token) {
     ck_assert(loose.ttft_s < strict.ttft_s);
     ck_assert_int_eq(strict.tokens, OUT);
     wk_stream_client_close(&c);
-    server_join(&s);
+    test_server_join(&s);
 }
 END_TEST
 
@@ -273,7 +235,7 @@ static void *kill_later(void *arg) {
 }
 
 START_TEST(server_killed_mid_stream_is_a_failed_request) {
-    server s;
+    test_server s;
     server_start(&s, 0.5, 1); /* full KV needs seconds at 0.5 Mbit/s */
     fflush(NULL);
     pid_t pid = fork();
@@ -385,10 +347,10 @@ END_TEST
 
 START_TEST(server_survives_a_client_leaving_mid_stream) {
     wk_stream_job kvjob = job_of(WK_TASK_PASSKEY, 51, "full");
-    server s;
+    test_server s;
     server_start(&s, 1.0, 2);
     kvgen(&s, &kvjob, 1);
-    server_run(&s);
+    test_server_run(&s);
     wk_err err = {0};
     /* client 1 asks for full KV at 1 Mbit/s, reads a little and leaves */
     int fd;
@@ -411,7 +373,7 @@ START_TEST(server_survives_a_client_leaving_mid_stream) {
     ck_assert_msg(wk_stream_client_request(&c, "127.0.0.1", s.port, &job, &o, &err) == 0, "%s", err.msg);
     ck_assert_msg(o.ok, "%s", o.fail_reason);
     wk_stream_client_close(&c);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
@@ -460,10 +422,10 @@ static int kv_units_after_text(uint16_t port, const wk_stream_job *job, int text
  * whole context, it stops streaming KV, while a device that says nothing keeps receiving it. */
 START_TEST(hybrid_sender_follows_the_devices_progress) {
     wk_stream_job job = job_of(WK_TASK_PASSKEY, 81, "hybrid:chunk=64,batch=64");
-    server s;
+    test_server s;
     server_start(&s, 0.2, 2);
     kvgen(&s, &job, 1);
-    server_run(&s);
+    test_server_run(&s);
     wk_err err = {0};
     wk_tokenizer *tok;
     ck_assert_msg(wk_tokenizer_load_dir(FIXTURE, &tok, &err) == 0, "%s", err.msg);
@@ -477,7 +439,7 @@ START_TEST(hybrid_sender_follows_the_devices_progress) {
     fprintf(stderr, "hybrid at 0.2 Mbit/s: %d KV units in 1 s without PROGRESS, %d after PROGRESS(all)\n", silent, told);
     ck_assert_int_le(told, 2);       /* at most what was queued before the frame arrived */
     ck_assert_int_ge(silent, told + 3);
-    server_join(&s);
+    test_server_join(&s);
 }
 END_TEST
 
@@ -501,10 +463,10 @@ static void *client_main(void *arg) {
 /* Two clients at once, each on its own connection and server thread, get their own streams. */
 START_TEST(two_clients_are_served_at_once) {
     wk_stream_job jobs[2] = {job_of(WK_TASK_PASSKEY, 71, "full"), job_of(WK_TASK_MULTIKEY, 72, "kivi2")};
-    server s;
+    test_server s;
     server_start(&s, 8.0, 2);
     kvgen(&s, jobs, 2);
-    server_run(&s);
+    test_server_run(&s);
     concurrent k[2];
     pthread_t th[2];
     for (int i = 0; i < 2; i++) {
@@ -518,7 +480,7 @@ START_TEST(two_clients_are_served_at_once) {
         ck_assert_int_eq(k[i].o.tokens, OUT);
     }
     ck_assert(k[0].o.bytes_received > k[1].o.bytes_received); /* full fp16 vs KIVI 2-bit */
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST

@@ -16,19 +16,8 @@
 
 #include "exec/stream.h"
 #include "net/paced.h"
-#include "tests/check_util.h"
+#include "tests/test_server.h"
 
-#define FIXTURE WIKV_SOURCE_DIR "/models/fixtures/tiny-llama-tasks"
-
-typedef struct server {
-    wk_stream_server_opts o;
-    wk_trace trace;
-    int fd;
-    uint16_t port;
-    pthread_t thread;
-    int rc;
-    char kv_dir[64];
-} server;
 
 static double mono_s(void) {
     struct timespec ts;
@@ -41,16 +30,8 @@ static void sleep_s(double s) {
     nanosleep(&ts, NULL);
 }
 
-static void *server_main(void *arg) {
-    server *s = arg;
-    wk_err err = {0};
-    s->rc = wk_stream_serve(s->fd, &s->o, &err);
-    if (s->rc) fprintf(stderr, "serve: %s\n", err.msg);
-    return NULL;
-}
-
 /* KV for passkey items (seed, context) written by `wikv kvgen`, where the server finds them. */
-static void kvgen(server *s, int context, int seed) {
+static void kvgen(test_server *s, int context, int seed) {
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s kvgen --task passkey --context %d --seed %d --n 1 --out %s 2>/dev/null", WIKV_BINARY,
              context, seed, s->kv_dir);
@@ -59,7 +40,7 @@ static void kvgen(server *s, int context, int seed) {
 
 /* A KV file of the right shape for a passkey item, all zeros: the server streams it as it would real
  * KV (full KV needs no importance), without a long prefill. */
-static void zero_kv(server *s, int context, int seed) {
+static void zero_kv(test_server *s, int context, int seed) {
     wk_err err = {0};
     wk_tokenizer *tok;
     wk_model_spec spec;
@@ -78,27 +59,7 @@ static void zero_kv(server *s, int context, int seed) {
     wk_tokenizer_free(tok);
 }
 
-static void server_start(server *s, double mbps) {
-    memset(s, 0, sizeof *s);
-    wk_err err = {0};
-    ck_assert_msg(wk_trace_constant("const", mbps, 10.0, &s->trace, &err) == 0, "%s", err.msg);
-    snprintf(s->kv_dir, sizeof s->kv_dir, "/tmp/wikv-test-faults-XXXXXX");
-    ck_assert(mkdtemp(s->kv_dir) != NULL);
-    s->o = (wk_stream_server_opts){.model_dir = FIXTURE, .kv_dir = s->kv_dir, .trace = &s->trace, .delay_s = 0.002,
-                                   .quiet = 1};
-    ck_assert_msg(wk_paced_listen("127.0.0.1", 0, &s->fd, &s->port, &err) == 0, "%s", err.msg);
-}
-
-static void server_run(server *s) { ck_assert(pthread_create(&s->thread, NULL, server_main, s) == 0); }
-
-static void server_join(server *s) {
-    pthread_join(s->thread, NULL);
-    close(s->fd);
-    wk_trace_free(&s->trace);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", s->kv_dir);
-    ck_assert(system(cmd) == 0);
-}
+static void server_start(test_server *s, double mbps) { test_server_start(s, mbps, 0, 0.002); }
 
 /* Threads of this process (the server runs in it: its connection and writer threads count). */
 static int thread_count(void) {
@@ -228,12 +189,12 @@ static void real_request(uint16_t port, const char *policy, int seed, wk_stream_
 #define MANY 64
 
 START_TEST(sixty_four_clients_at_once_all_get_their_streams) {
-    server s;
+    test_server s;
     server_start(&s, 4.0); /* about 0.5 s per full-KV stream: the 64 overlap */
     kvgen(&s, 256, 5);
     s.o.max_connections = MANY + 1;
     s.o.max_active = MANY;
-    server_run(&s);
+    test_server_run(&s);
     raw *r = calloc(MANY, sizeof *r);
     pthread_t th[MANY];
     double t0 = mono_s();
@@ -254,18 +215,18 @@ START_TEST(sixty_four_clients_at_once_all_get_their_streams) {
     fprintf(stderr, "%d clients at once: all streams complete in %.2f s (%.2f s one after another); the next "
                     "request: ttft %.3f s\n", MANY, all, sum, o.ttft_s);
     free(r);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
 
 START_TEST(connections_beyond_max_active_are_refused_with_a_reason) {
-    server s;
+    test_server s;
     server_start(&s, 0.5); /* full KV of 256 tokens takes about 4 s */
     kvgen(&s, 256, 6);
     s.o.max_active = 2;
     s.o.max_connections = 4;
-    server_run(&s);
+    test_server_run(&s);
     /* two connections take the server's two places and hold them while their streams last */
     raw hold[2];
     pthread_t th[2];
@@ -285,7 +246,7 @@ START_TEST(connections_beyond_max_active_are_refused_with_a_reason) {
     /* places free again: served */
     real_request(s.port, "kivi2", 6, &o);
     ck_assert_msg(o.ok, "%s", o.fail_reason);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
@@ -307,11 +268,11 @@ static int send_garbage(uint16_t port, const uint8_t *bytes, size_t len, char *m
 }
 
 START_TEST(garbage_from_a_client_closes_its_connection_only) {
-    server s;
+    test_server s;
     server_start(&s, 40.0);
     kvgen(&s, 256, 4);
     s.o.max_connections = 3;
-    server_run(&s);
+    test_server_run(&s);
     char msg[1024];
     uint8_t junk[64];
     memset(junk, 0x5a, sizeof junk);
@@ -331,7 +292,7 @@ START_TEST(garbage_from_a_client_closes_its_connection_only) {
     raw r = {.port = s.port, .policy = "kivi2", .context = 256, .seed = 4};
     raw_main(&r);
     raw_check_complete(&r, 0);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
@@ -341,13 +302,13 @@ END_TEST
 #define NORMAL 4
 
 START_TEST(a_reader_that_stops_is_dropped_and_others_are_not_held_up) {
-    server s;
+    test_server s;
     server_start(&s, 40.0);
     kvgen(&s, 256, 7);
     zero_kv(&s, STALLED_CONTEXT, 8);
     s.o.send_timeout_s = SEND_TIMEOUT;
     s.o.max_connections = 1 + 2 + NORMAL;
-    server_run(&s);
+    test_server_run(&s);
     sleep_s(0.2);
     int threads_before = thread_count();
     /* the normal speed: one client alone */
@@ -408,7 +369,7 @@ START_TEST(a_reader_that_stops_is_dropped_and_others_are_not_held_up) {
                     "stalled one dropped within %.2f s (send timeout %.1f s) after %u of %u units\n",
             base.seconds, normal[0].seconds, bound, slow.seconds, dropped_after, SEND_TIMEOUT, stalled.units,
             stalled.units_planned);
-    server_join(&s);
+    test_server_join(&s);
     ck_assert_int_eq(s.rc, 0);
 }
 END_TEST
