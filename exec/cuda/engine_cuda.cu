@@ -522,6 +522,17 @@ int wk_engine_cuda_sync(wk_engine *e, wk_err *err) {
     return 0;
 }
 
+int wk_engine_cuda_kv_cache(wk_engine *e, uint16_t **k, uint16_t **v, uint8_t **present, int *token_stride,
+                            wk_err *err) {
+    if (!e || e->ops->forward != cu_forward) return wk_err_set(err, WK_EINVAL, "kv cache: not a CUDA engine");
+    cu_impl *im = impl_of(e);
+    *k = (uint16_t *)im->k;
+    *v = (uint16_t *)im->v;
+    *present = im->present;
+    *token_stride = e->kv_capacity;
+    return 0;
+}
+
 void wk_engine_cuda_device(const wk_engine *e, char *buf, size_t cap) {
     snprintf(buf, cap, "%s", e && e->impl ? impl_of(e)->device : "?");
 }

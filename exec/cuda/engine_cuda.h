@@ -30,6 +30,14 @@ int wk_engine_cuda_step_greedy(wk_engine *e, int32_t token, int pos, int32_t *ne
 /* Waits until all queued GPU work of the engine is done (for timing); 0 or WK_EIO. */
 int wk_engine_cuda_sync(wk_engine *e, wk_err *err);
 
+/* The KV cache on the GPU, for decoders that write it in place (exec/kv_sink.h): fp16 K and V
+ * [n_layers][n_kv_heads][token_stride][head_dim] (RoPE applied to K) and presence
+ * [n_layers][n_kv_heads][token_stride] uint8, token_stride = kv_capacity. A writer on another stream starts
+ * after wk_engine_cuda_sync and finishes before the engine's next call. WK_EINVAL when e is not a CUDA
+ * engine. */
+int wk_engine_cuda_kv_cache(wk_engine *e, uint16_t **k, uint16_t **v, uint8_t **present, int *token_stride,
+                            wk_err *err);
+
 /* "NAME, N MiB" of the engine's GPU into buf. */
 void wk_engine_cuda_device(const wk_engine *e, char *buf, size_t cap);
 

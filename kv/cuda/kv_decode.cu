@@ -164,15 +164,17 @@ __device__ __forceinline__ uint16_t kivi_dequant(int q, uint16_t scale, uint16_t
 typedef struct {
     int T, D, G, b, F, tk, tv, kgroups, vgroups;
     size_t per; /* bytes of one (layer, kv-head) */
+    int H, TT, l0, h0, nh, t0; /* where block i goes: layer l0 + i / nh, head h0 + i % nh, tokens t0.. of [..][H][TT][D] */
 } kivi_shape;
 
-/* One thread per value of K or V: blocks [L*H], each [T][D]. */
+/* One thread per value of K or V: blocks [nl*nh], each [T][D]. */
 __global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t n_vals, uint16_t *k, uint16_t *v) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= 2 * n_vals) return;
     int is_v = i >= n_vals;
     size_t j = is_v ? i - n_vals : i, blk = j / ((size_t)s.T * s.D);
     int t = (int)(j / s.D % s.T), c = (int)(j % s.D);
+    size_t dst = (((size_t)(s.l0 + blk / s.nh) * s.H + s.h0 + blk % s.nh) * s.TT + s.t0 + t) * s.D + c;
     const uint8_t *b = in + blk * s.per;
     const uint8_t *kcode = b, *kscale = kcode + (size_t)s.D * (s.tk / s.F) * 4,
                   *kmn = kscale + (size_t)s.D * s.kgroups * 2, *kres = kmn + (size_t)s.D * s.kgroups * 2;
@@ -189,7 +191,7 @@ __global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t
             int q = (int)((word >> (s.b * (t % s.F))) & ((1u << s.b) - 1));
             out = kivi_dequant(q, load_u16(kscale + 2 * g), load_u16(kmn + 2 * g));
         } else out = load_u16(kres + ((size_t)(t - s.tk) * s.D + c) * 2);
-        k[j] = out;
+        k[dst] = out;
     } else {
         if (t < s.tv) {
             size_t g = (size_t)t * s.vgroups + c / s.G;
@@ -199,7 +201,7 @@ __global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t
             int q = (int)((word >> (s.b * (c % s.F))) & ((1u << s.b) - 1));
             out = kivi_dequant(q, load_u16(vscale + 2 * g), load_u16(vmn + 2 * g));
         } else out = load_u16(vres + ((size_t)(t - s.tv) * s.D + c) * 2);
-        v[j] = out;
+        v[dst] = out;
     }
 }
 
@@ -408,6 +410,7 @@ struct wk_kv_cuda {
     cudaStream_t stream;
     cudaEvent_t ev0, ev1;
     dbuf in, cum, desc, blocks, batches, ids, vals, codes, errs;
+    dbuf export_ids; /* ids of a wk_kv_cuda_export_ids call */
     wk_kv_cuda_timing last;
     char device[320];
 };
@@ -500,7 +503,8 @@ extern "C" int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_di
 
 extern "C" void wk_kv_cuda_free(wk_kv_cuda *g) {
     if (!g) return;
-    dbuf *bufs[] = {&g->in, &g->cum, &g->desc, &g->blocks, &g->batches, &g->ids, &g->vals, &g->codes, &g->errs};
+    dbuf *bufs[] = {&g->in,   &g->cum,  &g->desc,  &g->blocks, &g->batches,
+                    &g->ids,  &g->vals, &g->codes, &g->errs,   &g->export_ids};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]->p);
     cudaFree(g->k);
     cudaFree(g->v);
@@ -555,11 +559,21 @@ static int timed_sync(wk_kv_cuda *g, wk_err *err) {
     return 0;
 }
 
-extern "C" int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uint8_t *in, size_t len, wk_err *err) {
+/* Layers [l0, l0 + nl) x heads [h0, h0 + nh) x tokens [t0, t0 + nt) inside the context's tensor. */
+static int box_check(const wk_kv_cuda *g, int l0, int nl, int h0, int nh, int t0, int nt, wk_err *err) {
+    if (l0 < 0 || nl < 1 || l0 > g->L - nl || h0 < 0 || nh < 1 || h0 > g->H - nh || t0 < 0 || nt < 1 || t0 > g->T - nt)
+        return wk_err_set(err, WK_EINVAL, "cuda kv decode: layers %d+%d heads %d+%d tokens %d+%d outside %dx%dx%d", l0,
+                          nl, h0, nh, t0, nt, g->L, g->H, g->T);
+    return 0;
+}
+
+extern "C" int wk_kv_cuda_kivi_rows(wk_kv_cuda *g, const wk_kivi_params *p, int layer0, int nlayers, int head0,
+                                    int nheads, int token0, int ntokens, const uint8_t *in, size_t len, wk_err *err) {
     memset(&g->last, 0, sizeof g->last);
-    int rc = wk_kivi_check(p, g->D, err);
+    int rc = box_check(g, layer0, nlayers, head0, nheads, token0, ntokens, err);
+    if (!rc) rc = wk_kivi_check(p, g->D, err);
     if (rc) return rc;
-    size_t per = (size_t)wk_kivi_bytes(p, g->T, g->D), n = (size_t)g->L * g->H;
+    size_t per = (size_t)wk_kivi_bytes(p, ntokens, g->D), n = (size_t)nlayers * nheads;
     if (len != per * n)
         return wk_err_set(err, WK_EFORMAT, "kivi stream: %zu bytes, shape needs %zu (%zu per head)", len, per * n,
                           per);
@@ -570,22 +584,33 @@ extern "C" int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uin
     CK(cudaStreamSynchronize(g->stream));
     g->last.upload_s = now_s() - a;
     kivi_shape s;
-    s.T = g->T;
+    s.T = ntokens;
     s.D = g->D;
     s.G = p->group;
     s.b = p->bits;
     s.F = 32 / p->bits;
-    s.tk = wk_kivi_quantized_key_tokens(p, g->T);
-    s.tv = wk_kivi_quantized_value_tokens(p, g->T);
+    s.tk = wk_kivi_quantized_key_tokens(p, ntokens);
+    s.tv = wk_kivi_quantized_value_tokens(p, ntokens);
     s.kgroups = s.tk / s.G;
     s.vgroups = (s.D + s.G - 1) / s.G;
     s.per = per;
+    s.H = g->H;
+    s.TT = g->T;
+    s.l0 = layer0;
+    s.h0 = head0;
+    s.nh = nheads;
+    s.t0 = token0;
+    size_t vals = n * ntokens * g->D;
     CK(cudaEventRecord(g->ev0, g->stream));
-    size_t blocks = (2 * g->elems + THREADS - 1) / THREADS;
-    kivi_kernel<<<(unsigned)blocks, THREADS, 0, g->stream>>>(s, (const uint8_t *)g->in.p, g->elems, g->k, g->v);
+    size_t blocks = (2 * vals + THREADS - 1) / THREADS;
+    kivi_kernel<<<(unsigned)blocks, THREADS, 0, g->stream>>>(s, (const uint8_t *)g->in.p, vals, g->k, g->v);
     CK(cudaGetLastError());
     g->last.in_bytes = len;
     return timed_sync(g, err);
+}
+
+extern "C" int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uint8_t *in, size_t len, wk_err *err) {
+    return wk_kv_cuda_kivi_rows(g, p, 0, g->L, 0, g->H, 0, g->T, in, len, err);
 }
 
 /* ---- CacheGen host side: headers, tables, lengths (the checks of cachegen.c's decoder) ---- */
@@ -1203,4 +1228,86 @@ extern "C" int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *b
     g->last.parse_s = parse;
     sem_stage_free(&st);
     return rc;
+}
+
+/* ---- copying decoded vectors into a caller's cache ---- */
+
+typedef struct {
+    int H, T, D;            /* context shape */
+    int l0, h0, nh, t0, nt; /* the box (ids == NULL) */
+    size_t n;               /* threads: vectors * D / 8 */
+    wk_kv_cuda_dest dst;
+} export_args;
+
+/* One thread per 8 values of a vector (K and V, 16-byte accesses): from the context's [L][H][T][D] rows into
+ * the caller's [L][H][stride][D] rows, marking the vector present. Vector i is ids[i] or the i-th of the box.
+ * CPU reference: the host sink of exec/kv_sink.h (wk_engine_kv_write_rows of the decoded rows). */
+__global__ void export_kernel(export_args a, const uint32_t *__restrict__ ids, const uint16_t *__restrict__ k,
+                              const uint16_t *__restrict__ v) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= a.n) return;
+    size_t per = (size_t)(a.D / 8), vec = i / per;
+    int c = (int)(i % per) * 8;
+    size_t lh, t;
+    if (ids) {
+        lh = ids[vec] / (uint32_t)a.T;
+        t = ids[vec] % (uint32_t)a.T;
+    } else {
+        size_t b = vec / (size_t)a.nt;
+        t = (size_t)a.t0 + vec % (size_t)a.nt;
+        lh = (size_t)(b / a.nh + a.l0) * a.H + a.h0 + b % a.nh;
+    }
+    size_t src = (lh * a.T + t) * a.D + c, slot = lh * a.dst.token_stride + t, dst = slot * a.D + c;
+    *(uint4 *)(a.dst.k + dst) = *(const uint4 *)(k + src);
+    *(uint4 *)(a.dst.v + dst) = *(const uint4 *)(v + src);
+    if (c == 0 && a.dst.present) a.dst.present[slot] = 1;
+}
+
+static int export_run(wk_kv_cuda *g, export_args *a, const uint32_t *ids, size_t vectors, wk_err *err) {
+    if (!a->dst.k || !a->dst.v || a->dst.token_stride < g->T)
+        return wk_err_set(err, WK_EINVAL, "cuda kv export: destination without K/V or token stride %d < %d tokens",
+                          a->dst.token_stride, g->T);
+    if (g->D % 8)
+        return wk_err_set(err, WK_EUNSUPPORTED, "cuda kv export: head_dim %d (needs a multiple of 8, as the CUDA engine)",
+                          g->D);
+    a->H = g->H;
+    a->T = g->T;
+    a->D = g->D;
+    a->n = vectors * (size_t)(g->D / 8);
+    if (a->n == 0) return 0;
+    export_kernel<<<(unsigned)((a->n + THREADS - 1) / THREADS), THREADS, 0, g->stream>>>(*a, ids, g->k, g->v);
+    CK(cudaGetLastError());
+    CK(cudaStreamSynchronize(g->stream));
+    return 0;
+}
+
+extern "C" int wk_kv_cuda_export_box(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, int layer0, int nlayers, int head0,
+                                     int nheads, int token0, int ntokens, wk_err *err) {
+    int rc = box_check(g, layer0, nlayers, head0, nheads, token0, ntokens, err);
+    if (rc) return rc;
+    export_args a;
+    memset(&a, 0, sizeof a);
+    a.dst = *dst;
+    a.l0 = layer0;
+    a.h0 = head0;
+    a.nh = nheads;
+    a.t0 = token0;
+    a.nt = ntokens;
+    return export_run(g, &a, NULL, (size_t)nlayers * nheads * ntokens, err);
+}
+
+extern "C" int wk_kv_cuda_export_ids(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, const uint32_t *ids, size_t n,
+                                     wk_err *err) {
+    size_t units = (size_t)g->L * g->H * g->T;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= units)
+            return wk_err_set(err, WK_EINVAL, "cuda kv export: id %u (index %zu) beyond %zu vectors", ids[i], i, units);
+    if (n == 0) return 0;
+    int rc = dbuf_fit(&g->export_ids, n * sizeof(uint32_t), err);
+    if (rc) return rc;
+    CK(cudaMemcpyAsync(g->export_ids.p, ids, n * sizeof(uint32_t), cudaMemcpyHostToDevice, g->stream));
+    export_args a;
+    memset(&a, 0, sizeof a);
+    a.dst = *dst;
+    return export_run(g, &a, (const uint32_t *)g->export_ids.p, n, err);
 }

@@ -61,6 +61,34 @@ int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *batch, const
 
 void wk_kv_cuda_last_timing(const wk_kv_cuda *g, wk_kv_cuda_timing *t);
 
+/* ---- one unit at a time, into a caller's cache (the device client of exec/kv_sink.h) ----
+ * The context's tensor stays the decoder's: a semantic refinement starts from the previous level as decoded,
+ * whatever the caller's cache holds meanwhile (a slot its engine computed itself). Decoded vectors are then
+ * copied on the GPU into the caller's cache, which may hold more tokens per (layer, kv-head). */
+
+/* As wk_kivi_decode_head on each (layer, kv-head) of layers [layer0, layer0 + nlayers) x kv-heads
+ * [head0, head0 + nheads), in that order, each block ntokens tokens from token0: in holds
+ * nlayers * nheads * wk_kivi_bytes(p, ntokens, head_dim) bytes. */
+int wk_kv_cuda_kivi_rows(wk_kv_cuda *g, const wk_kivi_params *p, int layer0, int nlayers, int head0, int nheads,
+                         int token0, int ntokens, const uint8_t *in, size_t len, wk_err *err);
+
+/* A KV cache on the context's GPU: fp16 K and V [layers][kv_heads][token_stride][head_dim] with the context's
+ * layers, kv_heads and head_dim, token_stride >= its tokens; presence [layers][kv_heads][token_stride] uint8
+ * (NULL: none kept). */
+typedef struct {
+    uint16_t *k, *v;
+    uint8_t *present;
+    int token_stride;
+} wk_kv_cuda_dest;
+
+/* Copies the context's vectors of a box (layers x kv-heads x tokens) or of a list (ids[n] on the host,
+ * id = (layer * kv_heads + head) * tokens + token, as semantic unit ids) into dst and sets their presence to 1.
+ * Returns when the copy is done (the caller's own GPU stream may use dst at once). Needs a head_dim that is a
+ * multiple of 8 (16-byte rows; WK_EUNSUPPORTED otherwise), dst rows 16-byte aligned. */
+int wk_kv_cuda_export_box(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, int layer0, int nlayers, int head0, int nheads,
+                          int token0, int ntokens, wk_err *err);
+int wk_kv_cuda_export_ids(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, const uint32_t *ids, size_t n, wk_err *err);
+
 #ifdef __cplusplus
 }
 #endif
