@@ -522,23 +522,28 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, const wk_sem_map *m, s
     return 0;
 }
 
+/* Id i of the list: varint zigzag(id - previous id), inside [0, units); *prev holds the previous id and
+ * receives this one. */
+static int next_id(wk_rbuf *r, uint32_t i, size_t units, int64_t *prev, wk_err *err) {
+    uint64_t z;
+    size_t at = r->pos;
+    if (wk_rbuf_varint(r, &z, "unit id", err)) return WK_EFORMAT;
+    int64_t id = z > UINT32_MAX * 2ull ? -1 : *prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
+    if (id < 0 || (uint64_t)id >= units)
+        return wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range", i, at);
+    *prev = id;
+    return 0;
+}
+
 static int read_ids(wk_rbuf *r, const sem_header *h, const wk_sem_map *m, uint32_t *ids, wk_err *err) {
     size_t units = (size_t)m->layers * m->kv_heads * m->tokens;
     int64_t prev = 0;
     uint32_t i;
     int rc = 0;
     for (i = 0; i < h->n && !rc; i++) {
-        uint64_t z;
-        size_t at = r->pos;
-        if (wk_rbuf_varint(r, &z, "unit id", err)) {
-            rc = WK_EFORMAT;
-            break;
-        }
-        int64_t id = z > UINT32_MAX * 2ull ? -1 : prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
-        if (id < 0 || (uint64_t)id >= units) {
-            rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range", i, at);
-            break;
-        }
+        int64_t id = prev;
+        rc = next_id(r, i, units, &id, err);
+        if (rc) break;
         if (m->level[id] != h->level) { /* also catches a duplicate: marked 255 below */
             rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %lld at level %d, decoder has it at %d%s",
                             (long long)id, h->level, m->level[id] == 255 ? -1 : m->level[id] - 1,
@@ -630,6 +635,33 @@ static int decode_streams(wk_rbuf *r, const sem_header *h, sem_batch *b, const u
             return wk_err_set(err, WK_EFORMAT, "semantic batch: stream %u at offset %zu: %zu trailing bytes", j, at,
                               n - wk_rc_dec_used(&dec));
     }
+    return 0;
+}
+
+int wk_sem_batch_ids(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim, uint32_t **ids,
+                     uint32_t *n, wk_err *err) {
+    *ids = NULL;
+    *n = 0;
+    wk_kv_tensor shape = {.layers = layers, .kv_heads = kv_heads, .tokens = tokens, .head_dim = head_dim};
+    wk_sem_map m = {.layers = layers, .kv_heads = kv_heads, .tokens = tokens};
+    wk_rbuf r;
+    wk_rbuf_init(&r, in, len, "semantic batch");
+    sem_header h;
+    int rc = read_header(&r, &shape, &m, &h, err);
+    if (rc) return rc;
+    uint32_t *out = malloc(sizeof *out * h.n);
+    if (!out) return wk_err_set(err, WK_ENOMEM, "semantic: out of memory for %u ids", h.n);
+    int64_t prev = 0;
+    for (uint32_t i = 0; i < h.n && !rc; i++) {
+        rc = next_id(&r, i, (size_t)layers * kv_heads * tokens, &prev, err);
+        out[i] = (uint32_t)prev;
+    }
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *ids = out;
+    *n = h.n;
     return 0;
 }
 

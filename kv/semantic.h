@@ -106,6 +106,10 @@ typedef struct {
  * which is what the refinement batches of these units should be given. */
 int wk_sem_encode_batch(const wk_sem_params *p, const wk_kv_tensor *t, const uint32_t *ids, int n, int level,
                         uint8_t **out, size_t *out_len, uint32_t *sent_order, wk_sem_stats *stats, wk_err *err);
+/* The unit ids of a batch for a model of this shape, in stream order (*ids malloc'd, *n of them), read
+ * with the decoder's header and range checks (no map: a decodable batch raises exactly these units). */
+int wk_sem_batch_ids(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim, uint32_t **ids,
+                     uint32_t *n, wk_err *err);
 /* Decodes one batch into t (allocated with the model's shape) and updates m. */
 int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_map *m, wk_err *err);
 

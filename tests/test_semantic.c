@@ -296,6 +296,44 @@ START_TEST(substreams_decode_to_same_values) {
 }
 END_TEST
 
+/* The ids a batch names are the units the decoder raises, in stream order; a wrong shape or a cut id list is
+ * refused naming the field. */
+START_TEST(batch_ids_are_the_units_it_raises) {
+    fixture f;
+    setup(&f, 3, 2, 40, 16);
+    wk_err err;
+    wk_sem_params p = wk_sem_defaults(3);
+    p.reorder = 1; /* the sent order then differs from f.order */
+    uint32_t sent[90], *ids;
+    uint32_t n;
+    uint8_t *buf;
+    size_t len;
+    ck_assert_int_eq(wk_sem_encode_batch(&p, &f.t, f.order + 5, 90, 0, &buf, &len, sent, NULL, &err), 0);
+    ck_assert_int_eq(wk_sem_batch_ids(buf, len, 3, 2, 40, 16, &ids, &n, &err), 0);
+    ck_assert_uint_eq(n, 90);
+    ck_assert_int_eq(memcmp(ids, sent, sizeof sent), 0);
+    wk_sem_map m;
+    wk_kv_tensor out;
+    ck_assert_int_eq(wk_sem_map_alloc(&m, 3, 2, 40, &err), 0);
+    ck_assert_int_eq(wk_kv_tensor_alloc(&out, 3, 2, 40, 16, &err), 0);
+    ck_assert_int_eq(wk_sem_decode_batch(buf, len, &out, &m, &err), 0);
+    size_t raised = 0;
+    for (size_t u = 0; u < 3 * 2 * 40; u++) raised += m.level[u] == 1;
+    ck_assert_uint_eq(raised, 90);
+    for (uint32_t i = 0; i < n; i++) ck_assert_int_eq(m.level[ids[i]], 1);
+    free(ids);
+    ck_assert_int_eq(wk_sem_batch_ids(buf, len, 3, 2, 41, 16, &ids, &n, &err), WK_EFORMAT);
+    ck_assert_ptr_null(ids);
+    ck_assert_msg(strstr(err.msg, "shape") != NULL, "%s", err.msg);
+    ck_assert_int_eq(wk_sem_batch_ids(buf, 30, 3, 2, 40, 16, &ids, &n, &err), WK_EFORMAT);
+    ck_assert_ptr_null(ids);
+    free(buf);
+    wk_sem_map_free(&m);
+    wk_kv_tensor_free(&out);
+    teardown(&f);
+}
+END_TEST
+
 START_TEST(refusals) {
     fixture f;
     setup(&f, 2, 2, 30, 16);
@@ -383,6 +421,7 @@ int main(void) {
     tcase_add_test(tc, options_decode_to_same_values);
     tcase_add_test(tc, substreams_decode_to_same_values);
     tcase_add_test(tc, reorder_shortens_path);
+    tcase_add_test(tc, batch_ids_are_the_units_it_raises);
     tcase_add_test(tc, refusals);
     tcase_add_test(tc, non_finite_input);
     suite_add_tcase(s, tc);
