@@ -7,11 +7,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/half.h"
+#include "exec/kv_sink.h"
 #include "exec/sampler.h"
 #include "exec/stream.h"
-#include "kv/cachegen.h"
-#include "kv/semantic.h"
 
 static double mono_s(void) {
     struct timespec ts;
@@ -19,67 +17,20 @@ static double mono_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* A semantic batch: decoded into the side tensor, then every vector whose level rose is written into
- * the engine's cache. */
-static int decode_sem(wk_stream_backend *b, const wk_view *v, const uint8_t *data, size_t len, wk_err *err) {
-    wk_sem_map *m = b->sem_map;
-    size_t n = (size_t)m->layers * m->kv_heads * m->tokens;
-    memcpy(b->sem_prev, m->level, n);
-    int rc = wk_sem_decode_batch(data, len, b->sem_kv, m, err);
-    int d = b->sem_kv->head_dim;
-    size_t id = 0;
-    while (id < n && !rc) { /* runs of consecutive tokens of one (layer, head) whose level rose */
-        int t = (int)(id % (size_t)m->tokens);
-        /* unchanged, or computed here exactly (hybrid's prefix): keep */
-        if (m->level[id] == b->sem_prev[id] || t < v->tokens_prefilled) {
-            id++;
-            continue;
-        }
-        size_t end = id + 1;
-        while (end < n && end % (size_t)m->tokens != 0 && m->level[end] != b->sem_prev[end]) end++;
-        int lh = (int)(id / (size_t)m->tokens);
-        rc = wk_engine_kv_write_rows(b->e, lh / m->kv_heads, lh % m->kv_heads, t, (int)(end - id),
-                                     b->sem_kv->k + id * (size_t)d, b->sem_kv->v + id * (size_t)d, err);
-        id = end;
-    }
-    return rc;
-}
-
-/* A CacheGen chunk: decoded into the side tensor, then the unit's layers x heads x tokens are written into
- * the engine's cache; the chunk must cover exactly the unit. */
-static int decode_cg(wk_stream_backend *b, const wk_unit *u, const uint8_t *data, size_t len, wk_err *err) {
-    if (len < WK_CG_HEADER_BYTES) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %zu bytes, header needs 28", len);
-    uint32_t l0 = data[12] | data[13] << 8, nl = data[14] | data[15] << 8; /* header offsets 12, 14, 20, 24 */
-    uint32_t t0 = (uint32_t)data[20] | (uint32_t)data[21] << 8 | (uint32_t)data[22] << 16 | (uint32_t)data[23] << 24;
-    uint32_t nt = (uint32_t)data[24] | (uint32_t)data[25] << 8 | (uint32_t)data[26] << 16 | (uint32_t)data[27] << 24;
-    if (l0 != (uint32_t)u->layer_first || nl != (uint32_t)u->layer_count || t0 != (uint32_t)u->token_first ||
-        nt != (uint32_t)u->token_count)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk covers layers %u+%u tokens %u+%u, the unit %d+%d, %d+%d", l0,
-                          nl, t0, nt, u->layer_first, u->layer_count, u->token_first, u->token_count);
-    int rc = wk_cg_decode(data, len, b->sem_kv, err);
-    for (int l = u->layer_first; l < u->layer_first + u->layer_count && !rc; l++)
-        for (int h = 0; h < b->sem_kv->kv_heads && !rc; h++) {
-            size_t row = wk_kv_row(b->sem_kv, l, h, u->token_first); /* [T][D] rows of (l, h) are contiguous */
-            rc = wk_engine_kv_write_rows(b->e, l, h, u->token_first, u->token_count, b->sem_kv->k + row,
-                                         b->sem_kv->v + row, err);
-        }
-    return rc;
-}
-
+/* Hands the arrived payloads of the units to the sink (payloads stay put once arrived). */
 static int decode_units(wk_stream_backend *b, const wk_view *v, const uint32_t *units, size_t n, wk_err *err) {
-    for (size_t i = 0; i < n; i++) {
-        const wk_unit *u = &v->plan->units[units[i]];
-        pthread_mutex_lock(b->mu);
-        const uint8_t *data = b->payload[units[i]];
-        size_t len = b->payload_len[units[i]];
-        pthread_mutex_unlock(b->mu);
-        if (!data) return wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
-        int rc = b->codec->kind == WK_SCODEC_SEM  ? decode_sem(b, v, data, len, err)
-                 : b->codec->kind == WK_SCODEC_CG ? decode_cg(b, u, data, len, err)
-                                                 : wk_stream_unit_decode_kv(b->codec, u, data, len, b->e, err);
-        if (rc) return wk_err_prefix(err, "unit %u", units[i]);
-    }
-    return 0;
+    wk_kv_sink_item *items = malloc((n ? n : 1) * sizeof *items);
+    if (!items) return wk_err_set(err, WK_ENOMEM, "decode: out of memory");
+    pthread_mutex_lock(b->mu);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (wk_kv_sink_item){&v->plan->units[units[i]], units[i], b->payload[units[i]], b->payload_len[units[i]]};
+    pthread_mutex_unlock(b->mu);
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++)
+        if (!items[i].data) rc = wk_err_set(err, WK_ESTATE, "decode: unit %u has no payload", units[i]);
+    if (!rc) rc = wk_kv_sink_decode(b->sink, items, n, v->tokens_prefilled, err);
+    free(items);
+    return rc;
 }
 
 /* Forwards tokens[0..n) at pos; with want_token, the argmax of the last row is the next token, kept when

@@ -133,9 +133,7 @@ typedef struct wk_stream_backend {
     const size_t *payload_len;     /* [plan->n] */
     void *mu;                      /* pthread_mutex_t guarding payload and text_ids */
     const wk_stream_confidence *confidence; /* NULL: every step passes */
-    wk_kv_tensor *sem_kv;          /* SEM and CG codecs: decoded vectors [L][H][T][D]; SEM: the decoder's map */
-    void *sem_map;                 /* wk_sem_map */
-    uint8_t *sem_prev;             /* [L*H*T] scratch: levels before a batch */
+    struct wk_kv_sink *sink;       /* exec/kv_sink.h: decodes the KV units into the engine's cache */
     int32_t *gen;                  /* [max_gen] generated tokens */
     int n_gen, max_gen;
     float *logits;                 /* [vocab] scratch */
@@ -183,6 +181,8 @@ typedef struct wk_stream_client {
     char backend[8];         /* engine backend: "cpu" or "cuda" */
     const char *device;      /* device profile the client plans with (NULL: rtx5080-laptop); must be the
                                 server's (wk_stream_server_opts.device) */
+    const char *kv_sink;     /* where KV units are decoded (exec/kv_sink.h): NULL the engine's best (the GPU
+                                decoders on a CUDA engine), "host" the CPU decoders */
 } wk_stream_client;
 
 /* Fits the confidence boundary on full-KV greedy decode steps of n training-seed items of a task

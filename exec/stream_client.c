@@ -12,8 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exec/kv_sink.h"
 #include "exec/metrics.h"
-#include "kv/semantic.h"
 #include "exec/stream.h"
 #include "models/device.h"
 #include "net/paced.h"
@@ -285,8 +285,6 @@ typedef struct req_mem {
     exec_clock clk;
     wk_stream_backend be;
     wk_session session;
-    wk_kv_tensor sem_kv;
-    wk_sem_map sem_map;
 } req_mem;
 
 static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_err *err) {
@@ -322,18 +320,10 @@ static int setup(wk_stream_client *c, const wk_stream_job *job, req_mem *r, wk_e
                                 .text_ids = k->text_ids, .payload = k->payload, .payload_len = k->payload_len,
                                 .mu = &k->mu, .confidence = c->has_confidence ? &c->confidence : NULL, .gen = gen,
                                 .max_gen = job->output_tokens, .logits = logits, .progress_fd = -1};
-    if (r->codec.kind == WK_SCODEC_SEM || r->codec.kind == WK_SCODEC_CG) {
-        size_t vectors = (size_t)c->spec.n_layers * c->spec.n_kv_heads * r->prompt.n;
-        r->be.sem_kv = &r->sem_kv;
-        rc = wk_kv_tensor_alloc(&r->sem_kv, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, c->spec.head_dim, err);
-        if (rc || r->codec.kind == WK_SCODEC_CG) return rc;
-        r->be.sem_map = &r->sem_map;
-        if (!rc) rc = wk_sem_map_alloc(&r->sem_map, c->spec.n_layers, c->spec.n_kv_heads, r->prompt.n, err);
-        if (!rc && !(r->be.sem_prev = malloc(vectors))) rc = wk_err_set(err, WK_ENOMEM, "request: out of memory");
-        if (rc) return rc;
-    }
-    r->session.max_session_s = 3600.0;
     c->engine->ops->kv_clear(c->engine);
+    rc = wk_kv_sink_open(c->engine, &r->codec, r->prompt.n, c->kv_sink, &r->be.sink, err);
+    if (rc) return rc;
+    r->session.max_session_s = 3600.0;
     return 0;
 }
 
@@ -363,9 +353,7 @@ static void teardown(req_mem *r) {
     free(k->ev);
     free(r->be.gen);
     free(r->be.logits);
-    free(r->be.sem_prev);
-    wk_kv_tensor_free(&r->sem_kv);
-    wk_sem_map_free(&r->sem_map);
+    wk_kv_sink_free(r->be.sink);
     wk_plan_free(&r->plan);
     wk_policy_free(&r->pol);
     wk_stream_prompt_free(&r->prompt);

@@ -14,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/half.h"
+#include "exec/kv_sink.h"
 #include "exec/stream.h"
+#include "kv/cachegen.h"
 #include "net/paced.h"
 #include "tests/test_server.h"
 
@@ -504,11 +507,65 @@ START_TEST(request_wire_form_round_trips_and_rejects_bad_fields) {
 }
 END_TEST
 
+/* Sink choice: a CPU engine gets the host sink whatever the codec; asking for the GPU sink there is refused
+ * (no CUDA build, or not a CUDA engine), an unknown kind too; a context beyond the cache is refused. The host
+ * sink writes a CacheGen unit's rows as the CPU decoder decodes them, present. */
+START_TEST(kv_sink_choice_and_host_rows) {
+    wk_err err = {0};
+    wk_engine *e;
+    ck_assert_msg(wk_engine_cpu_open(FIXTURE, &(wk_engine_opts){.kv_capacity = 160}, &e, &err) == 0, "%s", err.msg);
+    wk_stream_codec cg = {.kind = WK_SCODEC_CG};
+    wk_kv_sink *s = NULL;
+    ck_assert_int_eq(wk_kv_sink_open(e, &cg, 128, "gpu", &s, &err), WK_EINVAL);
+    ck_assert_int_eq(wk_kv_sink_open(e, &cg, 128, "cuda", &s, &err), WK_EUNSUPPORTED);
+    ck_assert_ptr_null(s);
+    ck_assert_int_eq(wk_kv_sink_open(e, &cg, 161, NULL, &s, &err), WK_EINVAL);
+    ck_assert_msg(wk_kv_sink_open(e, &cg, 128, NULL, &s, &err) == 0, "%s", err.msg);
+    ck_assert_str_eq(wk_kv_sink_kind(s), "host");
+    wk_kv_tensor kv, ref;
+    wk_kv_synth_params sp = wk_kv_synth_defaults(3);
+    ck_assert_int_eq(wk_kv_tensor_alloc(&kv, e->cfg.n_layers, e->cfg.n_kv_heads, 128, e->cfg.head_dim, &err), 0);
+    ck_assert_int_eq(wk_kv_tensor_alloc(&ref, e->cfg.n_layers, e->cfg.n_kv_heads, 128, e->cfg.head_dim, &err), 0);
+    ck_assert_int_eq(wk_kv_tensor_synth(&kv, &sp, &err), 0);
+    wk_unit u = {.layer_first = 1, .layer_count = 1, .token_first = 32, .token_count = 64, .kv_head = -1,
+                 .kind = WK_UNIT_KV};
+    uint8_t *buf;
+    size_t len;
+    ck_assert_msg(wk_stream_unit_encode(&cg, &u, &kv, NULL, 0, &buf, &len, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(wk_cg_decode(buf, len, &ref, &err), 0);
+    wk_kv_sink_item it = {&u, 3, buf, len};
+    ck_assert_msg(wk_kv_sink_decode(s, &it, 1, 0, &err) == 0, "%s", err.msg);
+    float k[256], v[256];
+    for (int h = 0; h < e->cfg.n_kv_heads; h++)
+        for (int t = 0; t < 128; t++) {
+            int in = t >= 32 && t < 96;
+            ck_assert_int_eq(e->ops->kv_is_present(e, 1, h, t), in);
+            ck_assert_int_eq(e->ops->kv_is_present(e, 0, h, t), 0);
+            if (!in) continue;
+            ck_assert_int_eq(e->ops->kv_read(e, 1, h, t, k, v, &err), 0);
+            const uint16_t *rk = ref.k + wk_kv_row(&ref, 1, h, t), *rv = ref.v + wk_kv_row(&ref, 1, h, t);
+            for (int d = 0; d < e->cfg.head_dim; d++) {
+                ck_assert(k[d] == wk_half_to_float(rk[d]));
+                ck_assert(v[d] == wk_half_to_float(rv[d]));
+            }
+        }
+    it.len = len - 1;
+    ck_assert_int_eq(wk_kv_sink_decode(s, &it, 1, 0, &err), WK_EFORMAT);
+    ck_assert_msg(strstr(err.msg, "unit 3") != NULL, "%s", err.msg);
+    free(buf);
+    wk_kv_tensor_free(&kv);
+    wk_kv_tensor_free(&ref);
+    wk_kv_sink_free(s);
+    wk_engine_free(e);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("exec");
     TCase *tc = tcase_create("loopback");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, request_wire_form_round_trips_and_rejects_bad_fields);
+    tcase_add_test(tc, kv_sink_choice_and_host_rows);
     tcase_add_test(tc, every_policy_answers_and_full_kv_is_the_engines_answer);
     tcase_add_test(tc, slow_link_full_kv_is_slower_than_kivi2);
     tcase_add_test(tc, wikv_confidence_test_paces_the_first_token);
