@@ -4,7 +4,10 @@
  * the policy implies and streams the units in the order the sender half picks, paced by a trace. The
  * device client (wk_stream_client_request) runs the receiver half in the session driver
  * (sim/session.h) with a wall clock fed by a frame-reader thread, a link without `send` (the sender
- * runs on the server) and the engine as backend, then scores the answer.
+ * runs on the server) and the engine as backend, then scores the answer. Arriving KV units are decoded
+ * into the engine's cache by a sink (exec/kv_sink.h): on a CUDA engine KIVI, CacheGen and semantic units
+ * are decoded on the GPU (kv/cuda) and copied there into the cache, bit-identical to the CPU decoders,
+ * which serve every other engine and codec.
  *
  * Request: one REQUEST frame per connection: task_id = task name (passkey|multikey|topic|vartrack),
  * context_id = "seed=S;context=N;out=K", policy = policy name, params = "key=value;..." (the policy's
