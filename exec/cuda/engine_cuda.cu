@@ -50,6 +50,9 @@ typedef struct {
     cublasHandle_t blas;
     int n_sm;
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
+    int gemv_early;     /* 1: matrix-vector kernels start their weight stream before the previous kernel ends */
+    int simt_decode;    /* 1: decode attention on the CUDA cores only (WIKV_CUDA_ATTN_SIMT, for comparison) */
+    int max_splits;     /* > 0: at most this many decode-attention splits (WIKV_CUDA_ATTN_SPLITS, for tests) */
     char device[320];
     cu_layer *layers;   /* [n_layers] */
     __half *embed;      /* (vocab, dim) */
@@ -68,7 +71,8 @@ typedef struct {
     __half *gu;         /* (mc, 2 hidden) */
     __half *hb;         /* (mc, hidden) */
     int32_t *tokens;    /* (mc) */
-    int32_t *next;      /* (1) greedy choice */
+    int32_t *next;      /* (1) greedy choice (argmax kernel) */
+    unsigned long long *amax; /* (1) greedy choice as the LM-head matrix-vector kernel's argmax key */
     float *logits;      /* (logit_cap, vocab) */
     int logit_cap;
     float *part;        /* decode partials, part_cap floats */
@@ -350,7 +354,7 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
     size_t off = (size_t)l * c->n_kv_heads * e->kv_capacity;
     wk_cu_attn_args a = {im->q, im->att, im->k + off * c->head_dim, im->v + off * c->head_dim, im->present + off,
                          n, pos, c->n_heads, c->n_kv_heads, c->head_dim, e->kv_capacity, c->sliding_window,
-                         e->absent_mode == WK_KV_ABSENT_ZERO};
+                         e->absent_mode == WK_KV_ABSENT_ZERO, im->simt_decode};
     if (n > FLASH_MIN_ROWS && wk_cu_attn_prefill_supported(c->head_dim)) {
         wk_cu_attn_prefill(&a, im->stream);
         CK(cudaGetLastError());
@@ -364,6 +368,7 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
         b.q = im->q + r0 * qd;
         b.out = im->att + r0 * qd;
         int splits = wk_cu_attn_decode_splits(&b, im->n_sm);
+        if (im->max_splits > 0 && splits > im->max_splits) splits = im->max_splits;
         if (wk_cu_attn_decode_part_floats(&b, splits) > im->part_cap)
             return wk_err_set(err, WK_ESTATE, "cuda engine: decode partial buffer too small");
         wk_cu_attn_decode(&b, im->part, splits, im->stream);
@@ -385,7 +390,8 @@ static int attn_block(wk_engine *e, int l, const cu_layer *L, const wk_forward_a
     if (attention(e, l, fa->pos, n, err)) return err->code;
     if (fa->attn) {
         wk_cu_attn_args a = {im->q, im->att, im->k + off * hd, im->v + off * hd, im->present + off, n, fa->pos, c->n_heads,
-                             c->n_kv_heads, hd, e->kv_capacity, c->sliding_window, e->absent_mode == WK_KV_ABSENT_ZERO};
+                             c->n_kv_heads, hd, e->kv_capacity, c->sliding_window, e->absent_mode == WK_KV_ABSENT_ZERO,
+                             im->simt_decode};
         wk_cu_attn_export(&a, n - fa->attn_rows, im->attn + (size_t)l * c->n_kv_heads * fa->attn_stride, fa->attn_stride,
                           im->stream);
         CK(cudaGetLastError());
@@ -418,17 +424,18 @@ static int layer_decode(wk_engine *e, int l, const wk_forward_args *fa, wk_err *
     const cu_layer *L = &im->layers[l];
     int hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
     wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps,
-                         GEMV_BLOCKS_PER_SM * im->n_sm};
+                         GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
     wk_cu_gemv(&g, im->stream);
     CK(cudaGetLastError());
     if (attn_block(e, l, L, fa, err)) return err->code;
-    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
+    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm,
+                           im->gemv_early, NULL};
     wk_cu_gemv(&o, im->stream);
     wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps,
-                          GEMV_BLOCKS_PER_SM * im->n_sm};
+                          GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
     wk_cu_gemv(&gu, im->stream);
     wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps,
-                         GEMV_BLOCKS_PER_SM * im->n_sm};
+                         GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
     wk_cu_gemv(&d, im->stream);
     CK(cudaGetLastError());
     return 0;
@@ -460,8 +467,9 @@ static int ensure_attn(wk_engine *e, int stride, wk_err *err) {
     return 0;
 }
 
-/* The whole chunk; logits of the last logit_rows rows stay on the device in im->logits. */
-static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_err *err) {
+/* The whole chunk; logits of the last logit_rows rows stay on the device in im->logits. amax: when
+ * the LM head runs as a matrix-vector kernel, it also leaves the argmax key there (else NULL). */
+static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, unsigned long long *amax, wk_err *err) {
     if (wk_engine_check_forward(e, a, err)) return err->code;
     cu_impl *im = impl_of(e);
     const wk_model_config *c = &e->cfg;
@@ -477,7 +485,7 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_
         if ((n == 1 && im->use_gemv ? layer_decode(e, l, a, err) : layer_forward(e, l, a, err))) return err->code;
     if (logit_rows == 1 && im->use_gemv) {
         wk_cu_gemv_args g = {im->lm_head, im->x + (size_t)(n - 1) * c->dim, im->final_norm, NULL, im->logits, c->dim,
-                             c->vocab_size, WK_GEMV_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm};
+                             c->vocab_size, WK_GEMV_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, amax};
         wk_cu_gemv(&g, im->stream);
         CK(cudaGetLastError());
     } else if (logit_rows > 0) {
@@ -494,7 +502,7 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, wk_
 }
 
 static int cu_forward(wk_engine *e, const wk_forward_args *a, wk_err *err) {
-    if (run_chunk(e, a, a->logit_rows, err)) return err->code;
+    if (run_chunk(e, a, a->logit_rows, NULL, err)) return err->code;
     if (a->logit_rows > 0) {
         cu_impl *im = impl_of(e);
         size_t bytes = (size_t)a->logit_rows * e->cfg.vocab_size * sizeof(float);
@@ -508,7 +516,16 @@ int wk_engine_cuda_step_greedy(wk_engine *e, int32_t token, int pos, int32_t *ne
     if (!e || e->ops->forward != cu_forward) return wk_err_set(err, WK_EINVAL, "step_greedy: not a CUDA engine");
     cu_impl *im = impl_of(e);
     wk_forward_args a = {&token, 1, pos, NULL, 0, NULL, 0, 0};
-    if (run_chunk(e, &a, 1, err)) return err->code;
+    if (im->use_gemv) { /* the LM head's matrix-vector kernel takes the argmax as it goes */
+        unsigned long long key = 0;
+        CK(cudaMemsetAsync(im->amax, 0, sizeof key, im->stream));
+        if (run_chunk(e, &a, 1, im->amax, err)) return err->code;
+        CK(cudaMemcpyAsync(&key, im->amax, sizeof key, cudaMemcpyDeviceToHost, im->stream));
+        CK(cudaStreamSynchronize(im->stream));
+        *next = wk_cu_argmax_key_row(key);
+        return 0;
+    }
+    if (run_chunk(e, &a, 1, NULL, err)) return err->code;
     wk_cu_argmax(im->next, im->logits, 1, e->cfg.vocab_size, im->stream);
     CK(cudaGetLastError());
     CK(cudaMemcpyAsync(next, im->next, sizeof(int32_t), cudaMemcpyDeviceToHost, im->stream));
@@ -545,7 +562,7 @@ static void cu_free(wk_engine *e) {
     if (im) {
         if (im->stream) cudaStreamSynchronize(im->stream);
         void *bufs[] = {im->wh, im->wf, im->k, im->v, im->present, im->x, im->xb, im->qkv, im->q, im->att, im->gu, im->hb,
-                        im->tokens, im->next, im->logits, im->part, im->attn};
+                        im->tokens, im->next, im->amax, im->logits, im->part, im->attn};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
         if (im->blas) cublasDestroy(im->blas);
         if (im->stream) cudaStreamDestroy(im->stream);
@@ -581,6 +598,7 @@ static int alloc_state(wk_engine *e, wk_err *err) {
         dalloc((void **)&im->hb, m * c->hidden_dim * sizeof(__half), "swiglu", err) ||
         dalloc((void **)&im->tokens, m * sizeof(int32_t), "tokens", err) ||
         dalloc((void **)&im->next, sizeof(int32_t), "argmax", err) ||
+        dalloc((void **)&im->amax, sizeof(unsigned long long), "argmax key", err) ||
         dalloc((void **)&im->part, im->part_cap * sizeof(float), "decode partials", err))
         return err->code;
     e->ops->kv_clear(e);
@@ -665,6 +683,9 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     if (rc) goto fail;
     im->use_gemv = wk_cu_gemv_supported(e->cfg.dim) && wk_cu_gemv_supported(e->cfg.n_heads * e->cfg.head_dim) &&
                    wk_cu_gemv_supported(e->cfg.hidden_dim) && !getenv("WIKV_CUDA_NO_GEMV");
+    im->gemv_early = !getenv("WIKV_CUDA_GEMV_LATE");
+    im->simt_decode = getenv("WIKV_CUDA_ATTN_SIMT") != NULL;
+    im->max_splits = getenv("WIKV_CUDA_ATTN_SPLITS") ? atoi(getenv("WIKV_CUDA_ATTN_SPLITS")) : 0;
     wk_model_config_rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);
     rc = rc ? rc : alloc_state(e, err);

@@ -65,6 +65,7 @@ typedef struct wk_cu_attn_args {
     const __half *k, *v;     /* this layer: [n_kv][cap][hd] */
     const uint8_t *present;  /* this layer: [n_kv][cap] */
     int n_rows, pos0, n_heads, n_kv, hd, cap, window, zero_mode;
+    int simt_decode;         /* 1: split decode on the CUDA cores even where the tensor-core kernel applies */
 } wk_cu_attn_args;
 
 /* Flash-style prefill (tensor cores, online softmax, 64x64 tiles); hd must be 64 or 128. */
@@ -72,7 +73,9 @@ int wk_cu_attn_prefill_supported(int hd);
 void wk_cu_attn_prefill(const wk_cu_attn_args *a, cudaStream_t s);
 
 /* Split-sequence decode: partial (m, l, acc) per (row, head, split), then a reduction kernel. Any
- * n_rows; hd % 8 == 0 and hd <= 256. part must hold wk_cu_attn_decode_part_floats() floats. */
+ * n_rows; hd % 8 == 0 and hd <= 256. part must hold wk_cu_attn_decode_part_floats() floats. One row
+ * with hd 64 or 128 (a decode step) runs on the tensor cores (unless simt_decode), the rest on the
+ * CUDA cores; wk_cu_attn_decode_splits gives the split count for whichever applies. */
 int wk_cu_attn_decode_splits(const wk_cu_attn_args *a, int n_sm);
 size_t wk_cu_attn_decode_part_floats(const wk_cu_attn_args *a, int n_splits);
 void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cudaStream_t s);
@@ -82,7 +85,8 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
 void wk_cu_attn_export(const wk_cu_attn_args *a, int row0, float *attn, int stride, cudaStream_t s);
 
 /* Decode-step matrix-vector product y = W xn, W (rows, in) fp16 row-major. The input is RMSNorm(x)
- * * norm_w of the fp32 residual x when x != NULL, else xh (fp16). Modes: F16 / F32 write y (out);
+ * * norm_w of the fp32 residual x when x != NULL, else xh (fp16). Modes: F16 / F32 write y (out), F32
+ * also the argmax when amax != NULL (the LM head of a greedy step: no separate argmax pass);
  * ADD_F32 adds into y (the residual); SWIGLU reads rows r and r + out (gate, up) and writes
  * silu(gate) * up as fp16 (out). Needs in % 8 == 0 and in <= 24576 (wk_cu_gemv_supported). */
 enum { WK_GEMV_F16 = 0, WK_GEMV_F32 = 1, WK_GEMV_ADD_F32 = 2, WK_GEMV_SWIGLU = 3 };
@@ -95,8 +99,12 @@ typedef struct wk_cu_gemv_args {
     int in, out, mode;
     float eps;
     int max_blocks;       /* grid cap (e.g. 4 per SM); 0 = one block per 8 rows */
+    int early;            /* 1: launched with wk_cu_launch_pdl, the first weights requested before the wait */
+    unsigned long long *amax; /* F32 mode, or NULL: atomicMax of the argmax key of every row (set it to 0 first) */
 } wk_cu_gemv_args;
 int wk_cu_gemv_supported(int in);
+/* The row (lowest on ties, as wk_sampler_argmax) of the largest key that wk_cu_gemv left in *amax. */
+int32_t wk_cu_argmax_key_row(unsigned long long key);
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s);
 
 /* out[r] = index of the largest of logits[r][0..vocab) (lowest index on ties), for r < rows. */

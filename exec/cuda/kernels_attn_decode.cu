@@ -7,6 +7,9 @@
 
 #define TK 32 /* keys per tile: one key per lane when scoring */
 #define LOG2E 1.4426950408889634f
+/* Threads of the split reduction: hd = 128 gives 8 split groups, so each thread sums ~8 splits
+ * (two rounds of four independent loads at 4K context and 66 splits). */
+#define REDUCE_THREADS 1024
 
 __device__ static inline float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
@@ -85,12 +88,12 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
      * wait; the rest waits for it. */
     bool early = k0 + TK <= a.pos0;
     int pr = 0; /* this tile's presence byte of key lane */
+    cudaTriggerProgrammaticLaunchCompletion(); /* the reduction (and after it the O product) may start */
     if (ntiles > 0 && early) {
         stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
         pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
     }
     cudaGridDependencySynchronize();
-    cudaTriggerProgrammaticLaunchCompletion();
     if (ntiles > 0 && !early) {
         stage_tile(Ks, Vs, Kg, Vg, k0, k1, hd, ld);
         pr = k0 + lane < k1 ? pres[k0 + lane] : 0;
@@ -159,14 +162,235 @@ __global__ void attn_decode_kernel(wk_cu_attn_args a, float *part, int n_splits,
     }
 }
 
-/* grid (n_rows * n_heads), block 512: merges the splits of one (row, head); no visible slot -> 0.
+/* ---- tensor-core decode: one query row, head_dim 64 or 128 ----------------------------------- */
+
+#define MMA_WARPS 4 /* warps per block of the tensor-core decode kernel */
+
+__device__ static inline void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ static inline void ldmatrix_x4(uint32_t r[4], const __half *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ static inline void ldmatrix_x4_trans(uint32_t r[4], const __half *p) {
+    unsigned addr = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ static inline uint32_t pack_half2(float lo, float hi) {
+    __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&h);
+}
+__device__ static inline uint32_t ld32(const __half *p) { return *reinterpret_cast<const uint32_t *>(p); }
+
+/* grid (n_splits, n_kv), block MMA_WARPS warps; one query row (pos0). The G query heads of KV head g
+ * are the rows of the mma A operand (rows >= G are zero), so each K/V tile is read from shared
+ * memory once for the whole group, and QK^T and PV run on the tensor cores (fp16 in, fp32
+ * accumulate; P rounded to fp16 as in the prefill kernel). Warp w walks the 32-key tiles w, w + 4, ...
+ * of the split through its own two buffers (cp.async; the first two requested at once, cache tiles
+ * below pos0 before the wait for RoPE). Absent keys: the presence byte is loaded beside the tile, not
+ * before it; MASKED gives -inf, ZERO the score 0, and their V rows are zeroed in shared memory (so a
+ * zero V adds nothing whatever the slot holds). Thread (gq = lane / 4, tq = lane % 4) holds rows gq,
+ * gq + 8 (the mma accumulator layout). At the end the warps' (m, l, o) merge in shared memory into
+ * part[(h, split)] = acc (hd), m, l (log2 domain), as the CUDA-core kernel writes it.
+ * Dynamic smem: MMA_WARPS x 2 x (K, V) tiles of [32][HD + 8] fp16. */
+template <int HD>
+__global__ __launch_bounds__(32 * MMA_WARPS) void attn_decode_mma_kernel(wk_cu_attn_args a, float *part, int n_splits,
+                                                                         int split_len) {
+    constexpr int BK = TK, LD = HD + 8, KS = HD / 16, NT = HD / 8, SN = BK / 8, NW = MMA_WARPS;
+    extern __shared__ __align__(16) unsigned char smem[];
+    int split = blockIdx.x, g = blockIdx.y, G = a.n_heads / a.n_kv;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane >> 2, tq = lane & 3;
+    __half *Kb = reinterpret_cast<__half *>(smem) + (size_t)warp * 4 * BK * LD; /* [2][BK][LD] */
+    __half *Vb = Kb + 2 * BK * LD;                                              /* [2][BK][LD] */
+    int p = a.pos0, k0 = max(split * split_len, window_lo(p, a.window)), k1 = min(split * split_len + split_len, p + 1);
+    int ntiles = k1 > k0 ? (k1 - k0 + BK - 1) / BK : 0;
+    int mine = ntiles > warp ? (ntiles - warp + NW - 1) / NW : 0; /* this warp's tiles: warp, warp + NW, ... */
+    const __half *Kg = a.k + (size_t)g * a.cap * HD, *Vg = a.v + (size_t)g * a.cap * HD;
+    const uint8_t *pres = a.present + (size_t)g * a.cap;
+    /* The warp's i-th tile into buffer buf as one cp.async group (empty past the last tile, so that
+     * the group count stays fixed); keys at or past k1 are zero-filled. Returns key lane's presence. */
+    auto stage = [&](int i, int buf) -> int {
+        int pr = 0;
+        if (i < mine) {
+            int t0 = k0 + (warp + NW * i) * BK;
+            for (int j = lane; j < BK * HD / 8; j += 32) {
+                int row = j / (HD / 8), c = (j % (HD / 8)) * 8, t = t0 + row;
+                size_t off = (size_t)(t < k1 ? t : t0) * HD + c;
+                cp_async16(Kb + (buf * BK + row) * LD + c, Kg + off, t < k1 ? 16 : 0);
+                cp_async16(Vb + (buf * BK + row) * LD + c, Vg + off, t < k1 ? 16 : 0);
+            }
+            pr = t0 + lane < k1 ? pres[t0 + lane] : 0;
+        }
+        cp_async_commit();
+        return pr;
+    };
+    /* Launched with wk_cu_launch_pdl: RoPE writes q and the slot p of this step, nothing below it. */
+    cudaTriggerProgrammaticLaunchCompletion();
+    bool e0 = mine > 0 && k0 + (warp + 1) * BK <= p, e1 = e0 && mine > 1 && k0 + (warp + NW + 1) * BK <= p;
+    int pr0 = 0, pr1 = 0;
+    if (e0) pr0 = stage(0, 0);
+    if (e1) pr1 = stage(1, 1);
+    cudaGridDependencySynchronize();
+    if (!e0) pr0 = stage(0, 0);
+    if (!e1) pr1 = stage(1, 1);
+    const __half *qg = a.q + (size_t)g * G * HD;
+    uint32_t qf[KS][4];
+#pragma unroll
+    for (int kk = 0; kk < KS; kk++) {
+        int c = kk * 16 + 2 * tq;
+        qf[kk][0] = gq < G ? ld32(qg + gq * HD + c) : 0u;
+        qf[kk][1] = gq + 8 < G ? ld32(qg + (gq + 8) * HD + c) : 0u;
+        qf[kk][2] = gq < G ? ld32(qg + gq * HD + c + 8) : 0u;
+        qf[kk][3] = gq + 8 < G ? ld32(qg + (gq + 8) * HD + c + 8) : 0u;
+    }
+    float o[NT][4];
+#pragma unroll
+    for (int i = 0; i < NT; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    const float sl2 = rsqrtf((float)HD) * LOG2E;
+    for (int i = 0; i < mine; i++) {
+        int buf = i & 1, t0 = k0 + (warp + NW * i) * BK;
+        cp_async_wait<1>(); /* tile i landed (tile i + 1's group is the newest) */
+        __syncwarp();
+        unsigned inr = __ballot_sync(0xffffffffu, t0 + lane < k1), vis = __ballot_sync(0xffffffffu, t0 + lane < k1 && pr0);
+        const __half *Ks = Kb + buf * BK * LD;
+        __half *Vs = Vb + buf * BK * LD;
+        if (inr & ~vis) { /* absent keys in range: V counts as zero */
+            for (int j = lane; j < BK * HD / 8; j += 32)
+                if (((inr & ~vis) >> (j / (HD / 8))) & 1u)
+                    *reinterpret_cast<uint4 *>(Vs + (j / (HD / 8)) * LD + (j % (HD / 8)) * 8) = make_uint4(0, 0, 0, 0);
+            __syncwarp();
+        }
+        float sc[SN][4];
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.0f;
+#pragma unroll
+        for (int kk = 0; kk < KS; kk++)
+#pragma unroll
+            for (int nt = 0; nt < SN; nt += 2) {
+                uint32_t b[4];
+                ldmatrix_x4(b, Ks + ((nt + (lane >> 4)) * 8 + (lane & 7)) * LD + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(sc[nt], qf[kk], b[0], b[1]);
+                mma16816(sc[nt + 1], qf[kk], b[2], b[3]);
+            }
+        float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int kc = nt * 8 + 2 * tq + (e & 1);
+                float v = !((inr >> kc) & 1u) ? -INFINITY : ((vis >> kc) & 1u) ? sc[nt][e] * sl2 : (a.zero_mode ? 0.0f : -INFINITY);
+                sc[nt][e] = v;
+                if (e < 2) mxa = fmaxf(mxa, v);
+                else mxb = fmaxf(mxb, v);
+            }
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
+        mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
+        mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
+        float na = fmaxf(m0, mxa), nb = fmaxf(m1, mxb);
+        float ua = na == -INFINITY ? 0.0f : na, ub = nb == -INFINITY ? 0.0f : nb; /* all masked: p = 0 */
+        float ca = exp2f(m0 - ua), cb = exp2f(m1 - ub);
+        m0 = na;
+        m1 = nb;
+        float suma = 0.0f, sumb = 0.0f;
+#pragma unroll
+        for (int nt = 0; nt < SN; nt++) {
+            sc[nt][0] = exp2f(sc[nt][0] - ua);
+            sc[nt][1] = exp2f(sc[nt][1] - ua);
+            sc[nt][2] = exp2f(sc[nt][2] - ub);
+            sc[nt][3] = exp2f(sc[nt][3] - ub);
+            suma += sc[nt][0] + sc[nt][1];
+            sumb += sc[nt][2] + sc[nt][3];
+        }
+        l0 = l0 * ca + suma;
+        l1 = l1 * cb + sumb;
+#pragma unroll
+        for (int i2 = 0; i2 < NT; i2++) {
+            o[i2][0] *= ca;
+            o[i2][1] *= ca;
+            o[i2][2] *= cb;
+            o[i2][3] *= cb;
+        }
+#pragma unroll
+        for (int kk = 0; kk < BK / 16; kk++) {
+            uint32_t pf[4] = {pack_half2(sc[2 * kk][0], sc[2 * kk][1]), pack_half2(sc[2 * kk][2], sc[2 * kk][3]),
+                              pack_half2(sc[2 * kk + 1][0], sc[2 * kk + 1][1]), pack_half2(sc[2 * kk + 1][2], sc[2 * kk + 1][3])};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt += 2) {
+                uint32_t b[4];
+                ldmatrix_x4_trans(b, Vs + (kk * 16 + (lane & 15)) * LD + (nt + (lane >> 4)) * 8);
+                mma16816(o[nt], pf, b[0], b[1]);
+                mma16816(o[nt + 1], pf, b[2], b[3]);
+            }
+        }
+        __syncwarp(); /* every lane is done with buf before it is refilled */
+        pr0 = pr1;
+        pr1 = stage(i + 2, buf);
+    }
+    cp_async_wait<0>();
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    __syncthreads(); /* all warps are done with their tiles: the buffers take the merge */
+    float *Om = reinterpret_cast<float *>(smem); /* [NW][16][HD] */
+    float *Mm = Om + NW * 16 * HD, *Lm = Mm + NW * 16; /* [NW][16] each */
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        int c = nt * 8 + 2 * tq;
+        Om[(warp * 16 + gq) * HD + c] = o[nt][0];
+        Om[(warp * 16 + gq) * HD + c + 1] = o[nt][1];
+        Om[(warp * 16 + gq + 8) * HD + c] = o[nt][2];
+        Om[(warp * 16 + gq + 8) * HD + c + 1] = o[nt][3];
+    }
+    if (tq == 0) {
+        Mm[warp * 16 + gq] = m0;
+        Mm[warp * 16 + gq + 8] = m1;
+        Lm[warp * 16 + gq] = l0;
+        Lm[warp * 16 + gq + 8] = l1;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * HD; i += blockDim.x) {
+        int r = i / HD, e = i % HD;
+        float M = -INFINITY, acc = 0.0f, L = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) M = fmaxf(M, Mm[w * 16 + r]);
+#pragma unroll
+        for (int w = 0; w < NW; w++) {
+            float mw = Mm[w * 16 + r], wt = mw == -INFINITY ? 0.0f : exp2f(mw - M);
+            acc += Om[(w * 16 + r) * HD + e] * wt;
+            L += Lm[w * 16 + r] * wt;
+        }
+        float *pp = part + ((size_t)(g * G + r) * n_splits + split) * (HD + 2);
+        pp[e] = acc;
+        if (e == 0) {
+            pp[HD] = M;
+            pp[HD + 1] = L;
+        }
+    }
+}
+
+static int decode_on_tensor_cores(const wk_cu_attn_args *a) {
+    return a->n_rows == 1 && (a->hd == 64 || a->hd == 128) && a->n_heads / a->n_kv <= 16 && !a->simt_decode;
+}
+
+/* grid (n_rows * n_heads), block REDUCE_THREADS: merges the splits of one (row, head); no visible slot -> 0.
  * The split weights 2^(m_s - M) / L go to shared memory in parallel; then thread (e, j) sums
- * acc_s[e] over the splits s = j (mod 512 / hd), reads coalesced over e, independent over s. */
+ * acc_s[e] over the splits s = j (mod REDUCE_THREADS / hd), reads coalesced over e, independent over s. */
 __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_splits) {
     extern __shared__ float wsm[]; /* (n_splits) weights, then (blockDim) partial sums */
     __shared__ float red[32];
-    cudaGridDependencySynchronize(); /* launched with wk_cu_launch_pdl */
+    /* Launched with wk_cu_launch_pdl; triggering first lets the O matrix-vector kernel start its
+     * weight stream while the attention still runs. */
     cudaTriggerProgrammaticLaunchCompletion();
+    cudaGridDependencySynchronize();
     int rh = blockIdx.x, hd = a.hd, w = hd + 2;
     const float *pp = part + (size_t)rh * n_splits * w;
     float mx = -INFINITY;
@@ -214,6 +438,10 @@ __global__ void attn_reduce_kernel(wk_cu_attn_args a, const float *part, int n_s
 
 int wk_cu_attn_decode_splits(const wk_cu_attn_args *a, int n_sm) {
     int T = a->pos0 + a->n_rows, max_splits = (T + TK - 1) / TK;
+    if (decode_on_tensor_cores(a)) { /* one block of MMA_WARPS warps per SM (its buffers fill most of it) */
+        int want = n_sm / a->n_kv > 0 ? n_sm / a->n_kv : 1;
+        return want < max_splits ? want : max_splits;
+    }
     /* About 4 blocks per SM: each block then streams only a few 32-key tiles, and enough of them are
      * in flight to cover the memory latency (2 per SM left the 4K-context step latency-bound). */
     int want = (4 * n_sm + a->n_kv * a->n_rows - 1) / (a->n_kv * a->n_rows);
@@ -229,6 +457,15 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
     int T = a->pos0 + a->n_rows, G = a->n_heads / a->n_kv;
     int split_len = ((T + n_splits - 1) / n_splits + TK - 1) / TK * TK;
     dim3 grid(n_splits, a->n_kv, a->n_rows);
+    if (decode_on_tensor_cores(a)) {
+        size_t smem = (size_t)MMA_WARPS * 4 * TK * (a->hd + 8) * sizeof(__half);
+        void (*k)(wk_cu_attn_args, float *, int, int) = a->hd == 128 ? attn_decode_mma_kernel<128> : attn_decode_mma_kernel<64>;
+        cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        wk_cu_launch_pdl(k, grid, dim3(32 * MMA_WARPS), smem, s, *a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_heads), dim3(REDUCE_THREADS), (size_t)(n_splits + REDUCE_THREADS) * sizeof(float),
+                         s, *a, part, n_splits);
+        return;
+    }
     size_t smem = (size_t)4 * TK * (a->hd + 8) * sizeof(__half) + (size_t)G * a->hd * sizeof(float);
     int np = (a->hd + 63) / 64;
     /* Above 48 KB (head_dim 256 with many heads per group) the dynamic limit must be raised. */
@@ -242,8 +479,8 @@ void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cuda
         if (smem > 48 * 1024) cudaFuncSetAttribute(attn_decode_kernel<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         wk_cu_launch_pdl(attn_decode_kernel<4>, grid, dim3(32 * G), smem, s, *a, part, n_splits, split_len);
     }
-    wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_rows * a->n_heads), dim3(512), (size_t)(n_splits + 512) * sizeof(float), s, *a,
-                     part, n_splits);
+    wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_rows * a->n_heads), dim3(REDUCE_THREADS),
+                     (size_t)(n_splits + REDUCE_THREADS) * sizeof(float), s, *a, part, n_splits);
 }
 
 /* ---- attention export ------------------------------------------------------------------------- */

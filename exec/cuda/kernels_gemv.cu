@@ -92,63 +92,113 @@ __device__ static void load_input(const wk_cu_gemv_args &a, __half *xs, int padd
     for (int i = in + tid; i < padded; i += nt) xs[i] = __float2half(0.0f);
 }
 
-template <bool SWIGLU>
-__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane);
-
-/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
- * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
- * not once per 8 rows); SWIGLU: rows r and r + out of W. Lane l reads columns [8 (l + 32 j), +8). */
-template <bool SWIGLU>
-__global__ __launch_bounds__(256) void gemv_kernel(wk_cu_gemv_args a) {
-    extern __shared__ __align__(16) __half xs[]; /* (in) */
-    __shared__ float red[32];
-    load_input(a, xs, a.in, red);
-    __syncthreads();
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.out; row += gridDim.x * GEMV_WARPS)
-        gemv_row<SWIGLU>(a, xs, row, lane);
+/* One batch of a row: the 16-byte vectors at columns c, c + 256, c + 512, c + 768 (zeros past in),
+ * all requested before any is used. */
+__device__ static inline void load_batch(const __half *w, int c, int in, uint4 u[4]) {
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        u[j] = c + j * 256 < in ? __ldcs(reinterpret_cast<const uint4 *>(w + c + j * 256)) : make_uint4(0, 0, 0, 0);
 }
 
+__device__ static inline float dot_batch(const uint4 u[4], const __half *xs, int c, int in) {
+    float s = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        if (c + j * 256 < in) s += dot8(u[j], xs + c + j * 256);
+    return s;
+}
+
+/* Row `row` of the product (rows row and row + out for SWIGLU). Lane l reads columns
+ * [8 (l + 32 j), +8). When `loaded`, u / v already hold the row's first batch. */
 template <bool SWIGLU>
-__device__ static inline void gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane) {
+__device__ static inline float gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane, uint4 u[4], uint4 v[4],
+                                        bool loaded) {
     int in = a.in;
     const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
     float acc0 = 0.0f, acc1 = 0.0f;
-    int c = lane * 8;
-    for (; c + 3 * 256 < in; c += 4 * 256) {
-        uint4 u[4], v[4];
-#pragma unroll
-        for (int j = 0; j < 4; j++) u[j] = __ldcs(reinterpret_cast<const uint4 *>(w0 + c + j * 256));
-        if (SWIGLU)
-#pragma unroll
-            for (int j = 0; j < 4; j++) v[j] = __ldcs(reinterpret_cast<const uint4 *>(w1 + c + j * 256));
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            acc0 += dot8(u[j], xs + c + j * 256);
-            if (SWIGLU) acc1 += dot8(v[j], xs + c + j * 256);
+    for (int c = lane * 8; c < in; c += 4 * 256) {
+        if (!loaded) {
+            load_batch(w0, c, in, u);
+            if (SWIGLU) load_batch(w1, c, in, v);
         }
-    }
-    for (; c < in; c += 256) {
-        acc0 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w0 + c)), xs + c);
-        if (SWIGLU) acc1 += dot8(__ldcs(reinterpret_cast<const uint4 *>(w1 + c)), xs + c);
+        loaded = false;
+        acc0 += dot_batch(u, xs, c, in);
+        if (SWIGLU) acc1 += dot_batch(v, xs, c, in);
     }
     acc0 = warp_sum(acc0);
     if (SWIGLU) acc1 = warp_sum(acc1);
-    if (lane != 0) return;
+    if (lane != 0) return acc0;
     if (SWIGLU) {
         float g = acc0;
         reinterpret_cast<__half *>(a.y)[row] = __float2half(g / (1.0f + expf(-g)) * acc1);
     } else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
     else if (a.mode == WK_GEMV_F32) reinterpret_cast<float *>(a.y)[row] = acc0;
     else reinterpret_cast<float *>(a.y)[row] += acc0;
+    return acc0;
+}
+
+/* (value, row) as one integer whose order is the argmax order: larger value first, then the lower
+ * row (as wk_sampler_argmax); NaN ranks below everything, so it is never chosen over a number. */
+__device__ static inline unsigned long long argmax_key(float v, int row) {
+    unsigned b = __float_as_uint(v);
+    unsigned hi = isnan(v) ? 0u : (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+    return ((unsigned long long)hi << 32) | (0xffffffffu - (unsigned)row);
+}
+
+/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
+ * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
+ * not once per 8 rows); SWIGLU: rows r and r + out of W.
+ * EARLY (launched with wk_cu_launch_pdl): each warp requests the first batch of its first row before
+ * it waits for the previous kernel (weights are written by no kernel of the step), so the weight
+ * stream starts while the previous kernel drains and runs under the input prologue.
+ * AMAX (F32 mode): also the argmax key of the rows into *a.amax. */
+template <bool SWIGLU, bool EARLY, bool AMAX>
+__global__ __launch_bounds__(256, SWIGLU ? 4 : 6) void gemv_kernel(wk_cu_gemv_args a) {
+    extern __shared__ __align__(16) __half xs[]; /* (in) */
+    __shared__ float red[32];
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row = blockIdx.x * GEMV_WARPS + warp;
+    uint4 u[4] = {}, v[4] = {};
+    bool loaded = false;
+    if (EARLY) {
+        if (row < a.out) {
+            load_batch(a.w + (size_t)row * a.in, lane * 8, a.in, u);
+            if (SWIGLU) load_batch(a.w + (size_t)(row + a.out) * a.in, lane * 8, a.in, v);
+            loaded = true;
+        }
+        cudaGridDependencySynchronize();
+        cudaTriggerProgrammaticLaunchCompletion();
+    }
+    load_input(a, xs, a.in, red);
+    __syncthreads();
+    unsigned long long best = 0;
+    for (; row < a.out; row += gridDim.x * GEMV_WARPS) {
+        float y = gemv_row<SWIGLU>(a, xs, row, lane, u, v, loaded);
+        loaded = false;
+        if (AMAX) best = max(best, argmax_key(y, row));
+    }
+    if (AMAX) { /* the block's best row, then one atomic per block */
+        __shared__ unsigned long long bk[GEMV_WARPS];
+        if (lane == 0) bk[warp] = best;
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            for (int w = 1; w < GEMV_WARPS; w++) best = max(best, bk[w]);
+            atomicMax(a.amax, best);
+        }
+    }
 }
 
 int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
+
+int32_t wk_cu_argmax_key_row(unsigned long long key) { return (int32_t)(0xffffffffu - (unsigned)(key & 0xffffffffu)); }
 
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
     unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
     size_t smem = (size_t)a->in * sizeof(__half);
-    if (a->mode == WK_GEMV_SWIGLU) gemv_kernel<true><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
-    else gemv_kernel<false><<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
+    void (*k)(wk_cu_gemv_args);
+    if (a->mode == WK_GEMV_SWIGLU) k = a->early ? gemv_kernel<true, true, false> : gemv_kernel<true, false, false>;
+    else if (a->amax) k = a->early ? gemv_kernel<false, true, true> : gemv_kernel<false, false, true>;
+    else k = a->early ? gemv_kernel<false, true, false> : gemv_kernel<false, false, false>;
+    if (a->early) wk_cu_launch_pdl(k, dim3(grid), dim3(32 * GEMV_WARPS), smem, s, *a);
+    else k<<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
 }

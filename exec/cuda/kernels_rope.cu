@@ -18,8 +18,10 @@ __device__ static float sum64(float v, float *red /* [2] shared */) {
 __global__ void rope_store_kernel(wk_cu_rope_args a) {
     __shared__ float red[2];
     __shared__ float buf[512]; /* one head vector, hd <= 512 */
-    cudaGridDependencySynchronize(); /* launched with wk_cu_launch_pdl */
+    /* Launched with wk_cu_launch_pdl. The trigger comes first: the next kernel (decode attention)
+     * may then start staging its cache tiles while this one waits and works. */
     cudaTriggerProgrammaticLaunchCompletion();
+    cudaGridDependencySynchronize();
     int t = blockIdx.x, hh = blockIdx.y, hd = a.hd, half = hd / 2;
     int qd = a.n_heads * hd, kd = a.n_kv * hd, width = qd + 2 * kd;
     int is_q = hh < a.n_heads, g = hh - a.n_heads;

@@ -287,6 +287,22 @@ int main(void) {
     check_model(&t, "llama hd24 (split kernel prefill)", &odd, 120, 40, 16);
     check_model(&t, "llama hd8", &small, 60, 16, 16);
     check_model(&t, "llama hd128 long", &llama128, 1500, 512, 8);
+    /* Few splits: each warp of the tensor-core decode kernel walks several tiles (refilled buffers,
+     * tiles before and after the wait for RoPE); engines read these variables when they open. */
+    setenv("WIKV_CUDA_ATTN_SPLITS", "3", 1);
+    check_model(&t, "llama hd128 long, 3 decode splits", &llama128, 1500, 512, 8);
+    check_masked(&t, "llama hd64, 1 decode split", &llama64, WK_KV_ABSENT_ZERO);
+    setenv("WIKV_CUDA_ATTN_SPLITS", "1", 1);
+    check_masked(&t, "llama hd128, 1 decode split", &llama128, WK_KV_ABSENT_MASKED);
+    unsetenv("WIKV_CUDA_ATTN_SPLITS");
+    /* The CUDA-core decode kernel where the tensor-core one would run, and the matrix-vector kernels
+     * without the early weight stream: both stay selectable, so both stay checked. */
+    setenv("WIKV_CUDA_ATTN_SIMT", "1", 1);
+    setenv("WIKV_CUDA_GEMV_LATE", "1", 1);
+    check_model(&t, "llama hd64 gqa2 (CUDA-core decode, late matrix-vector)", &llama64, 200, 64, 24);
+    check_masked(&t, "llama hd128 (CUDA-core decode)", &llama128, WK_KV_ABSENT_ZERO);
+    unsetenv("WIKV_CUDA_ATTN_SIMT");
+    unsetenv("WIKV_CUDA_GEMV_LATE");
     check_masked(&t, "llama hd64", &llama64, WK_KV_ABSENT_MASKED);
     check_masked(&t, "llama hd64", &llama64, WK_KV_ABSENT_ZERO);
     check_masked(&t, "llama hd128", &llama128, WK_KV_ABSENT_MASKED);
