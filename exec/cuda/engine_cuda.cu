@@ -52,6 +52,7 @@ typedef struct {
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
     int gemv_early;     /* 1: matrix-vector kernels start their weight stream before the previous kernel ends */
     int simt_decode;    /* 1: decode attention on the CUDA cores only (WIKV_CUDA_ATTN_SIMT, for comparison) */
+    int rope_in_gemv;   /* 1: decode RoPE + KV store in the QKV product (0: WIKV_CUDA_ROPE_KERNEL, the separate kernel) */
     int max_splits;     /* > 0: at most this many decode-attention splits (WIKV_CUDA_ATTN_SPLITS, for tests) */
     char device[320];
     cu_layer *layers;   /* [n_layers] */
@@ -377,16 +378,19 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
     return 0;
 }
 
-/* RoPE + KV store of the chunk's q/k/v (in im->qkv), attention, and the export when asked. */
-static int attn_block(wk_engine *e, int l, const cu_layer *L, const wk_forward_args *fa, wk_err *err) {
+/* RoPE + KV store of the chunk's q/k/v (in im->qkv; skipped when `roped`: the QKV product did it),
+ * attention, and the export when asked. */
+static int attn_block(wk_engine *e, int l, const cu_layer *L, const wk_forward_args *fa, int roped, wk_err *err) {
     cu_impl *im = impl_of(e);
     const wk_model_config *c = &e->cfg;
     int n = fa->n_tokens, hd = c->head_dim;
     size_t off = (size_t)l * c->n_kv_heads * e->kv_capacity;
-    wk_cu_rope_args ra = {im->qkv, L->bqkv, L->q_norm, L->k_norm, im->inv_freq, im->q, im->k + off * hd, im->v + off * hd,
-                          im->present + off, n, fa->pos, c->n_heads, c->n_kv_heads, hd, e->kv_capacity, c->norm_eps};
-    wk_cu_rope_store(&ra, im->stream);
-    CK(cudaGetLastError());
+    if (!roped) {
+        wk_cu_rope_args ra = {im->qkv, L->bqkv, L->q_norm, L->k_norm, im->inv_freq, im->q, im->k + off * hd, im->v + off * hd,
+                              im->present + off, n, fa->pos, c->n_heads, c->n_kv_heads, hd, e->kv_capacity, c->norm_eps};
+        wk_cu_rope_store(&ra, im->stream);
+        CK(cudaGetLastError());
+    }
     if (attention(e, l, fa->pos, n, err)) return err->code;
     if (fa->attn) {
         wk_cu_attn_args a = {im->q, im->att, im->k + off * hd, im->v + off * hd, im->present + off, n, fa->pos, c->n_heads,
@@ -407,7 +411,7 @@ static int layer_forward(wk_engine *e, int l, const wk_forward_args *fa, wk_err 
     int n = fa->n_tokens, hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
     wk_cu_rmsnorm(im->xb, im->x, L->attn_norm, n, c->dim, c->norm_eps, im->stream);
     if (gemm(im, im->qkv, CUDA_R_16F, L->wqkv, im->xb, n, c->dim, qd + 2 * kd, 0.0f, err)) return err->code;
-    if (attn_block(e, l, L, fa, err)) return err->code;
+    if (attn_block(e, l, L, fa, 0, err)) return err->code;
     if (gemm(im, im->x, CUDA_R_32F, L->wo, im->att, n, qd, c->dim, 1.0f, err)) return err->code;
     wk_cu_rmsnorm(im->xb, im->x, L->ffn_norm, n, c->dim, c->norm_eps, im->stream);
     if (gemm(im, im->gu, CUDA_R_16F, L->wgu, im->xb, n, c->dim, 2 * c->hidden_dim, 0.0f, err)) return err->code;
@@ -416,26 +420,58 @@ static int layer_forward(wk_engine *e, int l, const wk_forward_args *fa, wk_err 
     return gemm(im, im->x, CUDA_R_32F, L->wdown, im->hb, n, c->hidden_dim, c->dim, 1.0f, err);
 }
 
-/* One token: fused matrix-vector kernels (norm folded into the input, SwiGLU and residual add into
- * the output), so the step is bound by streaming the weights once. */
+/* Decode matrix-vector arguments: W (out, in), output y; input, norm and argmax left unset. */
+static wk_cu_gemv_args gemv_args(const cu_impl *im, const wk_model_config *c, const __half *w, int in, int out, int mode, void *y) {
+    wk_cu_gemv_args g;
+    memset(&g, 0, sizeof g);
+    g.w = w;
+    g.y = y;
+    g.in = in;
+    g.out = out;
+    g.mode = mode;
+    g.eps = c->norm_eps;
+    g.max_blocks = GEMV_BLOCKS_PER_SM * im->n_sm;
+    g.early = im->gemv_early;
+    return g;
+}
+
+/* One token: fused matrix-vector kernels (norm folded into the input, RoPE + KV store, SwiGLU and
+ * the residual add into the output), so the step is bound by streaming the weights once. */
 static int layer_decode(wk_engine *e, int l, const wk_forward_args *fa, wk_err *err) {
     cu_impl *im = impl_of(e);
     const wk_model_config *c = &e->cfg;
     const cu_layer *L = &im->layers[l];
     int hd = c->head_dim, qd = c->n_heads * hd, kd = c->n_kv_heads * hd;
-    wk_cu_gemv_args g = {L->wqkv, im->x, L->attn_norm, NULL, im->qkv, c->dim, qd + 2 * kd, WK_GEMV_F16, c->norm_eps,
-                         GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
+    /* RoPE in the QKV product unless a bias or q/k norm must come first (the RoPE kernel does those). */
+    int roped = im->rope_in_gemv && !L->bqkv && !L->q_norm;
+    wk_cu_gemv_args g = gemv_args(im, c, L->wqkv, c->dim, qd + 2 * kd, roped ? WK_GEMV_ROPE : WK_GEMV_F16, im->qkv);
+    g.x = im->x;
+    g.norm_w = L->attn_norm;
+    if (roped) {
+        size_t off = (size_t)l * c->n_kv_heads * e->kv_capacity;
+        g.inv_freq = im->inv_freq;
+        g.q_out = im->q;
+        g.k_cache = im->k + off * hd;
+        g.v_cache = im->v + off * hd;
+        g.present = im->present + off;
+        g.pos = fa->pos;
+        g.n_heads = c->n_heads;
+        g.n_kv = c->n_kv_heads;
+        g.hd = hd;
+        g.cap = e->kv_capacity;
+    }
     wk_cu_gemv(&g, im->stream);
     CK(cudaGetLastError());
-    if (attn_block(e, l, L, fa, err)) return err->code;
-    wk_cu_gemv_args o = {L->wo, NULL, NULL, im->att, im->x, qd, c->dim, WK_GEMV_ADD_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm,
-                           im->gemv_early, NULL};
+    if (attn_block(e, l, L, fa, roped, err)) return err->code;
+    wk_cu_gemv_args o = gemv_args(im, c, L->wo, qd, c->dim, WK_GEMV_ADD_F32, im->x);
+    o.xh = im->att;
     wk_cu_gemv(&o, im->stream);
-    wk_cu_gemv_args gu = {L->wgu, im->x, L->ffn_norm, NULL, im->hb, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, c->norm_eps,
-                          GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
+    wk_cu_gemv_args gu = gemv_args(im, c, L->wgu, c->dim, c->hidden_dim, WK_GEMV_SWIGLU, im->hb);
+    gu.x = im->x;
+    gu.norm_w = L->ffn_norm;
     wk_cu_gemv(&gu, im->stream);
-    wk_cu_gemv_args d = {L->wdown, NULL, NULL, im->hb, im->x, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, c->norm_eps,
-                         GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, NULL};
+    wk_cu_gemv_args d = gemv_args(im, c, L->wdown, c->hidden_dim, c->dim, WK_GEMV_ADD_F32, im->x);
+    d.xh = im->hb;
     wk_cu_gemv(&d, im->stream);
     CK(cudaGetLastError());
     return 0;
@@ -484,8 +520,10 @@ static int run_chunk(wk_engine *e, const wk_forward_args *a, int logit_rows, uns
     for (int l = 0; l < c->n_layers; l++)
         if ((n == 1 && im->use_gemv ? layer_decode(e, l, a, err) : layer_forward(e, l, a, err))) return err->code;
     if (logit_rows == 1 && im->use_gemv) {
-        wk_cu_gemv_args g = {im->lm_head, im->x + (size_t)(n - 1) * c->dim, im->final_norm, NULL, im->logits, c->dim,
-                             c->vocab_size, WK_GEMV_F32, c->norm_eps, GEMV_BLOCKS_PER_SM * im->n_sm, im->gemv_early, amax};
+        wk_cu_gemv_args g = gemv_args(im, c, im->lm_head, c->dim, c->vocab_size, WK_GEMV_F32, im->logits);
+        g.x = im->x + (size_t)(n - 1) * c->dim;
+        g.norm_w = im->final_norm;
+        g.amax = amax;
         wk_cu_gemv(&g, im->stream);
         CK(cudaGetLastError());
     } else if (logit_rows > 0) {
@@ -685,6 +723,7 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
                    wk_cu_gemv_supported(e->cfg.hidden_dim) && !getenv("WIKV_CUDA_NO_GEMV");
     im->gemv_early = !getenv("WIKV_CUDA_GEMV_LATE");
     im->simt_decode = getenv("WIKV_CUDA_ATTN_SIMT") != NULL;
+    im->rope_in_gemv = !getenv("WIKV_CUDA_ROPE_KERNEL");
     im->max_splits = getenv("WIKV_CUDA_ATTN_SPLITS") ? atoi(getenv("WIKV_CUDA_ATTN_SPLITS")) : 0;
     wk_model_config_rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);

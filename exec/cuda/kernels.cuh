@@ -88,8 +88,9 @@ void wk_cu_attn_export(const wk_cu_attn_args *a, int row0, float *attn, int stri
  * * norm_w of the fp32 residual x when x != NULL, else xh (fp16). Modes: F16 / F32 write y (out), F32
  * also the argmax when amax != NULL (the LM head of a greedy step: no separate argmax pass);
  * ADD_F32 adds into y (the residual); SWIGLU reads rows r and r + out (gate, up) and writes
- * silu(gate) * up as fp16 (out). Needs in % 8 == 0 and in <= 24576 (wk_cu_gemv_supported). */
-enum { WK_GEMV_F16 = 0, WK_GEMV_F32 = 1, WK_GEMV_ADD_F32 = 2, WK_GEMV_SWIGLU = 3 };
+ * silu(gate) * up as fp16 (out); ROPE: see below. Needs in % 8 == 0 and in <= 24576
+ * (wk_cu_gemv_supported). */
+enum { WK_GEMV_F16 = 0, WK_GEMV_F32 = 1, WK_GEMV_ADD_F32 = 2, WK_GEMV_SWIGLU = 3, WK_GEMV_ROPE = 4 };
 typedef struct wk_cu_gemv_args {
     const __half *w;      /* (out or 2 out, in) */
     const float *x;       /* (in) fp32 residual to normalise, or NULL */
@@ -101,6 +102,12 @@ typedef struct wk_cu_gemv_args {
     int max_blocks;       /* grid cap (e.g. 4 per SM); 0 = one block per 8 rows */
     int early;            /* 1: launched with wk_cu_launch_pdl, the first weights requested before the wait */
     unsigned long long *amax; /* F32 mode, or NULL: atomicMax of the argmax key of every row (set it to 0 first) */
+    /* ROPE mode (W = the fused QKV rows, out = (n_heads + 2 n_kv) hd, y unused): q rotated into q_out
+     * (n_heads * hd), k rotated and v into the cache slot pos ([n_kv][cap][hd]), marked present. */
+    const float *inv_freq; /* (hd / 2) */
+    __half *q_out, *k_cache, *v_cache;
+    uint8_t *present;      /* [n_kv][cap] */
+    int pos, n_heads, n_kv, hd, cap;
 } wk_cu_gemv_args;
 int wk_cu_gemv_supported(int in);
 /* The row (lowest on ties, as wk_sampler_argmax) of the largest key that wk_cu_gemv left in *amax. */

@@ -5,7 +5,9 @@
  *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2, in
  *     batches of 16-byte loads, so the prologue costs a few memory round trips, not one per element),
  *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
- *   - residual add into the fp32 stream.
+ *   - residual add into the fp32 stream,
+ *   - RoPE and the K/V cache store of the QKV product (models without q/k/v bias or q/k norm): the
+ *     warp computes the two rows that RoPE pairs, so no separate RoPE kernel runs.
  * CPU reference: matmul() / rmsnorm() / mlp_layer() in exec/cpu/engine_cpu.c. */
 #include "exec/cuda/kernels.cuh"
 
@@ -108,27 +110,69 @@ __device__ static inline float dot_batch(const uint4 u[4], const __half *xs, int
     return s;
 }
 
-/* Row `row` of the product (rows row and row + out for SWIGLU). Lane l reads columns
- * [8 (l + 32 j), +8). When `loaded`, u / v already hold the row's first batch. */
-template <bool SWIGLU>
+/* What one warp computes: ONE row; SWIGLU the gate row r and the up row r + out; ROPE the rows i and
+ * i + hd / 2 of one q / k / v head (the rotate-half partners). */
+enum { K_ONE = 0, K_SWIGLU = 1, K_ROPE = 2 };
+
+/* Units of work (one per warp pass) of a launch. */
+template <int KIND> __device__ static inline int gemv_units(const wk_cu_gemv_args &a) { return KIND == K_ROPE ? a.out / 2 : a.out; }
+
+/* The two weight rows of unit u (r1 unused for ONE). */
+template <int KIND> __device__ static inline void unit_rows(const wk_cu_gemv_args &a, int u, int *r0, int *r1) {
+    if (KIND == K_ROPE) {
+        int half = a.hd / 2;
+        *r0 = u / half * a.hd + u % half;
+        *r1 = *r0 + half;
+    } else {
+        *r0 = u;
+        *r1 = u + a.out;
+    }
+}
+
+/* ROPE epilogue of unit u with the products y0 (row i) and y1 (row i + hd / 2) of head hh: q and k
+ * are rotated at position pos (as rope_store_kernel), q goes to q_out, k and v to the cache slot pos,
+ * which the k unit i = 0 marks present. */
+__device__ static inline void rope_store(const wk_cu_gemv_args &a, int u, float y0, float y1) {
+    int half = a.hd / 2, hh = u / half, i = u % half, nq = a.n_heads, nk = a.n_kv;
+    if (hh < nq + nk) {
+        float ang = (float)a.pos * a.inv_freq[i], sn, cs;
+        sincosf(ang, &sn, &cs);
+        float r0 = y0 * cs - y1 * sn, r1 = y1 * cs + y0 * sn;
+        y0 = r0;
+        y1 = r1;
+    }
+    __half *dst = hh < nq        ? a.q_out + (size_t)hh * a.hd
+                  : hh < nq + nk ? a.k_cache + ((size_t)(hh - nq) * a.cap + a.pos) * a.hd
+                                 : a.v_cache + ((size_t)(hh - nq - nk) * a.cap + a.pos) * a.hd;
+    dst[i] = __float2half(y0);
+    dst[i + half] = __float2half(y1);
+    if (hh >= nq && hh < nq + nk && i == 0) a.present[(size_t)(hh - nq) * a.cap + a.pos] = 1;
+}
+
+/* Unit u of the product. Lane l reads columns [8 (l + 32 j), +8). When `loaded`, u / v already
+ * hold the first batch of the unit's rows. */
+template <int KIND>
 __device__ static inline float gemv_row(const wk_cu_gemv_args &a, const __half *xs, int row, int lane, uint4 u[4], uint4 v[4],
                                         bool loaded) {
-    int in = a.in;
-    const __half *w0 = a.w + (size_t)row * in, *w1 = a.w + (size_t)(row + a.out) * in;
+    constexpr bool TWO = KIND != K_ONE;
+    int in = a.in, r0, r1;
+    unit_rows<KIND>(a, row, &r0, &r1);
+    const __half *w0 = a.w + (size_t)r0 * in, *w1 = a.w + (size_t)r1 * in;
     float acc0 = 0.0f, acc1 = 0.0f;
     for (int c = lane * 8; c < in; c += 4 * 256) {
         if (!loaded) {
             load_batch(w0, c, in, u);
-            if (SWIGLU) load_batch(w1, c, in, v);
+            if (TWO) load_batch(w1, c, in, v);
         }
         loaded = false;
         acc0 += dot_batch(u, xs, c, in);
-        if (SWIGLU) acc1 += dot_batch(v, xs, c, in);
+        if (TWO) acc1 += dot_batch(v, xs, c, in);
     }
     acc0 = warp_sum(acc0);
-    if (SWIGLU) acc1 = warp_sum(acc1);
+    if (TWO) acc1 = warp_sum(acc1);
     if (lane != 0) return acc0;
-    if (SWIGLU) {
+    if (KIND == K_ROPE) rope_store(a, row, acc0, acc1);
+    else if (KIND == K_SWIGLU) {
         float g = acc0;
         reinterpret_cast<__half *>(a.y)[row] = __float2half(g / (1.0f + expf(-g)) * acc1);
     } else if (a.mode == WK_GEMV_F16) reinterpret_cast<__half *>(a.y)[row] = __float2half(acc0);
@@ -145,24 +189,27 @@ __device__ static inline unsigned long long argmax_key(float v, int row) {
     return ((unsigned long long)hi << 32) | (0xffffffffu - (unsigned)row);
 }
 
-/* grid (min(ceil(out / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: rows b * 8 + w,
- * then every gridDim * 8 further (few resident blocks, so the input norm is paid once per block,
- * not once per 8 rows); SWIGLU: rows r and r + out of W.
+/* grid (min(ceil(units / 8), max_blocks)), block 256, dynamic smem in * 2 bytes. Warp w of block b: unit
+ * b * 8 + w, then every gridDim * 8 further (few resident blocks, so the input norm is paid once per
+ * block, not once per 8 units).
  * EARLY (launched with wk_cu_launch_pdl): each warp requests the first batch of its first row before
  * it waits for the previous kernel (weights are written by no kernel of the step), so the weight
  * stream starts while the previous kernel drains and runs under the input prologue.
  * AMAX (F32 mode): also the argmax key of the rows into *a.amax. */
-template <bool SWIGLU, bool EARLY, bool AMAX>
-__global__ __launch_bounds__(256, SWIGLU ? 4 : 6) void gemv_kernel(wk_cu_gemv_args a) {
+template <int KIND, bool EARLY, bool AMAX>
+__global__ __launch_bounds__(256, KIND != K_ONE ? 4 : 6) void gemv_kernel(wk_cu_gemv_args a) {
     extern __shared__ __align__(16) __half xs[]; /* (in) */
     __shared__ float red[32];
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32, row = blockIdx.x * GEMV_WARPS + warp;
     uint4 u[4] = {}, v[4] = {};
     bool loaded = false;
+    int units = gemv_units<KIND>(a);
     if (EARLY) {
-        if (row < a.out) {
-            load_batch(a.w + (size_t)row * a.in, lane * 8, a.in, u);
-            if (SWIGLU) load_batch(a.w + (size_t)(row + a.out) * a.in, lane * 8, a.in, v);
+        if (row < units) {
+            int r0, r1;
+            unit_rows<KIND>(a, row, &r0, &r1);
+            load_batch(a.w + (size_t)r0 * a.in, lane * 8, a.in, u);
+            if (KIND != K_ONE) load_batch(a.w + (size_t)r1 * a.in, lane * 8, a.in, v);
             loaded = true;
         }
         cudaGridDependencySynchronize();
@@ -171,8 +218,8 @@ __global__ __launch_bounds__(256, SWIGLU ? 4 : 6) void gemv_kernel(wk_cu_gemv_ar
     load_input(a, xs, a.in, red);
     __syncthreads();
     unsigned long long best = 0;
-    for (; row < a.out; row += gridDim.x * GEMV_WARPS) {
-        float y = gemv_row<SWIGLU>(a, xs, row, lane, u, v, loaded);
+    for (; row < units; row += gridDim.x * GEMV_WARPS) {
+        float y = gemv_row<KIND>(a, xs, row, lane, u, v, loaded);
         loaded = false;
         if (AMAX) best = max(best, argmax_key(y, row));
     }
@@ -192,13 +239,15 @@ int wk_cu_gemv_supported(int in) { return in % 8 == 0 && in <= 24576; }
 int32_t wk_cu_argmax_key_row(unsigned long long key) { return (int32_t)(0xffffffffu - (unsigned)(key & 0xffffffffu)); }
 
 void wk_cu_gemv(const wk_cu_gemv_args *a, cudaStream_t s) {
-    unsigned grid = (unsigned)((a->out + GEMV_WARPS - 1) / GEMV_WARPS);
+    int units = a->mode == WK_GEMV_ROPE ? a->out / 2 : a->out;
+    unsigned grid = (unsigned)((units + GEMV_WARPS - 1) / GEMV_WARPS);
     if (a->max_blocks > 0 && grid > (unsigned)a->max_blocks) grid = (unsigned)a->max_blocks;
     size_t smem = (size_t)a->in * sizeof(__half);
     void (*k)(wk_cu_gemv_args);
-    if (a->mode == WK_GEMV_SWIGLU) k = a->early ? gemv_kernel<true, true, false> : gemv_kernel<true, false, false>;
-    else if (a->amax) k = a->early ? gemv_kernel<false, true, true> : gemv_kernel<false, false, true>;
-    else k = a->early ? gemv_kernel<false, true, false> : gemv_kernel<false, false, false>;
+    if (a->mode == WK_GEMV_SWIGLU) k = a->early ? gemv_kernel<K_SWIGLU, true, false> : gemv_kernel<K_SWIGLU, false, false>;
+    else if (a->mode == WK_GEMV_ROPE) k = a->early ? gemv_kernel<K_ROPE, true, false> : gemv_kernel<K_ROPE, false, false>;
+    else if (a->amax) k = a->early ? gemv_kernel<K_ONE, true, true> : gemv_kernel<K_ONE, false, true>;
+    else k = a->early ? gemv_kernel<K_ONE, true, false> : gemv_kernel<K_ONE, false, false>;
     if (a->early) wk_cu_launch_pdl(k, dim3(grid), dim3(32 * GEMV_WARPS), smem, s, *a);
     else k<<<grid, 32 * GEMV_WARPS, smem, s>>>(*a);
 }

@@ -295,14 +295,17 @@ int main(void) {
     setenv("WIKV_CUDA_ATTN_SPLITS", "1", 1);
     check_masked(&t, "llama hd128, 1 decode split", &llama128, WK_KV_ABSENT_MASKED);
     unsetenv("WIKV_CUDA_ATTN_SPLITS");
-    /* The CUDA-core decode kernel where the tensor-core one would run, and the matrix-vector kernels
-     * without the early weight stream: both stay selectable, so both stay checked. */
+    /* The CUDA-core decode kernel where the tensor-core one would run, the matrix-vector kernels
+     * without the early weight stream, and the RoPE kernel in decode steps: all stay selectable, so
+     * all stay checked. */
     setenv("WIKV_CUDA_ATTN_SIMT", "1", 1);
     setenv("WIKV_CUDA_GEMV_LATE", "1", 1);
-    check_model(&t, "llama hd64 gqa2 (CUDA-core decode, late matrix-vector)", &llama64, 200, 64, 24);
-    check_masked(&t, "llama hd128 (CUDA-core decode)", &llama128, WK_KV_ABSENT_ZERO);
+    setenv("WIKV_CUDA_ROPE_KERNEL", "1", 1);
+    check_model(&t, "llama hd64 gqa2 (CUDA-core decode, late matrix-vector, RoPE kernel)", &llama64, 200, 64, 24);
+    check_masked(&t, "llama hd128 (CUDA-core decode, RoPE kernel)", &llama128, WK_KV_ABSENT_ZERO);
     unsetenv("WIKV_CUDA_ATTN_SIMT");
     unsetenv("WIKV_CUDA_GEMV_LATE");
+    unsetenv("WIKV_CUDA_ROPE_KERNEL");
     check_masked(&t, "llama hd64", &llama64, WK_KV_ABSENT_MASKED);
     check_masked(&t, "llama hd64", &llama64, WK_KV_ABSENT_ZERO);
     check_masked(&t, "llama hd128", &llama128, WK_KV_ABSENT_MASKED);
