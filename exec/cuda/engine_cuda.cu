@@ -52,7 +52,6 @@ typedef struct {
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
     int gemv_early;     /* 1: matrix-vector kernels start their weight stream before the previous kernel ends */
     int simt_decode;    /* 1: decode attention on the CUDA cores only (WIKV_CUDA_ATTN_SIMT, for comparison) */
-    int merge_in_attn;  /* 1: the decode attention's last block merges the splits (0: WIKV_CUDA_ATTN_REDUCE_KERNEL) */
     int rope_in_gemv;   /* 1: decode RoPE + KV store in the QKV product (0: WIKV_CUDA_ROPE_KERNEL, the separate kernel) */
     int max_splits;     /* > 0: at most this many decode-attention splits (WIKV_CUDA_ATTN_SPLITS, for tests) */
     char device[320];
@@ -78,7 +77,6 @@ typedef struct {
     float *logits;      /* (logit_cap, vocab) */
     int logit_cap;
     float *part;        /* decode partials, part_cap floats */
-    unsigned *split_done; /* (n_kv) zeroed counters: decode splits finished per KV head */
     size_t part_cap;
     float *attn;        /* export [n_layers][n_kv][attn_stride] */
     size_t attn_cap;
@@ -374,7 +372,7 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
         if (im->max_splits > 0 && splits > im->max_splits) splits = im->max_splits;
         if (wk_cu_attn_decode_part_floats(&b, splits) > im->part_cap)
             return wk_err_set(err, WK_ESTATE, "cuda engine: decode partial buffer too small");
-        wk_cu_attn_decode(&b, im->part, splits, im->merge_in_attn ? im->split_done : NULL, im->stream);
+        wk_cu_attn_decode(&b, im->part, splits, im->stream);
         CK(cudaGetLastError());
     }
     return 0;
@@ -602,7 +600,7 @@ static void cu_free(wk_engine *e) {
     if (im) {
         if (im->stream) cudaStreamSynchronize(im->stream);
         void *bufs[] = {im->wh, im->wf, im->k, im->v, im->present, im->x, im->xb, im->qkv, im->q, im->att, im->gu, im->hb,
-                        im->tokens, im->next, im->amax, im->logits, im->part, im->split_done, im->attn};
+                        im->tokens, im->next, im->amax, im->logits, im->part, im->attn};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]);
         if (im->blas) cublasDestroy(im->blas);
         if (im->stream) cudaStreamDestroy(im->stream);
@@ -639,10 +637,8 @@ static int alloc_state(wk_engine *e, wk_err *err) {
         dalloc((void **)&im->tokens, m * sizeof(int32_t), "tokens", err) ||
         dalloc((void **)&im->next, sizeof(int32_t), "argmax", err) ||
         dalloc((void **)&im->amax, sizeof(unsigned long long), "argmax key", err) ||
-        dalloc((void **)&im->part, im->part_cap * sizeof(float), "decode partials", err) ||
-        dalloc((void **)&im->split_done, (size_t)c->n_kv_heads * sizeof(unsigned), "decode split counters", err))
+        dalloc((void **)&im->part, im->part_cap * sizeof(float), "decode partials", err))
         return err->code;
-    CK(cudaMemsetAsync(im->split_done, 0, (size_t)c->n_kv_heads * sizeof(unsigned), im->stream));
     e->ops->kv_clear(e);
     CK(cudaGetLastError());
     return 0;
@@ -728,7 +724,6 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     im->gemv_early = !getenv("WIKV_CUDA_GEMV_LATE");
     im->simt_decode = getenv("WIKV_CUDA_ATTN_SIMT") != NULL;
     im->rope_in_gemv = !getenv("WIKV_CUDA_ROPE_KERNEL");
-    im->merge_in_attn = !getenv("WIKV_CUDA_ATTN_REDUCE_KERNEL");
     im->max_splits = getenv("WIKV_CUDA_ATTN_SPLITS") ? atoi(getenv("WIKV_CUDA_ATTN_SPLITS")) : 0;
     wk_model_config_rope_inv_freq(&e->cfg, inv_freq);
     rc = upload_f32(im, im->inv_freq, inv_freq, (size_t)e->cfg.head_dim / 2, err);

@@ -78,9 +78,7 @@ void wk_cu_attn_prefill(const wk_cu_attn_args *a, cudaStream_t s);
  * CUDA cores; wk_cu_attn_decode_splits gives the split count for whichever applies. */
 int wk_cu_attn_decode_splits(const wk_cu_attn_args *a, int n_sm);
 size_t wk_cu_attn_decode_part_floats(const wk_cu_attn_args *a, int n_splits);
-/* done: NULL, or n_kv zeroed counters that the tensor-core kernel uses to merge the splits in its last
- * block per KV head (no reduction kernel) and leaves zeroed. */
-void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, unsigned *done, cudaStream_t s);
+void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cudaStream_t s);
 
 /* Attention export: for rows [row0, n_rows) of the chunk, adds the softmax weight of every visible
  * slot, summed over the query heads of each group, into attn[kv_head][stride] (fp32). */

@@ -188,52 +188,6 @@ __device__ static inline uint32_t pack_half2(float lo, float hi) {
 }
 __device__ static inline uint32_t ld32(const __half *p) { return *reinterpret_cast<const uint32_t *>(p); }
 
-/* The last of the n_splits blocks of KV head g to finish merges the group's partials into a.out (one
- * query row), so no reduction kernel runs: every block publishes its partial (fence), then counts
- * itself in done[g]; the one that sees n_splits - 1 reads all partials from L2 and resets the count
- * for the next launch. sm: 2 G n_splits + G floats of shared memory. */
-__device__ static void merge_if_last(const wk_cu_attn_args &a, const float *part, int n_splits, unsigned *done, float *sm) {
-    __shared__ int last;
-    int g = blockIdx.y, G = a.n_heads / a.n_kv, hd = a.hd, w = hd + 2;
-    __threadfence();
-    __syncthreads(); /* every thread's partial stores are fenced; the block's shared memory is free */
-    if (threadIdx.x == 0) last = atomicAdd(done + g, 1u) == (unsigned)n_splits - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    float *wt = sm, *ls = sm + G * n_splits, *inv = ls + G * n_splits; /* [G][n_splits] x 2, [G] */
-    const float *pg = part + (size_t)g * G * n_splits * w;            /* heads g G .. g G + G - 1 */
-    for (int i = threadIdx.x; i < G * n_splits; i += blockDim.x) {
-        wt[i] = __ldcg(pg + (size_t)i * w + hd);
-        ls[i] = __ldcg(pg + (size_t)i * w + hd + 1);
-    }
-    __syncthreads();
-    for (int r = threadIdx.x; r < G; r += blockDim.x) {
-        float M = -INFINITY, L = 0.0f;
-        for (int s = 0; s < n_splits; s++) M = fmaxf(M, wt[r * n_splits + s]);
-        for (int s = 0; s < n_splits; s++) {
-            float m = wt[r * n_splits + s], x = m == -INFINITY ? 0.0f : exp2f(m - M);
-            wt[r * n_splits + s] = x;
-            L += ls[r * n_splits + s] * x;
-        }
-        inv[r] = L > 0.0f ? 1.0f / L : 0.0f; /* no visible slot: 0 */
-    }
-    __syncthreads();
-    for (int i = threadIdx.x; i < G * hd; i += blockDim.x) {
-        int r = i / hd, e = i % hd;
-        const float *pr = pg + (size_t)r * n_splits * w + e;
-        float o0 = 0.0f, o1 = 0.0f;
-        int s = 0;
-        for (; s + 1 < n_splits; s += 2) {
-            o0 += __ldcg(pr + (size_t)s * w) * wt[r * n_splits + s];
-            o1 += __ldcg(pr + (size_t)(s + 1) * w) * wt[r * n_splits + s + 1];
-        }
-        if (s < n_splits) o0 += __ldcg(pr + (size_t)s * w) * wt[r * n_splits + s];
-        a.out[(size_t)(g * G + r) * hd + e] = __float2half((o0 + o1) * inv[r]);
-    }
-    if (threadIdx.x == 0) done[g] = 0;
-}
-
 /* grid (n_splits, n_kv), block MMA_WARPS warps; one query row (pos0). The G query heads of KV head g
  * are the rows of the mma A operand (rows >= G are zero), so each K/V tile is read from shared
  * memory once for the whole group, and QK^T and PV run on the tensor cores (fp16 in, fp32
@@ -243,12 +197,11 @@ __device__ static void merge_if_last(const wk_cu_attn_args &a, const float *part
  * before it; MASKED gives -inf, ZERO the score 0, and their V rows are zeroed in shared memory (so a
  * zero V adds nothing whatever the slot holds). Thread (gq = lane / 4, tq = lane % 4) holds rows gq,
  * gq + 8 (the mma accumulator layout). At the end the warps' (m, l, o) merge in shared memory into
- * part[(h, split)] = acc (hd), m, l (log2 domain), as the CUDA-core kernel writes it. With `done`, the
- * last block of each KV head also merges the splits (merge_if_last); else attn_reduce_kernel does.
+ * part[(h, split)] = acc (hd), m, l (log2 domain), as the CUDA-core kernel writes it.
  * Dynamic smem: MMA_WARPS x 2 x (K, V) tiles of [32][HD + 8] fp16. */
 template <int HD>
 __global__ __launch_bounds__(32 * MMA_WARPS) void attn_decode_mma_kernel(wk_cu_attn_args a, float *part, int n_splits,
-                                                                         int split_len, unsigned *done) {
+                                                                         int split_len) {
     constexpr int BK = TK, LD = HD + 8, KS = HD / 16, NT = HD / 8, SN = BK / 8, NW = MMA_WARPS;
     extern __shared__ __align__(16) unsigned char smem[];
     int split = blockIdx.x, g = blockIdx.y, G = a.n_heads / a.n_kv;
@@ -422,7 +375,6 @@ __global__ __launch_bounds__(32 * MMA_WARPS) void attn_decode_mma_kernel(wk_cu_a
             pp[HD + 1] = L;
         }
     }
-    if (done) merge_if_last(a, part, n_splits, done, reinterpret_cast<float *>(smem));
 }
 
 static int decode_on_tensor_cores(const wk_cu_attn_args *a) {
@@ -501,20 +453,16 @@ size_t wk_cu_attn_decode_part_floats(const wk_cu_attn_args *a, int n_splits) {
     return (size_t)a->n_rows * a->n_heads * n_splits * (a->hd + 2);
 }
 
-void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, unsigned *done, cudaStream_t s) {
+void wk_cu_attn_decode(const wk_cu_attn_args *a, float *part, int n_splits, cudaStream_t s) {
     int T = a->pos0 + a->n_rows, G = a->n_heads / a->n_kv;
     int split_len = ((T + n_splits - 1) / n_splits + TK - 1) / TK * TK;
     dim3 grid(n_splits, a->n_kv, a->n_rows);
     if (decode_on_tensor_cores(a)) {
         size_t smem = (size_t)MMA_WARPS * 4 * TK * (a->hd + 8) * sizeof(__half);
-        size_t merge = (size_t)(2 * G * n_splits + G) * sizeof(float);
-        if (merge > smem) done = NULL; /* (many splits with a big group) the reduction kernel merges */
-        void (*k)(wk_cu_attn_args, float *, int, int, unsigned *) =
-            a->hd == 128 ? attn_decode_mma_kernel<128> : attn_decode_mma_kernel<64>;
+        void (*k)(wk_cu_attn_args, float *, int, int) = a->hd == 128 ? attn_decode_mma_kernel<128> : attn_decode_mma_kernel<64>;
         cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-        wk_cu_launch_pdl(k, grid, dim3(32 * MMA_WARPS), smem, s, *a, part, n_splits, split_len, done);
-        if (!done)
-            wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_heads), dim3(REDUCE_THREADS), (size_t)(n_splits + REDUCE_THREADS) * sizeof(float),
+        wk_cu_launch_pdl(k, grid, dim3(32 * MMA_WARPS), smem, s, *a, part, n_splits, split_len);
+        wk_cu_launch_pdl(attn_reduce_kernel, dim3(a->n_heads), dim3(REDUCE_THREADS), (size_t)(n_splits + REDUCE_THREADS) * sizeof(float),
                          s, *a, part, n_splits);
         return;
     }

@@ -295,9 +295,6 @@ int main(void) {
     setenv("WIKV_CUDA_ATTN_SPLITS", "1", 1);
     check_masked(&t, "llama hd128, 1 decode split", &llama128, WK_KV_ABSENT_MASKED);
     unsetenv("WIKV_CUDA_ATTN_SPLITS");
-    setenv("WIKV_CUDA_ATTN_REDUCE_KERNEL", "1", 1); /* tensor-core decode, splits merged by the reduction kernel */
-    check_masked(&t, "llama hd64 (reduction kernel)", &llama64, WK_KV_ABSENT_MASKED);
-    unsetenv("WIKV_CUDA_ATTN_REDUCE_KERNEL");
     /* The CUDA-core decode kernel where the tensor-core one would run, the matrix-vector kernels
      * without the early weight stream, and the RoPE kernel in decode steps: all stay selectable, so
      * all stay checked. */
