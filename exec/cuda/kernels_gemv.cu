@@ -1,14 +1,16 @@
 /* Matrix-vector products of the decode step (one token), where the weights stream through once and
- * memory bandwidth is everything. One warp per output row, each lane reading 16-byte vectors, four
- * in flight; the input vector sits in shared memory (fp16). Fused around the product, so one decode
- * layer is 7 launches instead of 11:
+ * memory bandwidth is everything. One warp per output row (or row pair), each lane reading 16-byte
+ * vectors, four per row in flight; the input vector sits in shared memory (fp16). Fused around the
+ * product, so one decode layer is 6 launches (with attention and its reduction) instead of 11:
  *   - RMSNorm of the fp32 residual as the input (every block recomputes the norm: 16 KB from L2, in
  *     batches of 16-byte loads, so the prologue costs a few memory round trips, not one per element),
  *   - SwiGLU: the warp reads the gate row and the up row together and writes silu(g) * u,
  *   - residual add into the fp32 stream,
  *   - RoPE and the K/V cache store of the QKV product (models without q/k/v bias or q/k norm): the
- *     warp computes the two rows that RoPE pairs, so no separate RoPE kernel runs.
- * CPU reference: matmul() / rmsnorm() / mlp_layer() in exec/cpu/engine_cpu.c. */
+ *     warp computes the two rows that RoPE pairs, so no separate RoPE kernel runs,
+ *   - the greedy argmax of the LM head.
+ * CPU reference: matmul() / rmsnorm() / mlp_layer() / qkv_step() in exec/cpu/engine_cpu.c,
+ * wk_sampler_argmax(). */
 #include "exec/cuda/kernels.cuh"
 
 #define GEMV_WARPS 8
