@@ -139,6 +139,9 @@ static int check_params(const wk_cg_params *p, wk_err *err) {
 
 static int encode_layer(const wk_cg_params *p, const wk_kv_tensor *t, int layer, int token0, cg_side sides[2],
                         float *row, float *rec, wk_wbuf *out, wk_cg_stats *st, wk_err *err) {
+    size_t size_at = out->len;
+    wk_wbuf_u32(out, 0); /* layer_bytes, filled in below */
+    st->lengths += 4;
     for (int kv = 0; kv < 2; kv++) {
         cg_side *s = &sides[kv];
         s->M = wk_cg_bins(p->level, layer, t->layers, kv) / 2 - 1;
@@ -173,6 +176,13 @@ static int encode_layer(const wk_cg_params *p, const wk_kv_tensor *t, int layer,
     wk_wbuf_bytes(out, streams.data, streams.len);
     st->payload += streams.len;
     int rc = wk_wbuf_check(&streams, err);
+    if (!rc) rc = wk_wbuf_check(out, err);
+    if (!rc && out->len - size_at - 4 > UINT32_MAX)
+        rc = wk_err_set(err, WK_EINVAL, "cachegen: layer %d needs %zu bytes (u32 limit)", layer, out->len - size_at);
+    if (!rc) {
+        uint32_t n = (uint32_t)(out->len - size_at - 4);
+        for (int i = 0; i < 4; i++) out->data[size_at + i] = (uint8_t)(n >> (8 * i));
+    }
     wk_wbuf_free(&streams);
     return rc;
 }
@@ -228,12 +238,9 @@ int wk_cg_encode(const wk_cg_params *p, const wk_kv_tensor *t, int layer0, int n
 
 /* ---- decoder ---- */
 
-typedef struct {
-    int level, delta, group, table_bits, stream_channels, layers, layer0, nlayers, heads, dim;
-    uint32_t token0, ntokens;
-} cg_header;
+typedef wk_cg_header cg_header;
 
-static int read_header(wk_rbuf *r, const wk_kv_tensor *t, cg_header *h, wk_err *err) {
+static int read_header(wk_rbuf *r, int layers, int kv_heads, int tokens, int head_dim, cg_header *h, wk_err *err) {
     uint8_t b[10];
     uint16_t f[5];
     if (wk_rbuf_bytes(r, b, 10, "header", err)) return WK_EFORMAT;
@@ -259,17 +266,28 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, cg_header *h, wk_err *
     h->heads = f[3];
     h->dim = f[4];
     if (wk_rbuf_u32(r, &h->token0, "token0", err) || wk_rbuf_u32(r, &h->ntokens, "ntokens", err)) return WK_EFORMAT;
-    if (h->layers != t->layers || h->heads != t->kv_heads || h->dim != t->head_dim)
+    if (h->layers != layers || h->heads != kv_heads || h->dim != head_dim)
         return wk_err_set(err, WK_EFORMAT,
                           "cachegen chunk: offset 10 (shape): layers %d kv_heads %d head_dim %d, tensor has %d %d %d",
-                          h->layers, h->heads, h->dim, t->layers, t->kv_heads, t->head_dim);
+                          h->layers, h->heads, h->dim, layers, kv_heads, head_dim);
     if (h->nlayers < 1 || h->layer0 + h->nlayers > h->layers)
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 12 (layer0/nlayers): %d+%d past %d layers",
                           h->layer0, h->nlayers, h->layers);
-    if (h->ntokens < 1 || h->token0 > (uint32_t)t->tokens || h->ntokens > (uint32_t)t->tokens - h->token0)
+    if (h->ntokens < 1 || h->token0 > (uint32_t)tokens || h->ntokens > (uint32_t)tokens - h->token0)
         return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 20 (token0/ntokens): %u+%u past %d tokens",
-                          h->token0, h->ntokens, t->tokens);
+                          h->token0, h->ntokens, tokens);
+    /* each token needs 4 bytes of scales per layer: reject impossible token counts before allocating */
+    if ((uint64_t)h->ntokens * 4 * (uint64_t)h->nlayers > r->len)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %u tokens x %d layers cannot fit in %zu bytes", h->ntokens,
+                          h->nlayers, r->len);
     return 0;
+}
+
+int wk_cg_read_header(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim,
+                      wk_cg_header *h, wk_err *err) {
+    wk_rbuf r;
+    wk_rbuf_init(&r, in, len, "cachegen chunk");
+    return read_header(&r, layers, kv_heads, tokens, head_dim, h, err);
 }
 
 /* One stream: channels [d0, d1) of head h. */
@@ -299,6 +317,13 @@ static int decode_group(const cg_header *hd, const cg_side *s, int layer, int kv
 /* lens: room for 2 * heads * ceil(dim / stream_channels) stream lengths */
 static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side sides[2], uint64_t *lens,
                         wk_kv_tensor *t, wk_err *err) {
+    uint32_t size;
+    size_t size_at = r->pos;
+    if (wk_rbuf_u32(r, &size, "layer_bytes", err)) return WK_EFORMAT;
+    if (size > r->len - r->pos)
+        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: layer %d at offset %zu: %u bytes, %zu left", layer,
+                          size_at, size, r->len - r->pos);
+    const size_t end = r->pos + size;
     for (int kv = 0; kv < 2; kv++) {
         sides[kv].M = wk_cg_bins(hd->level, layer, hd->layers, kv) / 2 - 1;
         sides[kv].nsym = 2 * sides[kv].M + 1;
@@ -316,9 +341,10 @@ static int decode_layer(const cg_header *hd, int layer, wk_rbuf *r, cg_side side
                                                 (unsigned long long)lens[i]);
         total += lens[i];
     }
-    if (total > r->len - r->pos)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: layer %d streams need %llu bytes at offset %zu, %zu left",
-                          layer, (unsigned long long)total, r->pos, r->len - r->pos);
+    if (r->pos > end || total != end - r->pos)
+        return wk_err_set(err, WK_EFORMAT,
+                          "cachegen chunk: layer %d streams need %llu bytes at offset %zu, the layer has %lld", layer,
+                          (unsigned long long)total, r->pos, (long long)end - (long long)r->pos);
     for (int i = 0; i < ns; i++) {
         int kv = i / (hd->heads * ng), h = i / ng % hd->heads, g = i % ng;
         size_t at = r->pos, n = (size_t)lens[i];
@@ -335,12 +361,8 @@ int wk_cg_decode(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_err *err) {
     wk_rbuf r;
     wk_rbuf_init(&r, in, len, "cachegen chunk");
     cg_header hd;
-    int rc = read_header(&r, t, &hd, err);
+    int rc = read_header(&r, t->layers, t->kv_heads, t->tokens, t->head_dim, &hd, err);
     if (rc) return rc;
-    /* each token needs 4 bytes of scales per layer: reject impossible token counts before allocating */
-    if ((uint64_t)hd.ntokens * 4 * (uint64_t)hd.nlayers > len)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %u tokens x %d layers cannot fit in %zu bytes", hd.ntokens,
-                          hd.nlayers, len);
     cg_side sides[2];
     memset(sides, 0, sizeof sides);
     rc = side_alloc(&sides[0], (int)hd.ntokens, hd.heads, hd.dim, err);

@@ -26,6 +26,9 @@
  * one stream per head would give 16 per layer of a chunk, too few for a GPU. A stream costs ~6 bytes (the
  * coder's leading 0 and flush bytes, its length): 256 tokens x 8 channels at 2.6 bits/value is ~670 bytes,
  * so ~1% at 256-token chunks and ~0.25% at 1024.
+ * Layer sizes (version 3): each layer starts with the byte count of the rest of the layer, so a decoder can
+ * find every layer without reading the variable-length tables of the layers before it (the GPU decoder
+ * parses all layers of all chunks in parallel; 4 bytes per layer).
  *
  * Chunk format (all little-endian):
  *   "WKCG", u8 version (2), u8 level, u8 flags (bit 0 delta), u8 anchor_group,
@@ -33,6 +36,7 @@
  *   u16 kv_heads, u16 head_dim,
  *   u32 token0, u32 ntokens                                                            (28 bytes)
  *   then per layer l in [layer0, layer0+nlayers):
+ *     u32 layer_bytes: bytes of the rest of this layer (scales to the end of its streams)
  *     K scales fp16 [ntokens], V scales fp16 [ntokens]
  *     K tables [C] then V tables [C]   (rangecoder.h stored table format, alphabet 2M+1, 2^table_bits)
  *     stream lengths, LEB128 varint [2][kv_heads][ceil(D/G)] (K, then V; heads; channel groups)
@@ -50,7 +54,7 @@
 
 #define WK_CG_LEVELS 5
 #define WK_CG_HEADER_BYTES 28
-#define WK_CG_VERSION 2 /* chunk format version (2: streams per channel group) */
+#define WK_CG_VERSION 3 /* chunk format version (2: streams per channel group; 3: layer byte counts) */
 
 typedef struct {
     int level;        /* 0..WK_CG_LEVELS-1, default 2 */
@@ -60,10 +64,16 @@ typedef struct {
     int stream_channels; /* channels of a head per independent stream, 1..255, default 8 */
 } wk_cg_params;
 
-/* Bytes of each part of an encoded chunk. */
+/* Bytes of each part of an encoded chunk (lengths includes the layer byte counts). */
 typedef struct {
     size_t header, scales, tables, lengths, payload;
 } wk_cg_stats;
+
+/* The fixed header of a chunk, as read and checked by wk_cg_read_header. */
+typedef struct {
+    int level, delta, group, table_bits, stream_channels, layers, layer0, nlayers, heads, dim;
+    uint32_t token0, ntokens;
+} wk_cg_header;
 
 wk_cg_params wk_cg_defaults(void);
 /* Bins (even, >= 4) of one layer of a `layers`-deep model for keys (is_value 0) or values at a level. */
@@ -75,5 +85,10 @@ int wk_cg_encode(const wk_cg_params *p, const wk_kv_tensor *t, int layer0, int n
 /* Decodes one chunk into the matching positions of t (allocated with the model's shape; the chunk's
  * layers/kv_heads/head_dim must match, its tokens must fit). Other positions are left as they are. */
 int wk_cg_decode(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_err *err);
+/* Reads and checks the WK_CG_HEADER_BYTES-byte header of a chunk of len bytes against a tensor of this shape
+ * (what wk_cg_decode checks before the layers, including that the token count can fit in len): the
+ * GPU decoder (kv/cuda) uses it so both apply the same checks. */
+int wk_cg_read_header(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim,
+                      wk_cg_header *h, wk_err *err);
 
 #endif

@@ -473,16 +473,12 @@ int wk_sem_encode_batch(const wk_sem_params *p, const wk_kv_tensor *t, const uin
 
 /* ---- decoder ---- */
 
-typedef struct {
-    int level, delta, table_bits;
-    uint32_t n;
-    wk_sem_params p;
-} sem_header;
+typedef wk_sem_header sem_header;
 
-static int read_header(wk_rbuf *r, const wk_kv_tensor *t, const wk_sem_map *m, sem_header *h, wk_err *err) {
+static int read_header(wk_rbuf *r, int layers, int kv_heads, int tokens, int head_dim, sem_header *h, wk_err *err) {
     uint8_t b[8];
     uint16_t f[4];
-    uint32_t tokens;
+    uint32_t ntok;
     if (wk_rbuf_bytes(r, b, 8, "header", err)) return WK_EFORMAT;
     if (memcmp(b, "WKSM", 4) != 0) return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 0 (magic): bad magic");
     if (b[4] != WK_SEM_VERSION)
@@ -496,15 +492,14 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, const wk_sem_map *m, s
         return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 6 (flags): 0x%x", b[6]);
     for (int i = 0; i < 4; i++)
         if (wk_rbuf_u16(r, &f[i], "header", err)) return WK_EFORMAT;
-    if (wk_rbuf_u32(r, &tokens, "tokens", err) || wk_rbuf_u32(r, &h->n, "n_units", err)) return WK_EFORMAT;
-    if (f[0] != t->layers || f[1] != t->kv_heads || f[2] != t->head_dim || tokens != (uint32_t)t->tokens ||
-        m->layers != t->layers || m->kv_heads != t->kv_heads || m->tokens != t->tokens)
+    if (wk_rbuf_u32(r, &ntok, "tokens", err) || wk_rbuf_u32(r, &h->n, "n_units", err)) return WK_EFORMAT;
+    if (f[0] != layers || f[1] != kv_heads || f[2] != head_dim || ntok != (uint32_t)tokens)
         return wk_err_set(err, WK_EFORMAT,
                           "semantic batch: offset 8 (shape): %ux%ux%ux%u, tensor/map is %dx%dx%dx%d", f[0], f[1],
-                          tokens, f[2], t->layers, t->kv_heads, t->tokens, t->head_dim);
+                          ntok, f[2], layers, kv_heads, tokens, head_dim);
     uint8_t nbins;
     if (wk_rbuf_u8(r, &nbins, "nbins", err)) return WK_EFORMAT;
-    h->p = wk_sem_defaults(t->layers);
+    h->p = wk_sem_defaults(layers);
     h->p.nbins = nbins;
     h->p.group_layers = f[3];
     h->p.table_bits = h->table_bits;
@@ -515,11 +510,22 @@ static int read_header(wk_rbuf *r, const wk_kv_tensor *t, const wk_sem_map *m, s
         if (wk_rbuf_u8(r, &v, "bins", err)) return WK_EFORMAT;
         h->p.bins[i] = v;
     }
-    if (check_params(&h->p, err)) return wk_err_prefix(err, "semantic batch header");
-    size_t units = (size_t)t->layers * t->kv_heads * t->tokens;
+    if (check_params(&h->p, err)) {
+        err->code = WK_EFORMAT; /* parameters that came with the input */
+        return wk_err_prefix(err, "semantic batch header");
+    }
+    size_t units = (size_t)layers * kv_heads * tokens;
     if (h->n < 1 || h->n > units || h->n > r->len - r->pos) /* every unit needs at least its id byte */
         return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 20 (n_units): %u does not fit", h->n);
+    h->header_bytes = r->pos;
     return 0;
+}
+
+int wk_sem_read_header(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim,
+                       wk_sem_header *h, wk_err *err) {
+    wk_rbuf r;
+    wk_rbuf_init(&r, in, len, "semantic batch");
+    return read_header(&r, layers, kv_heads, tokens, head_dim, h, err);
 }
 
 /* Id i of the list: varint zigzag(id - previous id), inside [0, units); *prev holds the previous id and
@@ -642,12 +648,10 @@ int wk_sem_batch_ids(const uint8_t *in, size_t len, int layers, int kv_heads, in
                      uint32_t *n, wk_err *err) {
     *ids = NULL;
     *n = 0;
-    wk_kv_tensor shape = {.layers = layers, .kv_heads = kv_heads, .tokens = tokens, .head_dim = head_dim};
-    wk_sem_map m = {.layers = layers, .kv_heads = kv_heads, .tokens = tokens};
     wk_rbuf r;
     wk_rbuf_init(&r, in, len, "semantic batch");
     sem_header h;
-    int rc = read_header(&r, &shape, &m, &h, err);
+    int rc = read_header(&r, layers, kv_heads, tokens, head_dim, &h, err);
     if (rc) return rc;
     uint32_t *out = malloc(sizeof *out * h.n);
     if (!out) return wk_err_set(err, WK_ENOMEM, "semantic: out of memory for %u ids", h.n);
@@ -669,7 +673,10 @@ int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_m
     wk_rbuf r;
     wk_rbuf_init(&r, in, len, "semantic batch");
     sem_header h;
-    int rc = read_header(&r, t, m, &h, err);
+    if (m->layers != t->layers || m->kv_heads != t->kv_heads || m->tokens != t->tokens)
+        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 8 (shape): map %dx%dx%d, tensor %dx%dx%d",
+                          m->layers, m->kv_heads, m->tokens, t->layers, t->kv_heads, t->tokens);
+    int rc = read_header(&r, t->layers, t->kv_heads, t->tokens, t->head_dim, &h, err);
     if (rc) return rc;
     const int D = t->head_dim;
     sem_batch b;

@@ -113,4 +113,16 @@ int wk_sem_batch_ids(const uint8_t *in, size_t len, int layers, int kv_heads, in
 /* Decodes one batch into t (allocated with the model's shape) and updates m. */
 int wk_sem_decode_batch(const uint8_t *in, size_t len, wk_kv_tensor *t, wk_sem_map *m, wk_err *err);
 
+/* The fixed part of a batch (through the bins), as wk_sem_read_header reads and checks it. */
+typedef struct {
+    int level, delta, table_bits;
+    uint32_t n;          /* units */
+    wk_sem_params p;     /* the batch's nbins, bins, group_layers, table_bits (the rest: defaults) */
+    size_t header_bytes; /* where the unit ids start */
+} wk_sem_header;
+/* Reads and checks the header of a batch of len bytes for a tensor of this shape, with wk_sem_decode_batch's
+ * checks: the GPU decoder (kv/cuda) uses it so both apply the same ones. */
+int wk_sem_read_header(const uint8_t *in, size_t len, int layers, int kv_heads, int tokens, int head_dim,
+                       wk_sem_header *h, wk_err *err);
+
 #endif
