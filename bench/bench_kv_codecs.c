@@ -3,8 +3,13 @@
  * copy row is the speed baseline measured in the same run, x_fp16 the size ratio against fp16.
  * With CUDA, a second table gives the GPU decoders (kv/cuda/kv_decode_cuda.h): every chunk / batch of a
  * level decoded in one call, rates in MB of compressed input per second, against a 1 Gbit/s link
- * (125 MB/s): `kernel` counts the GPU kernels only, `e2e` adds the host parse of headers/tables and the
- * host->device copies; `==cpu` says the output bytes equal the CPU decoder's (skipped with --no-verify).
+ * (125 MB/s). `kernel`: the GPU kernels alone (input copied first, in one part). `e2e`: the wall clock of
+ * the decode call, from the compressed bytes in host memory to the decoded fp16 tensor on the GPU: host
+ * parse of headers (and, for WiKV, of tables and ids), descriptors, host->device copies and kernels, with the
+ * input in page-locked memory (as a receiving client allocates it, wk_kv_cuda_host_alloc) copied in 4 parts
+ * that overlap decoding; `e2e_pg` the same from ordinary (pageable) memory; `h2d` one plain copy of the input
+ * from page-locked memory, the PCIe cap of any e2e. `==cpu` says the output bytes equal the CPU decoder's
+ * (skipped with --no-verify).
  * usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] [--batch UNITS]
  *                        [--chunk TOKENS] [--gpu-only] [--no-verify] [--reps N] [FILE.wkv] */
 #include <math.h>
@@ -253,11 +258,19 @@ typedef struct {
     int reps, verify;
 } gpu_bench;
 
-static void gpu_row(const char *name, size_t in_bytes, size_t fp16_bytes, double kernel_s, double e2e_s,
-                    int streams, int same) {
-    double k = in_bytes / kernel_s / 1e6, e = in_bytes / e2e_s / 1e6;
-    printf("%-22s %9.1f %11.0f %9.0f %8.1f %8.1f %11.0f %8d %6s\n", name, in_bytes / 1e6, k, e, k / 125.0,
-           e / 125.0, fp16_bytes / kernel_s / 1e6, streams, same < 0 ? "-" : same ? "yes" : "NO");
+/* The rates of one codec and level (seconds of the best call of each kind). */
+typedef struct {
+    double kernel, e2e, e2e_pageable, h2d;
+    double layout; /* CacheGen: the layout kernel's part of `kernel` */
+    int streams;
+} gpu_times;
+
+static void gpu_row(const char *name, size_t in_bytes, size_t fp16_bytes, const gpu_times *tm, int same) {
+    double k = in_bytes / tm->kernel / 1e6, e = in_bytes / tm->e2e / 1e6, pg = in_bytes / tm->e2e_pageable / 1e6,
+           h = in_bytes / tm->h2d / 1e6;
+    printf("%-22s %8.1f %10.0f %8.0f %8.0f %8.0f %7.1f %7.1f %7.1f %7.1f %10.0f %7d %5.0f %5s\n", name,
+           in_bytes / 1e6, k, e, pg, h, k / 125.0, e / 125.0, pg / 125.0, h / 125.0, fp16_bytes / tm->kernel / 1e6,
+           tm->streams, 100 * tm->layout / tm->kernel, same < 0 ? "-" : same ? "yes" : "NO");
 }
 
 static int same_kv(const wk_kv_tensor *a, const wk_kv_tensor *b) {
@@ -271,46 +284,82 @@ static void zero_kv(wk_kv_tensor *t) {
     memset(t->v, 0, n);
 }
 
-typedef int (*gpu_call)(wk_kv_cuda *g, void *ctx, wk_err *err);
+/* A decode call on a list of buffers (one KIVI tensor, or chunks). */
+typedef int (*gpu_call)(wk_kv_cuda *g, void *ctx, const uint8_t *const *buf, const size_t *len, wk_err *err);
 
-/* Best kernel and end-to-end (wall clock of the call) time over b->reps calls. */
-static int time_calls(gpu_bench *b, gpu_call call, void *ctx, double *kernel, double *e2e, int *streams,
-                      wk_err *err) {
-    *kernel = *e2e = 1e30;
-    for (int r = 0; r < b->reps; r++) {
-        double a = now();
-        int rc = call(b->g, ctx, err);
-        double w = now() - a;
-        if (rc) return rc;
-        wk_kv_cuda_timing tm;
-        wk_kv_cuda_last_timing(b->g, &tm);
-        if (tm.kernel_s < *kernel) *kernel = tm.kernel_s;
-        if (w < *e2e) *e2e = w;
-        *streams = tm.streams;
+/* Page-locked copies of n buffers, back to back in one allocation: *pinned[i] points into *base. */
+static int pin_bufs(uint8_t *const *buf, const size_t *len, int n, void **base, uint8_t ***pinned, wk_err *err) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += len[i];
+    *pinned = malloc(sizeof(uint8_t *) * (size_t)n);
+    if (!*pinned) return wk_err_set(err, WK_ENOMEM, "out of memory");
+    if (wk_kv_cuda_host_alloc(total, base, err)) {
+        free(*pinned);
+        return err->code;
+    }
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        (*pinned)[i] = (uint8_t *)*base + at;
+        memcpy((*pinned)[i], buf[i], len[i]);
+        at += len[i];
     }
     return 0;
 }
 
-typedef struct {
-    const wk_kivi_params *p;
-    const uint8_t *buf;
-    size_t len;
-} kivi_call_ctx;
-
-static int kivi_call(wk_kv_cuda *g, void *c, wk_err *err) {
-    kivi_call_ctx *k = c;
-    return wk_kv_cuda_kivi(g, k->p, k->buf, k->len, err);
+/* Best times over b->reps calls of each kind: kernels with one part, e2e with 4 parts from page-locked memory,
+ * e2e from the given (pageable) buffers, and one plain page-locked copy. */
+static int time_calls(gpu_bench *b, gpu_call call, void *ctx, uint8_t *const *buf, const size_t *len, int n,
+                      gpu_times *tm, wk_err *err) {
+    void *base;
+    uint8_t **pinned;
+    int rc = pin_bufs(buf, len, n, &base, &pinned, err);
+    if (rc) return rc;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += len[i];
+    tm->kernel = tm->e2e = tm->e2e_pageable = tm->h2d = 1e30;
+    tm->layout = 0;
+    for (int kind = 0; !rc && kind < 3; kind++) {
+        rc = wk_kv_cuda_set_parts(b->g, kind == 0 ? 1 : 4, err);
+        for (int r = 0; !rc && r < b->reps; r++) {
+            double a = now();
+            rc = call(b->g, ctx, (const uint8_t *const *)(kind == 2 ? buf : pinned), len, err);
+            double w = now() - a;
+            wk_kv_cuda_timing t;
+            wk_kv_cuda_last_timing(b->g, &t);
+            double *best = kind == 0 ? &tm->kernel : kind == 1 ? &tm->e2e : &tm->e2e_pageable;
+            if ((kind == 0 ? t.kernel_s : w) < *best) {
+                *best = kind == 0 ? t.kernel_s : w;
+                if (kind == 0) tm->layout = t.layout_s;
+            }
+            tm->streams = t.streams;
+        }
+    }
+    for (int r = 0; !rc && r < b->reps; r++) {
+        double s;
+        rc = wk_kv_cuda_h2d_probe(b->g, base, total, &s, err);
+        if (!rc && s < tm->h2d) tm->h2d = s;
+    }
+    wk_kv_cuda_host_free(base);
+    free(pinned);
+    return rc;
 }
 
 typedef struct {
-    uint8_t **buf;
-    size_t *len;
+    const wk_kivi_params *p;
+} kivi_call_ctx;
+
+static int kivi_call(wk_kv_cuda *g, void *c, const uint8_t *const *buf, const size_t *len, wk_err *err) {
+    kivi_call_ctx *k = c;
+    return wk_kv_cuda_kivi(g, k->p, buf[0], len[0], err);
+}
+
+typedef struct {
     int n;
 } list_ctx;
 
-static int cg_call(wk_kv_cuda *g, void *c, wk_err *err) {
+static int cg_call(wk_kv_cuda *g, void *c, const uint8_t *const *buf, const size_t *len, wk_err *err) {
     list_ctx *l = c;
-    return wk_kv_cuda_cachegen(g, l->n, (const uint8_t *const *)l->buf, l->len, err);
+    return wk_kv_cuda_cachegen(g, l->n, buf, len, err);
 }
 
 /* 1: GPU tensor == CPU decoder's, 0: differs, -1: not checked. */
@@ -346,14 +395,13 @@ static int gpu_kivi(gpu_bench *b, int bits, wk_err *err) {
         return err->code;
     }
     if (b->verify && wk_kivi_decode(&p, buf, len, &b->ref, err)) return err->code;
-    kivi_call_ctx k = {&p, buf, len};
-    double kt, et;
-    int streams = 0;
-    int rc = time_calls(b, kivi_call, &k, &kt, &et, &streams, err);
+    kivi_call_ctx k = {&p};
+    gpu_times tm;
+    int rc = time_calls(b, kivi_call, &k, &buf, &len, 1, &tm, err);
     if (!rc) {
         char name[32];
         snprintf(name, sizeof name, "kivi-%d G32 R128", bits);
-        gpu_row(name, len, wk_kv_tensor_elems(b->t) * 4, kt, et, 0, verdict(b, err));
+        gpu_row(name, len, wk_kv_tensor_elems(b->t) * 4, &tm, verdict(b, err));
     }
     free(buf);
     return rc;
@@ -370,14 +418,13 @@ static int gpu_cachegen(gpu_bench *b, int level, int delta, int chunk, wk_err *e
         zero_kv(&b->ref);
         for (int i = 0; !rc && i < n; i++) rc = wk_cg_decode(e.buf[i], e.len[i], &b->ref, err);
     }
-    list_ctx l = {e.buf, e.len, n};
-    double kt, et;
-    int streams = 0;
-    if (!rc) rc = time_calls(b, cg_call, &l, &kt, &et, &streams, err);
+    list_ctx l = {n};
+    gpu_times tm;
+    if (!rc) rc = time_calls(b, cg_call, &l, e.buf, e.len, n, &tm, err);
     if (!rc) {
         char name[48];
         snprintf(name, sizeof name, "cachegen L%d%s", level, delta ? " delta" : "");
-        gpu_row(name, sum_len(e.len, n), wk_kv_tensor_elems(b->t) * 4, kt, et, streams, verdict(b, err));
+        gpu_row(name, sum_len(e.len, n), wk_kv_tensor_elems(b->t) * 4, &tm, verdict(b, err));
     }
     if (e.buf) free_bufs(e.buf, n);
     free(e.buf);
@@ -399,37 +446,53 @@ static int gpu_semantic(gpu_bench *b, const uint32_t *order, int batch, wk_err *
                      len + level * n};
         rc = parallel_for(n, sem_job, &e, err);
     }
-    double kt[WK_SEM_MAX_LEVELS] = {0}, et[WK_SEM_MAX_LEVELS] = {0};
-    int streams[WK_SEM_MAX_LEVELS] = {0}, same[WK_SEM_MAX_LEVELS] = {0};
+    gpu_times tm[WK_SEM_MAX_LEVELS];
+    int same[WK_SEM_MAX_LEVELS] = {0};
     wk_sem_map m = {0};
+    void *base = NULL;
+    uint8_t **pinned = NULL;
+    if (!rc) rc = pin_bufs(buf, len, n * WK_SEM_MAX_LEVELS, &base, &pinned, err);
     if (!rc && b->verify) rc = wk_sem_map_alloc(&m, t->layers, t->kv_heads, t->tokens, err);
     if (!rc && b->verify) zero_kv(&b->ref);
-    for (int r = 0; !rc && r < b->reps; r++) {
-        zero_kv(&b->got);
-        rc = wk_kv_cuda_upload(b->g, &b->got, err);
-        wk_kv_cuda_sem_reset(b->g);
-        for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
-            double a = now();
-            rc = wk_kv_cuda_semantic(b->g, n, (const uint8_t *const *)buf + level * n, len + level * n, err);
-            double w = now() - a;
-            wk_kv_cuda_timing tm;
-            wk_kv_cuda_last_timing(b->g, &tm);
-            if (r == 0 || tm.kernel_s < kt[level]) kt[level] = tm.kernel_s;
-            if (r == 0 || w < et[level]) et[level] = w;
-            streams[level] = tm.streams;
-            if (r > 0 || rc) continue;
-            same[level] = -1;
-            for (int i = 0; b->verify && !rc && i < n; i++)
-                rc = wk_sem_decode_batch(buf[level * n + i], len[level * n + i], &b->ref, &m, err);
-            if (b->verify && !rc) same[level] = verdict(b, err);
+    for (int level = 0; level < WK_SEM_MAX_LEVELS; level++)
+        tm[level].kernel = tm[level].e2e = tm[level].e2e_pageable = tm[level].h2d = 1e30, tm[level].layout = 0;
+    /* page-locked input, then pageable; the kernel time is the same call's (semantic calls are one part) */
+    for (int kind = 0; !rc && kind < 2; kind++)
+        for (int r = 0; !rc && r < b->reps; r++) {
+            zero_kv(&b->got);
+            rc = wk_kv_cuda_upload(b->g, &b->got, err);
+            wk_kv_cuda_sem_reset(b->g);
+            for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
+                uint8_t **src = (kind ? buf : pinned) + level * n;
+                double a = now();
+                rc = wk_kv_cuda_semantic(b->g, n, (const uint8_t *const *)src, len + level * n, err);
+                double w = now() - a;
+                wk_kv_cuda_timing t;
+                wk_kv_cuda_last_timing(b->g, &t);
+                if (t.kernel_s < tm[level].kernel) tm[level].kernel = t.kernel_s;
+                double *best = kind ? &tm[level].e2e_pageable : &tm[level].e2e;
+                if (w < *best) *best = w;
+                tm[level].streams = t.streams;
+                if (r > 0 || kind || rc) continue;
+                same[level] = -1;
+                for (int i = 0; b->verify && !rc && i < n; i++)
+                    rc = wk_sem_decode_batch(buf[level * n + i], len[level * n + i], &b->ref, &m, err);
+                if (b->verify && !rc) same[level] = verdict(b, err);
+            }
         }
-    }
+    for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++)
+        for (int r = 0; !rc && r < b->reps; r++) {
+            double sec;
+            rc = wk_kv_cuda_h2d_probe(b->g, pinned[level * n], sum_len(len + level * n, n), &sec, err);
+            if (!rc && sec < tm[level].h2d) tm[level].h2d = sec;
+        }
     for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
         char name[48];
         snprintf(name, sizeof name, "wikv L%d (this level)", level);
-        gpu_row(name, sum_len(len + level * n, n), wk_kv_tensor_elems(t) * 4, kt[level], et[level], streams[level],
-                same[level]);
+        gpu_row(name, sum_len(len + level * n, n), wk_kv_tensor_elems(t) * 4, &tm[level], same[level]);
     }
+    wk_kv_cuda_host_free(base);
+    free(pinned);
     wk_sem_map_free(&m);
     if (buf) free_bufs(buf, n * WK_SEM_MAX_LEVELS);
     free(buf);
@@ -451,15 +514,19 @@ static int bench_gpu(const wk_kv_tensor *t, const uint32_t *order, int chunk, in
     if (wk_kv_tensor_alloc(&b.ref, t->layers, t->kv_heads, t->tokens, t->head_dim, &err) ||
         wk_kv_tensor_alloc(&b.got, t->layers, t->kv_heads, t->tokens, t->head_dim, &err))
         return die(&err);
-    printf("\ngpu decoders on %s (best of %d; MB/s of compressed input; x1Gb = that / 125 MB/s)\n", dev, b.reps);
-    printf("%-22s %9s %11s %9s %8s %8s %11s %8s %6s\n", "codec", "in_MB", "kernel_MB/s", "e2e_MB/s", "x1Gb_k",
-           "x1Gb_e2e", "fp16_MB/s", "streams", "==cpu");
+    printf("\ngpu decoders on %s (best of %d; MB/s of compressed input; x1Gb = that / 125 MB/s)\n"
+           "  kernel: GPU kernels alone; e2e: wall clock of the decode call from compressed bytes in page-locked host\n"
+           "  memory to decoded fp16 on the GPU (host parse, descriptors, copies in 4 parts overlapping the kernels);\n"
+           "  e2e_pg: the same from pageable memory; h2d: one page-locked host->device copy of the input (PCIe cap)\n",
+           dev, b.reps);
+    printf("%-22s %8s %10s %8s %8s %8s %7s %7s %7s %7s %10s %7s %5s %5s\n", "codec", "in_MB", "kernel", "e2e",
+           "e2e_pg", "h2d", "x1Gb_k", "x1Gb_e", "x1Gb_pg", "x1Gb_h", "fp16_MB/s", "streams", "lay%", "==cpu");
     for (int bits = 2; !rc && bits <= 4; bits += 2) rc = gpu_kivi(&b, bits, &err);
     for (int level = 0; !rc && level < WK_CG_LEVELS; level++) rc = gpu_cachegen(&b, level, 0, chunk, &err);
     if (!rc) rc = gpu_cachegen(&b, 2, 1, chunk, &err);
     if (!rc) rc = gpu_semantic(&b, order, batch, &err);
     printf("(cachegen chunks of %d tokens x all layers; wikv batches of %d units, %d units per substream; "
-           "fp16_MB/s = decoded KV per kernel second)\n",
+           "fp16_MB/s = decoded KV per kernel second; lay%% = CacheGen's layout kernel in `kernel`)\n",
            chunk, batch, wk_sem_defaults(1).stream_units);
     wk_kv_tensor_free(&b.ref);
     wk_kv_tensor_free(&b.got);

@@ -27,8 +27,12 @@ extern "C" {
 #define THREADS 128
 #define RC_TOP (1u << 24)
 
-/* Per-stream error codes written by the kernels (0: ok). */
-enum { SE_OK = 0, SE_SHORT, SE_FIRST, SE_GARBAGE, SE_OVERRUN, SE_TRAILING, SE_CODE };
+/* Error codes written by the kernels (0: ok): SE_ of a stream, TE_ of a stored table, LE_ of a layer's layout. */
+enum {
+    SE_OK = 0, SE_SHORT, SE_FIRST, SE_GARBAGE, SE_OVERRUN, SE_TRAILING, SE_CODE,
+    TE_RANGE, TE_VARINT, TE_PAST, TE_SUM,
+    LE_TRUNC, LE_SIZE, LE_LENGTH, LE_VARINT, LE_STREAMS, LE_TRAILING, LE_EARLIER
+};
 
 static const char *stream_error(int e) {
     switch (e) {
@@ -130,10 +134,25 @@ __device__ int rcd_init(rcd *d, const uint8_t *in, uint32_t len) {
 
 /* cum [nsym + 1], cum[nsym] = 2^tb (checked by the host), in shared memory as uint16 when tb < 16. Returns the
  * symbol, or -SE_* . The search finds the largest s with cum[s] <= v, as the CPU's binary search does. */
+/* floor(code / r), r > 0: a float estimate corrected by one step and checked, with the exact division when the
+ * check fails (only garbage input, whose quotients can be large, gets there). Cheaper than an integer divide. */
+__device__ __forceinline__ uint32_t quotient(uint32_t code, uint32_t r) {
+    uint32_t q = __float2uint_rz(__fdividef(__uint2float_rz(code), __uint2float_rz(r)));
+    long long rem = (long long)code - (long long)q * r;
+    if (rem < 0) {
+        q--;
+        rem += r;
+    } else if (rem >= (long long)r) {
+        q++;
+        rem -= r;
+    }
+    return rem >= 0 && rem < (long long)r ? q : code / r;
+}
+
 template <typename C>
 __device__ __forceinline__ int rcd_get(rcd *d, const C *cum, int nsym, int top_step, int tb) {
     uint32_t r = d->range >> tb;
-    uint32_t v = r ? d->code / r : 0xFFFFFFFFu;
+    uint32_t v = r ? quotient(d->code, r) : 0xFFFFFFFFu;
     if (v >= (1u << tb)) return -SE_GARBAGE;
     int s = 0;
     for (int step = top_step; step; step >>= 1)
@@ -167,12 +186,13 @@ typedef struct {
     int H, TT, l0, h0, nh, t0; /* where block i goes: layer l0 + i / nh, head h0 + i % nh, tokens t0.. of [..][H][TT][D] */
 } kivi_shape;
 
-/* One thread per value of K or V: blocks [nl*nh], each [T][D]. */
-__global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t n_vals, uint16_t *k, uint16_t *v) {
+/* One thread per value of K or V of the (layer, kv-head) blocks from b0 on: part_vals values of each. */
+__global__ void kivi_kernel(kivi_shape s, const uint8_t *__restrict__ in, size_t b0, size_t part_vals, uint16_t *k,
+                            uint16_t *v) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= 2 * n_vals) return;
-    int is_v = i >= n_vals;
-    size_t j = is_v ? i - n_vals : i, blk = j / ((size_t)s.T * s.D);
+    if (i >= 2 * part_vals) return;
+    int is_v = i >= part_vals;
+    size_t j = b0 * s.T * s.D + (is_v ? i - part_vals : i), blk = j / ((size_t)s.T * s.D);
     int t = (int)(j / s.D % s.T), c = (int)(j % s.D);
     size_t dst = (((size_t)(s.l0 + blk / s.nh) * s.H + s.h0 + blk % s.nh) * s.TT + s.t0 + t) * s.D + c;
     const uint8_t *b = in + blk * s.per;
@@ -222,66 +242,265 @@ __device__ const C *block_tables(const tab_block &b, const uint32_t *__restrict_
     return sh;
 }
 
-/* ---- CacheGen: one thread per (chunk, layer, K|V, kv-head, channel group) stream ---- */
+/* ---- CacheGen: a layout warp per (chunk, layer), then a block per group of streams of one side ---- */
 
+/* One (chunk, layer) of a call. Streams of the call are numbered (chunk, layer, K|V, head, channel group),
+ * tables (chunk, layer, K|V, channel); offsets found by the layout kernel are relative to the chunk. */
 typedef struct {
-    uint64_t in_off;    /* stream bytes in the uploaded input */
-    uint64_t scale_off; /* fp16 scales [ntokens] of this side in the uploaded input */
-    uint32_t len, tab;  /* tab: table of channel d0 relative to the block's tables; tables are nsym+1 apart */
-    int32_t layer, kv, head, d0, d1, token0, ntokens, M, nsym, top_step, tb, delta, group;
-} cg_stream;
+    uint64_t base;    /* the chunk's first byte in the uploaded input */
+    uint32_t len;     /* chunk bytes */
+    uint32_t li;      /* layer index inside the chunk (0: its layer0) */
+    uint32_t last;    /* 1: the chunk's last layer (it must end the chunk) */
+    uint32_t stream0; /* its first stream: 2 * H * ng streams [K|V][head][group] */
+    uint32_t table0;  /* its first table: 2 * H * D tables [K|V][channel] */
+    int32_t chunk, layer, token0, ntokens, delta, group, tb, G, ng;
+    int32_t nsym[2];
+} cg_layer;
 
-template <typename C>
-__global__ void cg_kernel(const tab_block *__restrict__ blocks, const cg_stream *__restrict__ st,
-                          const uint8_t *__restrict__ in, const uint32_t *__restrict__ cum, int smem, uint16_t *k,
-                          uint16_t *v, int H, int T, int D, int *errs) {
-    extern __shared__ uint32_t shared_words[];
-    const tab_block b = blocks[blockIdx.x];
-    const C *tabs = block_tables<C>(b, cum, smem, (C *)shared_words);
-    if (threadIdx.x >= b.nstreams) return;
-    const int i = (int)(b.stream0 + threadIdx.x);
-    const cg_stream s = st[i];
-    rcd d;
-    int e = rcd_init(&d, in + s.in_off, s.len);
-    if (e) {
-        errs[i] = e;
-        return;
+/* A launch block: streams [s0, s1) (s = head * ng + group) of one side of one cg_layer, and the tables of
+ * their channels [c0, c1) (c = head * D + d), which the block expands from the chunk's bytes. */
+typedef struct {
+    uint32_t cl, c0, c1;
+    int32_t kv, s0, s1, M, nsym, top_step;
+} cg_block;
+
+/* What the layout kernel finds, and the errors of a call (device arrays). */
+typedef struct {
+    uint32_t *lay_pos;          /* [cl] offset of the layer's scales */
+    uint32_t *tab_at;           /* [table] offset of each stored table */
+    uint32_t *str_at, *str_len; /* [stream] offset and bytes of each stream */
+    int *cl_err;                /* [cl] layout error (0 ok) */
+    uint32_t *cl_at;            /* [cl] its offset */
+    uint32_t *tab_key;          /* [block] first failing table: index in the block << 8 | error (~0: none) */
+    int *str_err;               /* [stream] stream error */
+    int *flag;                  /* any error */
+} cg_out;
+
+__device__ __forceinline__ uint32_t load_u32(const uint8_t *p) {
+    return (uint32_t)__ldg(p) | (uint32_t)__ldg(p + 1) << 8 | (uint32_t)__ldg(p + 2) << 16 |
+           (uint32_t)__ldg(p + 3) << 24;
+}
+
+__device__ __forceinline__ void prefetch_l2(const void *p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+/* LEB128 as wk_rbuf_varint: at most 10 bytes, bits past 64 dropped; reads below `end`. 0 or an error. */
+__device__ __forceinline__ int read_varint(const uint8_t *p, uint32_t *pos, uint32_t end, uint64_t *v) {
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*pos >= end) return LE_TRUNC;
+        uint32_t b = __ldg(p + (*pos)++);
+        x |= (uint64_t)(b & 0x7F) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
     }
-    uint16_t *base = (s.kv ? v : k) + (((size_t)s.layer * H + s.head) * T) * D;
-    const int stride = s.nsym + 1, vec8 = s.d1 - s.d0 == 8 && D % 8 == 0;
-    for (int tt = 0; tt < s.ntokens; tt++) {
-        float step = __fdiv_rn(h2f(load_u16(in + s.scale_off + 2 * (size_t)tt)), (float)s.M);
-        int rel = s.delta ? tt % s.group : 0;
-        uint16_t *x = base + (size_t)(s.token0 + tt) * D;
+    return TE_VARINT;
+}
+
+/* Finds where the next stored table (u8 lo, u8 hi, hi-lo+1 varints) ends, the whole warp reading 32 bytes at a
+ * time and counting varint ends (bytes below 0x80). 0 or an error; the values are checked by expand_table. */
+__device__ __forceinline__ int skip_table(const uint8_t *p, uint32_t *pos, uint32_t end, int nsym, int lane) {
+    if (end - *pos < 2) return LE_TRUNC;
+    uint32_t q = *pos, at = q + lane;
+    uint32_t b = at < end ? __ldg(p + at) : 0x80u; /* past the layer: no varint ends there */
+    int lo = __shfl_sync(0xFFFFFFFFu, (int)b, 0), hi = __shfl_sync(0xFFFFFFFFu, (int)b, 1);
+    if (lo > hi || hi >= nsym) return TE_RANGE;
+    int k = hi - lo + 1;
+    unsigned ends = __ballot_sync(0xFFFFFFFFu, lane >= 2 && !(b & 0x80));
+    for (;;) {
+        int n = __popc(ends);
+        if (n >= k) { /* the lane holding the k-th end */
+            unsigned upto = lane == 31 ? 0xFFFFFFFFu : (2u << lane) - 1;
+            unsigned hit = __ballot_sync(0xFFFFFFFFu, ((ends >> lane) & 1) && __popc(ends & upto) == k);
+            *pos = q + (uint32_t)(__ffs((int)hit) - 1) + 1;
+            return 0;
+        }
+        k -= n;
+        q += 32;
+        if (q >= end) return LE_TRUNC;
+        at = q + lane;
+        b = at < end ? __ldg(p + at) : 0x80u;
+        ends = __ballot_sync(0xFFFFFFFFu, !(b & 0x80));
+    }
+}
+
+/* One warp per (chunk, layer): follows the layer byte counts to its layer, checks its parts fit, records where
+ * its scales, tables and streams are. Checks what cachegen.c's decoder checks of the layout. */
+__global__ void cg_layout_kernel(const cg_layer *__restrict__ cls, uint32_t cl0, uint32_t ncl,
+                                 const uint8_t *__restrict__ in, int H, int D, cg_out o) {
+    const uint32_t lw = (uint32_t)((blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32), w = cl0 + lw;
+    const int lane = (int)(threadIdx.x & 31);
+    if (lw >= ncl) return;
+    const cg_layer c = cls[w];
+    const uint8_t *p = in + c.base;
+    uint32_t pos = WK_CG_HEADER_BYTES, end = 0, at = 0;
+    int e = 0;
+    for (uint32_t j = 0;; j++) { /* layer sizes of the layers before */
+        if (c.len - pos < 4) {
+            e = j == c.li ? LE_TRUNC : LE_EARLIER;
+            break;
+        }
+        uint32_t size = load_u32(p + pos);
+        if (size > c.len - pos - 4) {
+            e = j == c.li ? LE_SIZE : LE_EARLIER;
+            break;
+        }
+        if (j == c.li) {
+            end = pos + 4 + size;
+            pos += 4;
+            break;
+        }
+        pos += 4 + size;
+    }
+    at = pos;
+    if (!e && end - pos < 4 * (uint32_t)c.ntokens) e = LE_TRUNC;
+    if (!e) {
+        if (lane == 0) o.lay_pos[w] = pos;
+        pos += 4 * (uint32_t)c.ntokens;
+    }
+    const int C = H * D;
+    uint32_t ahead = pos; /* bytes before this are prefetched: the walk is one dependent load after another */
+    for (int kv = 0; kv < 2 && !e; kv++)
+        for (int t = 0; t < C && !e; t++) {
+            if (ahead < end && (int)(ahead - pos) < 2048) { /* keep 2-4 KB ahead, a 128-byte line per lane */
+                if (ahead + 128 * (uint32_t)lane < end) prefetch_l2(p + ahead + 128 * (uint32_t)lane);
+                ahead += 4096;
+            }
+            at = pos;
+            e = skip_table(p, &pos, end, c.nsym[kv], lane);
+            if (!e && lane == 0) o.tab_at[c.table0 + (uint32_t)(kv * C + t)] = at;
+        }
+    if (!e && lane == 0) { /* stream lengths, then the streams fill the layer exactly */
+        const int ns = 2 * H * c.ng;
+        const uint32_t lens_at = pos;
+        uint64_t total = 0, l;
+        at = lens_at;
+        for (int i = 0; i < ns && !e; i++) {
+            e = read_varint(p, &pos, end, &l);
+            if (e == TE_VARINT) e = LE_VARINT;
+            if (!e && l > c.len) e = LE_LENGTH;
+            total += e ? 0 : l;
+        }
+        if (!e && total != end - pos) e = LE_STREAMS;
+        for (uint32_t i = 0, lp = lens_at, sp = pos; i < (uint32_t)ns && !e; i++) {
+            (void)read_varint(p, &lp, end, &l); /* again, now that they are known to be good */
+            o.str_at[c.stream0 + i] = sp;
+            o.str_len[c.stream0 + i] = (uint32_t)l;
+            sp += (uint32_t)l;
+        }
+        if (!e && c.last && end != c.len) {
+            e = LE_TRAILING;
+            at = end;
+        }
+    }
+    e = __shfl_sync(0xFFFFFFFFu, e, 0);
+    at = __shfl_sync(0xFFFFFFFFu, at, 0);
+    if (lane == 0) {
+        o.cl_err[w] = e;
+        o.cl_at[w] = at;
+        if (e) atomicOr(o.flag, 1);
+    }
+}
+
+/* One stored table at p (rangecoder.h format) into cum [nsym + 1], with wk_rc_table_read's checks. */
+template <typename C>
+__device__ int expand_table(const uint8_t *p, uint32_t pos, uint32_t end, int nsym, int tb, C *cum) {
+    if (end - pos < 2) return LE_TRUNC;
+    int lo = __ldg(p + pos), hi = __ldg(p + pos + 1);
+    pos += 2;
+    if (lo > hi || hi >= nsym) return TE_RANGE;
+    const uint64_t total = 1ull << tb;
+    uint64_t sum = 0;
+    cum[0] = 0;
+    for (int s = 0; s < nsym; s++) {
+        uint64_t f = 0;
+        if (s >= lo && s <= hi) {
+            int e = read_varint(p, &pos, end, &f);
+            if (e) return e;
+        }
+        if (f > total || (sum += f) > total) return TE_PAST;
+        cum[s + 1] = (C)sum;
+    }
+    return sum == total ? 0 : TE_SUM;
+}
+
+/* Decodes one stream: channels [d0, d1) of one head, token-major, with its tables at tab (nsym + 1 apart). */
+template <typename C>
+__device__ int cg_stream_decode(const uint8_t *sp, uint32_t len, const uint8_t *scales, const C *tab,
+                                const cg_layer &c, const cg_block &b, uint16_t *base, int d0, int d1, int D) {
+    rcd d;
+    int e = rcd_init(&d, sp, len);
+    if (e) return e;
+    const int stride = b.nsym + 1, vec8 = d1 - d0 == 8 && D % 8 == 0;
+    for (int tt = 0; tt < c.ntokens; tt++) {
+        float step = __fdiv_rn(h2f(load_u16(scales + 2 * (size_t)tt)), (float)b.M);
+        int rel = c.delta ? tt % c.group : 0;
+        uint16_t *x = base + (size_t)(c.token0 + tt) * D;
         const uint16_t *xa = x - (size_t)rel * D;
-        const C *tab = tabs + s.tab;
+        const C *t = tab;
         if (vec8) { /* the default layout: 8 channels of a head, one 16-byte store per token */
             half8 out, anc;
-            if (rel) anc.v = *(const uint4 *)(xa + s.d0);
+            if (rel) anc.v = *(const uint4 *)(xa + d0);
 #pragma unroll
-            for (int j = 0; j < 8; j++, tab += stride) {
-                int sym = rcd_get(&d, tab, s.nsym, s.top_step, s.tb);
-                if (sym < 0) {
-                    errs[i] = -sym;
-                    return;
-                }
-                float q = sym == s.M ? 0.0f : __fmul_rn((float)(sym - s.M), step);
+            for (int j = 0; j < 8; j++, t += stride) {
+                int sym = rcd_get(&d, t, b.nsym, b.top_step, c.tb);
+                if (sym < 0) return -sym;
+                float q = sym == b.M ? 0.0f : __fmul_rn((float)(sym - b.M), step);
                 out.h[j] = f2h(rel ? __fadd_rn(h2f(anc.h[j]), q) : __fadd_rn(0.0f, q));
             }
-            *(uint4 *)(x + s.d0) = out.v;
+            *(uint4 *)(x + d0) = out.v;
             continue;
         }
-        for (int c = s.d0; c < s.d1; c++, tab += stride) {
-            int sym = rcd_get(&d, tab, s.nsym, s.top_step, s.tb);
-            if (sym < 0) {
-                errs[i] = -sym;
-                return;
-            }
-            float q = sym == s.M ? 0.0f : __fmul_rn((float)(sym - s.M), step);
-            x[c] = f2h(rel ? __fadd_rn(h2f(xa[c]), q) : __fadd_rn(0.0f, q));
+        for (int ch = d0; ch < d1; ch++, t += stride) {
+            int sym = rcd_get(&d, t, b.nsym, b.top_step, c.tb);
+            if (sym < 0) return -sym;
+            float q = sym == b.M ? 0.0f : __fmul_rn((float)(sym - b.M), step);
+            x[ch] = f2h(rel ? __fadd_rn(h2f(xa[ch]), q) : __fadd_rn(0.0f, q));
         }
     }
-    errs[i] = d.pos != d.len ? SE_TRAILING : SE_OK;
+    return d.pos != d.len ? SE_TRAILING : SE_OK;
+}
+
+/* A block per cg_block: its threads expand the block's tables from the stored bytes into shared memory (C:
+ * uint16 when table_bits < 16), or into global scratch (C = uint32) when they do not fit there (scratch != 0),
+ * then one thread per stream decodes. */
+template <typename C>
+/* (128, 9): 56 registers, so that 18 blocks of 64 threads fit an SM (what level 0's shared memory allows) */
+__global__ void __launch_bounds__(128, 9)
+    cg_decode_kernel(const cg_block *__restrict__ blocks, uint32_t b0, const cg_layer *__restrict__ cls,
+                     const uint8_t *__restrict__ in, uint32_t *scratch, uint32_t scratch_per, cg_out o, uint16_t *k,
+                     uint16_t *v, int H, int T, int D) {
+    extern __shared__ uint32_t shared_words[];
+    const uint32_t bi = b0 + blockIdx.x;
+    const cg_block b = blocks[bi];
+    if (o.cl_err[b.cl]) return; /* the layout failed: nothing of this layer can be trusted */
+    const cg_layer c = cls[b.cl];
+    const uint8_t *p = in + c.base;
+    C *tabs = scratch ? (C *)(scratch + (size_t)bi * scratch_per) : (C *)shared_words;
+    const int stride = b.nsym + 1, C_ = H * D;
+    const uint32_t nt = b.c1 - b.c0;
+    int bad = 0;
+    for (uint32_t t = threadIdx.x; t < nt; t += blockDim.x) {
+        uint32_t at = o.tab_at[c.table0 + (uint32_t)(b.kv * C_) + b.c0 + t];
+        int e = expand_table(p, at, c.len, b.nsym, c.tb, tabs + (size_t)t * stride);
+        if (e) { /* the block's first failing table and its error */
+            atomicMin(o.tab_key + bi, t << 8 | (uint32_t)e);
+            atomicOr(o.flag, 1);
+            bad = 1;
+        }
+    }
+    if (__syncthreads_or(bad)) return;
+    const int s = b.s0 + (int)threadIdx.x;
+    if (s >= b.s1) return;
+    const int h = s / c.ng, g = s % c.ng, d0 = g * c.G, d1 = d0 + c.G < D ? d0 + c.G : D;
+    const uint32_t gs = c.stream0 + (uint32_t)(b.kv * H * c.ng + s);
+    const uint8_t *scales = p + o.lay_pos[b.cl] + (size_t)b.kv * 2 * c.ntokens;
+    uint16_t *base = (b.kv ? v : k) + (((size_t)c.layer * H + h) * T) * D;
+    const C *tab = tabs + (size_t)((uint32_t)(h * D + d0) - b.c0) * stride;
+    int e = cg_stream_decode(p + o.str_at[gs], o.str_len[gs], scales, tab, c, b, base, d0, d1, D);
+    o.str_err[gs] = e;
+    if (e) atomicOr(o.flag, 1);
 }
 
 /* ---- semantic: one thread per substream ---- */
@@ -394,6 +613,9 @@ __global__ void sem_commit(const uint32_t *__restrict__ ids, const uint16_t *__r
 
 /* ---- context ---- */
 
+#define MAX_PARTS 8
+#define DEFAULT_PARTS 4
+
 typedef struct {
     void *p;
     size_t cap;
@@ -409,8 +631,13 @@ struct wk_kv_cuda {
     uint32_t wave_no;
     cudaStream_t stream;
     cudaEvent_t ev0, ev1;
+    int parts;                     /* a call's input in this many parts whose copies overlap decoding */
+    cudaStream_t part[MAX_PARTS];  /* one stream per part: its copies, then its kernels */
+    cudaEvent_t part_done[MAX_PARTS], ev_ready, ev_copy0, ev_layout;
     dbuf in, cum, desc, blocks, batches, ids, vals, codes, errs;
     dbuf export_ids; /* ids of a wk_kv_cuda_export_ids call */
+    dbuf cg_cls, cg_blocks, cg_lay_pos, cg_cl_err, cg_cl_at, cg_tab_at, cg_tab_key, cg_str_at, cg_str_len, cg_str_err;
+    dbuf flag, scratch;
     wk_kv_cuda_timing last;
     char device[320];
 };
@@ -483,9 +710,17 @@ extern "C" int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_di
         if (!rc && ce_ != cudaSuccess)                                                                                 \
             rc = wk_err_set(err, WK_EIO, "cuda kv decode: %s: %s", #call, cudaGetErrorString(ce_));                  \
     } while (0)
+    g->parts = DEFAULT_PARTS;
     if (!rc) OPEN_CK(cudaStreamCreateWithFlags(&g->stream, cudaStreamNonBlocking));
     if (!rc) OPEN_CK(cudaEventCreate(&g->ev0));
     if (!rc) OPEN_CK(cudaEventCreate(&g->ev1));
+    if (!rc) OPEN_CK(cudaEventCreate(&g->ev_ready));
+    if (!rc) OPEN_CK(cudaEventCreate(&g->ev_copy0));
+    if (!rc) OPEN_CK(cudaEventCreate(&g->ev_layout));
+    for (int p = 0; p < MAX_PARTS; p++) {
+        if (!rc) OPEN_CK(cudaStreamCreateWithFlags(&g->part[p], cudaStreamNonBlocking));
+        if (!rc) OPEN_CK(cudaEventCreateWithFlags(&g->part_done[p], cudaEventDisableTiming));
+    }
     if (!rc) OPEN_CK(cudaMalloc((void **)&g->k, g->elems * 2));
     if (!rc) OPEN_CK(cudaMalloc((void **)&g->v, g->elems * 2));
     if (!rc) OPEN_CK(cudaMalloc((void **)&g->step, units * 2 * sizeof(float)));
@@ -503,12 +738,21 @@ extern "C" int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_di
 
 extern "C" void wk_kv_cuda_free(wk_kv_cuda *g) {
     if (!g) return;
-    dbuf *bufs[] = {&g->in,   &g->cum,  &g->desc,  &g->blocks, &g->batches,
-                    &g->ids,  &g->vals, &g->codes, &g->errs,   &g->export_ids};
+    dbuf *bufs[] = {&g->in,         &g->cum,       &g->desc,      &g->blocks,     &g->batches,   &g->ids,
+                    &g->vals,       &g->codes,     &g->errs,      &g->cg_cls,     &g->cg_blocks, &g->cg_lay_pos,
+                    &g->cg_cl_err,  &g->cg_cl_at,  &g->cg_tab_at, &g->cg_tab_key, &g->cg_str_at, &g->cg_str_len,
+                    &g->cg_str_err, &g->flag,      &g->scratch,   &g->export_ids};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]->p);
     cudaFree(g->k);
     cudaFree(g->v);
     cudaFree(g->step);
+    for (int p = 0; p < MAX_PARTS; p++) {
+        if (g->part_done[p]) cudaEventDestroy(g->part_done[p]);
+        if (g->part[p]) cudaStreamDestroy(g->part[p]);
+    }
+    if (g->ev_ready) cudaEventDestroy(g->ev_ready);
+    if (g->ev_copy0) cudaEventDestroy(g->ev_copy0);
+    if (g->ev_layout) cudaEventDestroy(g->ev_layout);
     if (g->ev0) cudaEventDestroy(g->ev0);
     if (g->ev1) cudaEventDestroy(g->ev1);
     if (g->stream) cudaStreamDestroy(g->stream);
@@ -559,6 +803,20 @@ static int timed_sync(wk_kv_cuda *g, wk_err *err) {
     return 0;
 }
 
+/* Waits for the parts of a call: kernel_s from the first kernel's start (ev0) to the end of the last part,
+ * upload_s the first part's copy (ev_copy0 to ev0; with one part, the whole copy). */
+static int join_parts(wk_kv_cuda *g, int parts, wk_err *err) {
+    for (int p = 0; p < parts; p++) CK(cudaStreamWaitEvent(g->stream, g->part_done[p], 0));
+    CK(cudaEventRecord(g->ev1, g->stream));
+    CK(cudaEventSynchronize(g->ev1));
+    float ms = 0, up = 0;
+    CK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
+    CK(cudaEventElapsedTime(&up, g->ev_copy0, g->ev0));
+    g->last.kernel_s += ms * 1e-3;
+    g->last.upload_s += up * 1e-3;
+    return 0;
+}
+
 /* Layers [l0, l0 + nl) x heads [h0, h0 + nh) x tokens [t0, t0 + nt) inside the context's tensor. */
 static int box_check(const wk_kv_cuda *g, int l0, int nl, int h0, int nh, int t0, int nt, wk_err *err) {
     if (l0 < 0 || nl < 1 || l0 > g->L - nl || h0 < 0 || nh < 1 || h0 > g->H - nh || t0 < 0 || nt < 1 || t0 > g->T - nt)
@@ -577,12 +835,8 @@ extern "C" int wk_kv_cuda_kivi_rows(wk_kv_cuda *g, const wk_kivi_params *p, int 
     if (len != per * n)
         return wk_err_set(err, WK_EFORMAT, "kivi stream: %zu bytes, shape needs %zu (%zu per head)", len, per * n,
                           per);
-    double a = now_s();
     rc = dbuf_fit(&g->in, len, err);
     if (rc) return rc;
-    CK(cudaMemcpyAsync(g->in.p, in, len, cudaMemcpyHostToDevice, g->stream));
-    CK(cudaStreamSynchronize(g->stream));
-    g->last.upload_s = now_s() - a;
     kivi_shape s;
     s.T = ntokens;
     s.D = g->D;
@@ -600,30 +854,86 @@ extern "C" int wk_kv_cuda_kivi_rows(wk_kv_cuda *g, const wk_kivi_params *p, int 
     s.h0 = head0;
     s.nh = nheads;
     s.t0 = token0;
-    size_t vals = n * ntokens * g->D;
-    CK(cudaEventRecord(g->ev0, g->stream));
-    size_t blocks = (2 * vals + THREADS - 1) / THREADS;
-    kivi_kernel<<<(unsigned)blocks, THREADS, 0, g->stream>>>(s, (const uint8_t *)g->in.p, vals, g->k, g->v);
-    CK(cudaGetLastError());
+    /* parts of whole (layer, kv-head) blocks: part q copies blocks [n*q/P, n*(q+1)/P) and decodes them */
+    int parts = g->parts < (int)n ? g->parts : (int)n;
+    CK(cudaEventRecord(g->ev_ready, g->stream));
+    for (int q = 0; q < parts; q++) {
+        cudaStream_t st = g->part[q];
+        size_t b0 = n * q / parts, b1 = n * (q + 1) / parts, vals = (b1 - b0) * ntokens * g->D;
+        CK(cudaStreamWaitEvent(st, g->ev_ready, 0));
+        if (q == 0) CK(cudaEventRecord(g->ev_copy0, st));
+        CK(cudaMemcpyAsync((uint8_t *)g->in.p + b0 * per, in + b0 * per, (b1 - b0) * per, cudaMemcpyHostToDevice, st));
+        if (q == 0) CK(cudaEventRecord(g->ev0, st));
+        size_t blocks = (2 * vals + THREADS - 1) / THREADS;
+        if (vals)
+            kivi_kernel<<<(unsigned)blocks, THREADS, 0, st>>>(s, (const uint8_t *)g->in.p, b0, vals, g->k, g->v);
+        CK(cudaGetLastError());
+        CK(cudaEventRecord(g->part_done[q], st));
+    }
     g->last.in_bytes = len;
-    return timed_sync(g, err);
+    return join_parts(g, parts, err);
+}
+
+extern "C" int wk_kv_cuda_set_parts(wk_kv_cuda *g, int parts, wk_err *err) {
+    if (parts < 1 || parts > MAX_PARTS)
+        return wk_err_set(err, WK_EINVAL, "cuda kv decode: %d parts (1..%d)", parts, MAX_PARTS);
+    g->parts = parts;
+    return 0;
+}
+
+extern "C" int wk_kv_cuda_host_alloc(size_t n, void **p, wk_err *err) {
+    *p = NULL;
+    cudaError_t ce = cudaHostAlloc(p, n ? n : 1, cudaHostAllocDefault);
+    if (ce != cudaSuccess) {
+        cudaGetLastError();
+        *p = NULL;
+        int code = ce == cudaErrorNoDevice || ce == cudaErrorInsufficientDriver ? WK_EUNSUPPORTED : WK_ENOMEM;
+        return wk_err_set(err, code, "cuda kv decode: pinned host buffer of %zu bytes: %s", n, cudaGetErrorString(ce));
+    }
+    return 0;
+}
+
+extern "C" void wk_kv_cuda_host_free(void *p) {
+    if (p) cudaFreeHost(p);
+}
+
+extern "C" int wk_kv_cuda_h2d_probe(wk_kv_cuda *g, const void *host, size_t n, double *seconds, wk_err *err) {
+    int rc = dbuf_fit(&g->in, n, err);
+    if (rc) return rc;
+    CK(cudaEventRecord(g->ev0, g->stream));
+    CK(cudaMemcpyAsync(g->in.p, host, n, cudaMemcpyHostToDevice, g->stream));
+    CK(cudaEventRecord(g->ev1, g->stream));
+    CK(cudaEventSynchronize(g->ev1));
+    float ms = 0;
+    CK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
+    *seconds = ms * 1e-3;
+    return 0;
 }
 
 extern "C" int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uint8_t *in, size_t len, wk_err *err) {
     return wk_kv_cuda_kivi_rows(g, p, 0, g->L, 0, g->H, 0, g->T, in, len, err);
 }
 
-/* ---- CacheGen host side: headers, tables, lengths (the checks of cachegen.c's decoder) ---- */
+/* ---- host staging of a semantic call: input bytes, expanded tables, descriptors, launch blocks ---- */
+
+/* Input bytes of the caller copied straight to the uploaded input at base (no host copy). */
+typedef struct {
+    const uint8_t *p;
+    size_t len;
+    uint64_t base;
+} in_piece;
 
 typedef struct {
-    hbuf in, cum, desc, blocks;
+    hbuf pieces;         /* in_piece */
+    uint64_t in_len;     /* bytes of the uploaded input */
+    hbuf cum, desc, blocks;
     size_t max_ncum;     /* largest table region of a block */
     uint32_t max_streams; /* most streams of a block */
     int max_tb;          /* largest table_bits */
 } stage;
 
 static void stage_free(stage *s) {
-    free(s->in.data);
+    free(s->pieces.data);
     free(s->cum.data);
     free(s->desc.data);
     free(s->blocks.data);
@@ -723,123 +1033,6 @@ static int stage_tables(stage *st, wk_rbuf *r, int nt, int nsym, int tb, uint32_
     return 0;
 }
 
-typedef struct {
-    int level, delta, group, table_bits, stream_channels, layers, layer0, nlayers;
-    uint32_t token0, ntokens;
-} cg_head;
-
-static int cg_parse_header(wk_rbuf *r, const wk_kv_cuda *g, cg_head *h, wk_err *err) {
-    uint8_t b[10];
-    uint16_t f[5];
-    if (wk_rbuf_bytes(r, b, 10, "header", err)) return WK_EFORMAT;
-    if (memcmp(b, "WKCG", 4) != 0) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 0 (magic): bad magic");
-    if (b[4] != WK_CG_VERSION)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 4 (version): %u, expected %d", b[4], WK_CG_VERSION);
-    if (b[5] >= WK_CG_LEVELS) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 5 (level): %d", b[5]);
-    if (b[6] > 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 6 (flags): 0x%x", b[6]);
-    if (b[7] < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 7 (anchor_group): 0");
-    if (b[8] < 6 || b[8] > WK_RC_MAX_TOTAL_BITS)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 8 (table_bits): %d", b[8]);
-    if (b[9] < 1) return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 9 (stream_channels): 0");
-    for (int i = 0; i < 5; i++)
-        if (wk_rbuf_u16(r, &f[i], "header", err)) return WK_EFORMAT;
-    if (wk_rbuf_u32(r, &h->token0, "token0", err) || wk_rbuf_u32(r, &h->ntokens, "ntokens", err)) return WK_EFORMAT;
-    h->level = b[5];
-    h->delta = b[6] & 1;
-    h->group = b[7];
-    h->table_bits = b[8];
-    h->stream_channels = b[9];
-    h->layers = f[0];
-    h->layer0 = f[1];
-    h->nlayers = f[2];
-    uint32_t *token0 = &h->token0, *ntokens = &h->ntokens;
-    if (f[0] != g->L || f[3] != g->H || f[4] != g->D)
-        return wk_err_set(err, WK_EFORMAT,
-                          "cachegen chunk: offset 10 (shape): layers %d kv_heads %d head_dim %d, tensor has %d %d %d",
-                          f[0], f[3], f[4], g->L, g->H, g->D);
-    if (f[2] < 1 || f[1] + f[2] > f[0])
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 12 (layer0/nlayers): %d+%d past %d layers", f[1],
-                          f[2], f[0]);
-    if (*ntokens < 1 || *token0 > (uint32_t)g->T || *ntokens > (uint32_t)g->T - *token0)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: offset 20 (token0/ntokens): %u+%u past %d tokens", *token0,
-                          *ntokens, g->T);
-    return 0;
-}
-
-/* Stages one chunk (its bytes start at `base` in the staged input). */
-/* lens: room for the stream lengths of one layer, 2 * H * D (stream_channels >= 1) */
-static int cg_stage_chunk(stage *st, const wk_kv_cuda *g, const uint8_t *in, size_t len, uint64_t base,
-                          uint64_t *lens, wk_err *err) {
-    wk_rbuf r;
-    wk_rbuf_init(&r, in, len, "cachegen chunk");
-    cg_head h;
-    int rc = cg_parse_header(&r, g, &h, err);
-    if (rc) return rc;
-    const uint32_t token0 = h.token0, ntokens = h.ntokens;
-    if ((uint64_t)ntokens * 4 * (uint64_t)h.nlayers > len)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %u tokens x %d layers cannot fit in %zu bytes", ntokens,
-                          h.nlayers, len);
-    const int C = g->H * g->D;
-    for (int layer = h.layer0; layer < h.layer0 + h.nlayers; layer++) {
-        int M[2], nsym[2];
-        uint64_t scale_off[2];
-        uint32_t cum_first[2];
-        for (int kv = 0; kv < 2; kv++) {
-            M[kv] = wk_cg_bins(h.level, layer, h.layers, kv) / 2 - 1;
-            nsym[kv] = 2 * M[kv] + 1;
-            scale_off[kv] = base + r.pos;
-            if (!wk_rbuf_take(&r, (size_t)ntokens * 2, "scales", err)) return WK_EFORMAT;
-        }
-        for (int kv = 0; kv < 2; kv++)
-            if (stage_tables(st, &r, C, nsym[kv], h.table_bits, &cum_first[kv], err)) return WK_EFORMAT;
-        const int G = h.stream_channels, ng = (g->D + G - 1) / G, ns = 2 * g->H * ng;
-        uint64_t total = 0;
-        for (int i = 0; i < ns; i++) {
-            if (wk_rbuf_varint(&r, &lens[i], "stream length", err)) return WK_EFORMAT;
-            if (lens[i] > r.len)
-                return wk_err_set(err, WK_EFORMAT, "cachegen chunk: stream length %llu past the end",
-                                  (unsigned long long)lens[i]);
-            total += lens[i];
-        }
-        if (total > r.len - r.pos)
-            return wk_err_set(err, WK_EFORMAT,
-                              "cachegen chunk: layer %d streams need %llu bytes at offset %zu, %zu left", layer,
-                              (unsigned long long)total, r.pos, r.len - r.pos);
-        for (int kv = 0; kv < 2; kv++)
-            for (int hd = 0; hd < g->H; hd++) { /* one block set per head: its D tables */
-                uint32_t stream0 = (uint32_t)(st->desc.len / sizeof(cg_stream)), stride = (uint32_t)(nsym[kv] + 1);
-                for (int gi = 0; gi < ng; gi++) {
-                    cg_stream s;
-                    s.in_off = base + r.pos;
-                    s.len = (uint32_t)lens[(kv * g->H + hd) * ng + gi];
-                    s.scale_off = scale_off[kv];
-                    s.d0 = gi * G;
-                    s.d1 = s.d0 + G < g->D ? s.d0 + G : g->D;
-                    s.tab = (uint32_t)s.d0 * stride;
-                    s.layer = layer;
-                    s.kv = kv;
-                    s.head = hd;
-                    s.token0 = (int)token0;
-                    s.ntokens = (int)ntokens;
-                    s.M = M[kv];
-                    s.nsym = nsym[kv];
-                    s.top_step = top_step_of(nsym[kv]);
-                    s.tb = h.table_bits;
-                    s.delta = h.delta;
-                    s.group = h.group;
-                    if (hbuf_add(&st->desc, &s, sizeof s, err)) return WK_ENOMEM;
-                    r.pos += s.len;
-                }
-                if (add_blocks(st, stream0, (uint32_t)ng, cum_first[kv] + (uint32_t)hd * g->D * stride,
-                               (uint32_t)g->D * stride, h.table_bits, err))
-                    return WK_ENOMEM;
-            }
-    }
-    if (r.pos != len)
-        return wk_err_set(err, WK_EFORMAT, "cachegen chunk: %zu trailing bytes at offset %zu", len - r.pos, r.pos);
-    return 0;
-}
-
 /* First failing stream of the last launch: *bad = its index (-1 if none), *code = its SE_* code. */
 static int check_stream_errors(wk_kv_cuda *g, int n, int *bad, int *code, wk_err *err) {
     *bad = -1;
@@ -861,7 +1054,10 @@ static int check_stream_errors(wk_kv_cuda *g, int n, int *bad, int *code, wk_err
 
 static int stage_upload(wk_kv_cuda *g, const stage *st, wk_err *err) {
     double a = now_s();
-    int rc = upload(&g->in, &st->in, g->stream, err);
+    int rc = dbuf_fit(&g->in, st->in_len, err);
+    const in_piece *pc = (const in_piece *)st->pieces.data;
+    for (size_t i = 0; !rc && i < st->pieces.len / sizeof *pc; i++)
+        CK(cudaMemcpyAsync((uint8_t *)g->in.p + pc[i].base, pc[i].p, pc[i].len, cudaMemcpyHostToDevice, g->stream));
     if (!rc) rc = upload(&g->cum, &st->cum, g->stream, err);
     if (!rc) rc = upload(&g->desc, &st->desc, g->stream, err);
     if (!rc) rc = upload(&g->blocks, &st->blocks, g->stream, err);
@@ -871,55 +1067,303 @@ static int stage_upload(wk_kv_cuda *g, const stage *st, wk_err *err) {
     return 0;
 }
 
+/* ---- CacheGen host side: headers (wk_cg_read_header, the CPU decoder's checks) and descriptors ---- */
+
+/* Streams per launch block: about this many, from whole heads when a head has fewer streams. */
+#define CG_BLOCK_STREAMS 64
+#define CG_MAX_BLOCK_STREAMS 128
+
+typedef struct {
+    hbuf cls, blocks;       /* cg_layer, cg_block */
+    uint32_t *chunk_cl0;    /* [n + 1] first cg_layer of each chunk */
+    uint32_t *chunk_blk0;   /* [n + 1] first block of each chunk */
+    uint64_t *chunk_base;   /* [n] the chunk's offset in the uploaded input */
+    uint32_t streams, tables, max_threads;
+    size_t max_ncum; /* largest table region (entries) of a block */
+    int wide;        /* some table_bits is 16: tables as uint32 */
+} cg_plan;
+
+static void cg_plan_free(cg_plan *pl) {
+    free(pl->cls.data);
+    free(pl->blocks.data);
+    free(pl->chunk_cl0);
+    free(pl->chunk_blk0);
+    free(pl->chunk_base);
+}
+
+static int cg_add_block(cg_plan *pl, const wk_kv_cuda *g, uint32_t cl, const cg_layer *c, int kv, int M, int s0,
+                        int s1, wk_err *err) {
+    cg_block b;
+    b.cl = cl;
+    b.kv = kv;
+    b.s0 = s0;
+    b.s1 = s1;
+    b.M = M;
+    b.nsym = c->nsym[kv];
+    b.top_step = top_step_of(b.nsym);
+    int hl = (s1 - 1) / c->ng, gl = (s1 - 1) % c->ng;
+    b.c0 = (uint32_t)(s0 / c->ng * g->D + s0 % c->ng * c->G);
+    b.c1 = (uint32_t)(hl * g->D + (gl * c->G + c->G < g->D ? gl * c->G + c->G : g->D));
+    size_t ncum = (size_t)(b.c1 - b.c0) * (b.nsym + 1);
+    if (ncum > pl->max_ncum) pl->max_ncum = ncum;
+    if ((uint32_t)(s1 - s0) > pl->max_threads) pl->max_threads = (uint32_t)(s1 - s0);
+    return hbuf_add(&pl->blocks, &b, sizeof b, err);
+}
+
+/* Plans one chunk (its bytes at `base` of the uploaded input): a cg_layer per layer, blocks per side. */
+static int cg_plan_chunk(cg_plan *pl, const wk_kv_cuda *g, int chunk, const uint8_t *in, size_t len, uint64_t base,
+                         wk_err *err) {
+    if (len > UINT32_MAX)
+        return wk_err_set(err, WK_EINVAL, "cachegen chunk of %zu bytes: the GPU decoder takes up to 4 GiB", len);
+    wk_cg_header h;
+    int rc = wk_cg_read_header(in, len, g->L, g->H, g->T, g->D, &h, err);
+    if (rc) return rc;
+    const int G = h.stream_channels, ng = (g->D + G - 1) / G;
+    int hb = ng >= CG_BLOCK_STREAMS ? 1 : CG_BLOCK_STREAMS / ng; /* heads per block */
+    if (hb > g->H) hb = g->H;
+    for (int li = 0; !rc && li < h.nlayers; li++) {
+        cg_layer c;
+        memset(&c, 0, sizeof c);
+        c.base = base;
+        c.len = (uint32_t)len;
+        c.li = (uint32_t)li;
+        c.last = li == h.nlayers - 1;
+        c.stream0 = pl->streams;
+        c.table0 = pl->tables;
+        c.chunk = chunk;
+        c.layer = h.layer0 + li;
+        c.token0 = (int)h.token0;
+        c.ntokens = (int)h.ntokens;
+        c.delta = h.delta;
+        c.group = h.group;
+        c.tb = h.table_bits;
+        c.G = G;
+        c.ng = ng;
+        int M[2];
+        for (int kv = 0; kv < 2; kv++) {
+            M[kv] = wk_cg_bins(h.level, c.layer, h.layers, kv) / 2 - 1;
+            c.nsym[kv] = 2 * M[kv] + 1;
+        }
+        if ((size_t)pl->streams + 2 * (size_t)g->H * ng > UINT32_MAX ||
+            (size_t)pl->tables + 2 * (size_t)g->H * g->D > UINT32_MAX)
+            return wk_err_set(err, WK_EINVAL, "cachegen: too many streams in one GPU call");
+        uint32_t cl = (uint32_t)(pl->cls.len / sizeof c);
+        rc = hbuf_add(&pl->cls, &c, sizeof c, err);
+        for (int kv = 0; !rc && kv < 2; kv++)
+            for (int h0 = 0; !rc && h0 < g->H;) {
+                if (ng <= CG_MAX_BLOCK_STREAMS) { /* whole heads */
+                    int h1 = h0 + hb < g->H ? h0 + hb : g->H;
+                    rc = cg_add_block(pl, g, cl, &c, kv, M[kv], h0 * ng, h1 * ng, err);
+                    h0 = h1;
+                    continue;
+                }
+                for (int g0 = 0; !rc && g0 < ng; g0 += CG_MAX_BLOCK_STREAMS) /* parts of a head */
+                    rc = cg_add_block(pl, g, cl, &c, kv, M[kv], h0 * ng + g0,
+                                      h0 * ng + (g0 + CG_MAX_BLOCK_STREAMS < ng ? g0 + CG_MAX_BLOCK_STREAMS : ng), err);
+                h0++;
+            }
+        pl->streams += 2 * (uint32_t)g->H * (uint32_t)ng;
+        pl->tables += 2 * (uint32_t)g->H * (uint32_t)g->D;
+        if (c.tb >= 16) pl->wide = 1;
+    }
+    return rc;
+}
+
+static const char *cg_error(int e) {
+    switch (e) {
+    case LE_TRUNC: return "truncated (a part of the layer runs past its end)";
+    case LE_SIZE: return "layer byte count past the end of the chunk";
+    case LE_LENGTH: return "a stream length past the end of the chunk";
+    case LE_VARINT: return "a stream length varint longer than 10 bytes";
+    case LE_STREAMS: return "the stream lengths do not add up to the rest of the layer";
+    case LE_TRAILING: return "trailing bytes after the last layer";
+    case LE_EARLIER: return "an earlier layer's byte count is wrong";
+    case TE_RANGE: return "symbols outside the alphabet";
+    case TE_VARINT: return "varint longer than 10 bytes";
+    case TE_PAST: return "frequencies sum past 2^table_bits";
+    case TE_SUM: return "frequencies do not sum to 2^table_bits";
+    default: return stream_error(e);
+    }
+}
+
+/* The first error of a failed call, in chunk, layer, table/stream order, as a message. */
+static int cg_report(wk_kv_cuda *g, const cg_plan *pl, wk_err *err) {
+    const cg_layer *cls = (const cg_layer *)pl->cls.data;
+    const cg_block *bl = (const cg_block *)pl->blocks.data;
+    size_t ncl = pl->cls.len / sizeof *cls, nb = pl->blocks.len / sizeof *bl;
+    int *cl_err = (int *)malloc(sizeof(int) * ncl), *str_err = (int *)malloc(sizeof(int) * pl->streams);
+    uint32_t *cl_at = (uint32_t *)malloc(sizeof(uint32_t) * ncl), *tab_key = (uint32_t *)malloc(sizeof(uint32_t) * nb);
+    uint32_t *tab_at = (uint32_t *)malloc(sizeof(uint32_t) * pl->tables);
+    uint32_t *str_at = (uint32_t *)malloc(sizeof(uint32_t) * pl->streams);
+    int rc = 0;
+    if (!cl_err || !str_err || !cl_at || !tab_key || !tab_at || !str_at)
+        rc = wk_err_set(err, WK_ENOMEM, "cuda kv decode: out of memory");
+    cudaError_t ce = cudaSuccess;
+    if (!rc) {
+        ce = cudaMemcpy(cl_err, g->cg_cl_err.p, sizeof(int) * ncl, cudaMemcpyDeviceToHost);
+        if (ce == cudaSuccess) ce = cudaMemcpy(cl_at, g->cg_cl_at.p, sizeof(uint32_t) * ncl, cudaMemcpyDeviceToHost);
+        if (ce == cudaSuccess) ce = cudaMemcpy(tab_key, g->cg_tab_key.p, sizeof(uint32_t) * nb, cudaMemcpyDeviceToHost);
+        if (ce == cudaSuccess)
+            ce = cudaMemcpy(tab_at, g->cg_tab_at.p, sizeof(uint32_t) * pl->tables, cudaMemcpyDeviceToHost);
+        if (ce == cudaSuccess)
+            ce = cudaMemcpy(str_err, g->cg_str_err.p, sizeof(int) * pl->streams, cudaMemcpyDeviceToHost);
+        if (ce == cudaSuccess)
+            ce = cudaMemcpy(str_at, g->cg_str_at.p, sizeof(uint32_t) * pl->streams, cudaMemcpyDeviceToHost);
+        if (ce != cudaSuccess) rc = wk_err_set(err, WK_EIO, "cuda kv decode: %s", cudaGetErrorString(ce));
+    }
+    size_t b = 0;
+    for (size_t i = 0; !rc && i < ncl; i++) {
+        const cg_layer *c = cls + i;
+        if (cl_err[i] && cl_err[i] != LE_EARLIER) {
+            rc = wk_err_set(err, WK_EFORMAT, "chunk %d: cachegen chunk: layer %d %sat offset %u: %s", c->chunk,
+                            c->layer, cl_err[i] < LE_TRUNC ? "frequency table " : "", cl_at[i], cg_error(cl_err[i]));
+            break;
+        }
+        if (cl_err[i]) continue; /* the earlier layer reports it */
+        for (; !rc && b < nb && bl[b].cl == i; b++) {
+            if (tab_key[b] == 0xFFFFFFFFu) continue;
+            uint32_t ch = bl[b].c0 + (tab_key[b] >> 8), t = c->table0 + (uint32_t)bl[b].kv * g->H * g->D + ch;
+            rc = wk_err_set(err, WK_EFORMAT,
+                            "chunk %d: cachegen chunk: layer %d %s head %u channel %u: frequency table at offset %u: "
+                            "%s",
+                            c->chunk, c->layer, bl[b].kv ? "V" : "K", ch / g->D, ch % g->D, tab_at[t],
+                            cg_error((int)(tab_key[b] & 0xFF)));
+        }
+        for (uint32_t s = 0; !rc && s < 2 * (uint32_t)g->H * c->ng; s++) {
+            int e = str_err[c->stream0 + s];
+            if (!e) continue;
+            int kv = (int)(s / ((uint32_t)g->H * c->ng)), h = (int)(s / c->ng % g->H), gi = (int)(s % c->ng);
+            rc = wk_err_set(err, WK_EFORMAT,
+                            "chunk %d: cachegen chunk: layer %d %s head %d channels %d.. stream at offset %u: %s",
+                            c->chunk, c->layer, kv ? "V" : "K", h, gi * c->G, str_at[c->stream0 + s], cg_error(e));
+        }
+    }
+    if (!rc) rc = wk_err_set(err, WK_EFORMAT, "cachegen: the GPU flagged an error that no chunk reports");
+    free(cl_err);
+    free(str_err);
+    free(cl_at);
+    free(tab_key);
+    free(tab_at);
+    free(str_at);
+    return rc;
+}
+
+/* Parts of a call: chunks [first[p], first[p + 1]) are copied on part stream p while earlier parts decode. */
+static int split_parts(const size_t *len, int n, int parts, int *first) {
+    size_t total = 0, acc = 0;
+    for (int i = 0; i < n; i++) total += len[i];
+    if (parts > n) parts = n;
+    if (parts < 1) parts = 1;
+    int p = 0;
+    first[0] = 0;
+    for (int i = 0; i < n && p + 1 < parts; i++) {
+        acc += len[i];
+        if (acc * (size_t)parts >= total * (size_t)(p + 1) && i + 1 < n) first[++p] = i + 1;
+    }
+    first[p + 1] = n;
+    return p + 1;
+}
+
+static int cg_fit(wk_kv_cuda *g, const cg_plan *pl, size_t in_len, size_t scratch, wk_err *err) {
+    size_t ncl = pl->cls.len / sizeof(cg_layer), nb = pl->blocks.len / sizeof(cg_block);
+    int rc = dbuf_fit(&g->in, in_len, err);
+    if (!rc) rc = upload(&g->cg_cls, &pl->cls, g->stream, err);
+    if (!rc) rc = upload(&g->cg_blocks, &pl->blocks, g->stream, err);
+    if (!rc) rc = dbuf_fit(&g->cg_lay_pos, sizeof(uint32_t) * ncl, err);
+    if (!rc) rc = dbuf_fit(&g->cg_cl_err, sizeof(int) * ncl, err);
+    if (!rc) rc = dbuf_fit(&g->cg_cl_at, sizeof(uint32_t) * ncl, err);
+    if (!rc) rc = dbuf_fit(&g->cg_tab_at, sizeof(uint32_t) * pl->tables, err);
+    if (!rc) rc = dbuf_fit(&g->cg_tab_key, sizeof(uint32_t) * nb, err);
+    if (!rc) rc = dbuf_fit(&g->cg_str_at, sizeof(uint32_t) * pl->streams, err);
+    if (!rc) rc = dbuf_fit(&g->cg_str_len, sizeof(uint32_t) * pl->streams, err);
+    if (!rc) rc = dbuf_fit(&g->cg_str_err, sizeof(int) * pl->streams, err);
+    if (!rc) rc = dbuf_fit(&g->flag, sizeof(int), err);
+    if (!rc && scratch) rc = dbuf_fit(&g->scratch, scratch, err);
+    if (rc) return rc;
+    CK(cudaMemsetAsync(g->cg_tab_key.p, 0xFF, sizeof(uint32_t) * nb, g->stream));
+    CK(cudaMemsetAsync(g->flag.p, 0, sizeof(int), g->stream));
+    CK(cudaEventRecord(g->ev_ready, g->stream));
+    return 0;
+}
+
 extern "C" int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *chunk, const size_t *len,
                                    wk_err *err) {
     memset(&g->last, 0, sizeof g->last);
-    stage st;
-    memset(&st, 0, sizeof st);
+    if (n < 1) return 0;
+    cg_plan pl;
+    memset(&pl, 0, sizeof pl);
     double a = now_s();
-    uint64_t *lens = (uint64_t *)malloc(sizeof(uint64_t) * 2 * (size_t)g->H * g->D);
-    int rc = lens ? 0 : wk_err_set(err, WK_ENOMEM, "cuda kv decode: out of memory");
+    pl.chunk_cl0 = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)n + 1));
+    pl.chunk_blk0 = (uint32_t *)malloc(sizeof(uint32_t) * ((size_t)n + 1));
+    pl.chunk_base = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)n);
+    int rc = 0;
+    if (!pl.chunk_cl0 || !pl.chunk_blk0 || !pl.chunk_base)
+        rc = wk_err_set(err, WK_ENOMEM, "cuda kv decode: out of memory");
+    uint64_t in_len = 0;
     for (int c = 0; !rc && c < n; c++) {
-        uint64_t base = st.in.len;
-        rc = hbuf_add(&st.in, chunk[c], len[c], err);
-        if (!rc && cg_stage_chunk(&st, g, chunk[c], len[c], base, lens, err))
-            rc = wk_err_prefix(err, "chunk %d", c);
-        g->last.in_bytes += len[c];
+        pl.chunk_cl0[c] = (uint32_t)(pl.cls.len / sizeof(cg_layer));
+        pl.chunk_blk0[c] = (uint32_t)(pl.blocks.len / sizeof(cg_block));
+        pl.chunk_base[c] = in_len;
+        if (cg_plan_chunk(&pl, g, c, chunk[c], len[c], in_len, err)) rc = wk_err_prefix(err, "chunk %d", c);
+        in_len += len[c];
     }
-    free(lens);
+    if (!rc) {
+        pl.chunk_cl0[n] = (uint32_t)(pl.cls.len / sizeof(cg_layer));
+        pl.chunk_blk0[n] = (uint32_t)(pl.blocks.len / sizeof(cg_block));
+    }
+    g->last.in_bytes = in_len;
+    g->last.streams = (int)pl.streams;
+    /* tables in shared memory (uint16 when every table_bits < 16), else in global scratch as uint32 */
+    int wide = pl.wide;
+    size_t bytes = pl.max_ncum * (wide ? 4 : 2), scratch = 0;
+    uint32_t scratch_per = 0;
+    if (bytes > SMEM_MAX) {
+        wide = 1;
+        scratch_per = (uint32_t)pl.max_ncum;
+        scratch = pl.blocks.len / sizeof(cg_block) * pl.max_ncum * 4;
+        bytes = 0;
+    }
+    if (!rc) rc = cg_fit(g, &pl, in_len, scratch, err);
     g->last.parse_s = now_s() - a;
-    int ns = (int)(st.desc.len / sizeof(cg_stream));
-    g->last.streams = ns;
-    if (!rc) rc = stage_upload(g, &st, err);
-    if (!rc) rc = dbuf_fit(&g->errs, sizeof(int) * (size_t)(ns ? ns : 1), err);
-    if (!rc && ns) {
-        launch_cfg lc = launch_of(&st);
-        const tab_block *bl = (const tab_block *)g->blocks.p;
-        const cg_stream *sd = (const cg_stream *)g->desc.p;
-        const uint8_t *in = (const uint8_t *)g->in.p;
-        const uint32_t *cum = (const uint32_t *)g->cum.p;
-        rc = lc.wide ? allow_smem(cg_kernel<uint32_t>, &lc, err) : allow_smem(cg_kernel<uint16_t>, &lc, err);
-        if (rc) return rc;
-        CK(cudaEventRecord(g->ev0, g->stream));
-        if (lc.wide)
-            cg_kernel<uint32_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(bl, sd, in, cum, lc.smem, g->k, g->v,
-                                                                                g->H, g->T, g->D, (int *)g->errs.p);
-        else
-            cg_kernel<uint16_t><<<lc.blocks, lc.threads, lc.bytes, g->stream>>>(bl, sd, in, cum, lc.smem, g->k, g->v,
-                                                                                g->H, g->T, g->D, (int *)g->errs.p);
+    launch_cfg lc = {!scratch, wide, bytes, (pl.max_threads + 31) / 32 * 32, 0};
+    if (!rc && wide) rc = allow_smem(cg_decode_kernel<uint32_t>, &lc, err);
+    if (!rc && !wide) rc = allow_smem(cg_decode_kernel<uint16_t>, &lc, err);
+    int first[MAX_PARTS + 1], parts = rc ? 0 : split_parts(len, n, g->parts, first);
+    cg_out o = {(uint32_t *)g->cg_lay_pos.p, (uint32_t *)g->cg_tab_at.p, (uint32_t *)g->cg_str_at.p,
+                (uint32_t *)g->cg_str_len.p, (int *)g->cg_cl_err.p,   (uint32_t *)g->cg_cl_at.p,
+                (uint32_t *)g->cg_tab_key.p, (int *)g->cg_str_err.p,   (int *)g->flag.p};
+    const uint8_t *in = (const uint8_t *)g->in.p;
+    for (int p = 0; !rc && p < parts; p++) {
+        cudaStream_t s = g->part[p];
+        CK(cudaStreamWaitEvent(s, g->ev_ready, 0));
+        if (p == 0) CK(cudaEventRecord(g->ev_copy0, s));
+        for (int c = first[p]; c < first[p + 1]; c++)
+            CK(cudaMemcpyAsync((uint8_t *)g->in.p + pl.chunk_base[c], chunk[c], len[c], cudaMemcpyHostToDevice, s));
+        if (p == 0) CK(cudaEventRecord(g->ev0, s));
+        uint32_t cl0 = pl.chunk_cl0[first[p]], ncl = pl.chunk_cl0[first[p + 1]] - cl0;
+        uint32_t b0 = pl.chunk_blk0[first[p]], nb = pl.chunk_blk0[first[p + 1]] - b0;
+        const cg_layer *cls = (const cg_layer *)g->cg_cls.p;
+        const cg_block *bl = (const cg_block *)g->cg_blocks.p;
+        if (ncl) cg_layout_kernel<<<(ncl + 3) / 4, 128, 0, s>>>(cls, cl0, ncl, in, g->H, g->D, o);
+        if (parts == 1) CK(cudaEventRecord(g->ev_layout, s));
+        uint32_t *scr = scratch ? (uint32_t *)g->scratch.p : NULL;
+        if (nb && wide)
+            cg_decode_kernel<uint32_t><<<nb, lc.threads, lc.bytes, s>>>(bl, b0, cls, in, scr, scratch_per, o, g->k,
+                                                                         g->v, g->H, g->T, g->D);
+        else if (nb)
+            cg_decode_kernel<uint16_t><<<nb, lc.threads, lc.bytes, s>>>(bl, b0, cls, in, scr, scratch_per, o, g->k,
+                                                                         g->v, g->H, g->T, g->D);
         CK(cudaGetLastError());
-        rc = timed_sync(g, err);
-        int bad, code;
-        if (!rc) rc = check_stream_errors(g, ns, &bad, &code, err);
-        if (!rc && bad >= 0) {
-            const cg_stream *s = (const cg_stream *)st.desc.data + bad;
-            rc = wk_err_set(err, WK_EFORMAT,
-                            "cachegen chunk: layer %d %s head %d channels %d.. stream at input offset %llu: %s",
-                            s->layer, s->kv ? "V" : "K", s->head, s->d0, (unsigned long long)s->in_off,
-                            stream_error(code));
-        }
+        CK(cudaEventRecord(g->part_done[p], s));
     }
-    stage_free(&st);
+    if (!rc) rc = join_parts(g, parts, err);
+    float layout_ms = 0;
+    if (!rc && parts == 1) CK(cudaEventElapsedTime(&layout_ms, g->ev0, g->ev_layout));
+    g->last.layout_s = layout_ms * 1e-3;
+    int flag = 0;
+    if (!rc) CK(cudaMemcpy(&flag, g->flag.p, sizeof flag, cudaMemcpyDeviceToHost));
+    if (!rc && flag) rc = cg_report(g, &pl, err);
+    cg_plan_free(&pl);
     return rc;
 }
 
@@ -937,80 +1381,54 @@ static void sem_stage_free(sem_stage *st) {
     free(st->ids.data);
 }
 
-typedef struct {
-    int level, delta, tb, nbins, group_layers, bins[WK_SEM_MAX_BINS];
-    uint32_t n;
-} sem_head;
+typedef wk_sem_header sem_head;
 
+/* The header, with the CPU decoder's checks (wk_sem_read_header); r is left at the unit ids. */
 static int sem_parse_header(wk_rbuf *r, const wk_kv_cuda *g, sem_head *h, wk_err *err) {
-    uint8_t b[8];
-    uint16_t f[4];
-    uint32_t tokens, version_expected = WK_SEM_VERSION;
-    if (wk_rbuf_bytes(r, b, 8, "header", err)) return WK_EFORMAT;
-    if (memcmp(b, "WKSM", 4) != 0) return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 0 (magic): bad magic");
-    if (b[4] != version_expected)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 4 (version): %u, expected %u", b[4],
-                          version_expected);
-    h->level = b[5];
-    h->delta = b[6] & 1;
-    h->tb = b[7];
-    if (h->level >= WK_SEM_MAX_LEVELS)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 5 (level): %d", h->level);
-    if (b[6] > 3 || (h->delta && h->level > 0))
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 6 (flags): 0x%x", b[6]);
-    for (int i = 0; i < 4; i++)
-        if (wk_rbuf_u16(r, &f[i], "header", err)) return WK_EFORMAT;
-    if (wk_rbuf_u32(r, &tokens, "tokens", err) || wk_rbuf_u32(r, &h->n, "n_units", err)) return WK_EFORMAT;
-    if (f[0] != g->L || f[1] != g->H || f[2] != g->D || tokens != (uint32_t)g->T)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 8 (shape): %ux%ux%ux%u, tensor/map is %dx%dx%dx%d",
-                          f[0], f[1], tokens, f[2], g->L, g->H, g->T, g->D);
-    uint8_t nbins;
-    if (wk_rbuf_u8(r, &nbins, "nbins", err)) return WK_EFORMAT;
-    if (nbins < 1 || nbins > WK_SEM_MAX_BINS)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 24 (nbins): %u", nbins);
-    h->nbins = nbins;
-    h->group_layers = f[3];
-    for (int i = 0; i < nbins; i++) {
-        uint8_t v;
-        if (wk_rbuf_u8(r, &v, "bins", err)) return WK_EFORMAT;
-        h->bins[i] = v;
-    }
-    /* check_params of semantic.c */
-    if (h->group_layers < 1 || h->tb < 6 || h->tb > WK_RC_MAX_TOTAL_BITS)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch header: group_layers %d, table_bits %d out of range",
-                          h->group_layers, h->tb);
-    for (int i = 0; i < nbins; i++)
-        if (h->bins[i] < 4 || h->bins[i] > 32 || h->bins[i] % 2)
-            return wk_err_set(err, WK_EFORMAT, "semantic batch header: bins[%d] = %d (even, 4..32)", i, h->bins[i]);
-    size_t units = (size_t)g->L * g->H * g->T;
-    if (h->n < 1 || h->n > units || h->n > r->len - r->pos)
-        return wk_err_set(err, WK_EFORMAT, "semantic batch: offset 20 (n_units): %u does not fit", h->n);
-    return 0;
+    int rc = wk_sem_read_header(r->data, r->len, g->L, g->H, g->T, g->D, h, err);
+    if (!rc) r->pos = h->header_bytes;
+    return rc;
 }
 
 /* Reads the ids, checks them against the map (as read_ids of semantic.c), stages them. *conflict is set
- * (and nothing staged) when a unit was already touched in this wave. */
+ * (and nothing staged) when a unit was already touched in this wave. The ids are read first and checked in a
+ * second pass that prefetches their (random) map entries ahead: the checks are the host's largest cost. */
 static int sem_stage_ids(sem_stage *st, wk_kv_cuda *g, wk_rbuf *r, const sem_head *h, int *conflict, wk_err *err) {
     size_t units = (size_t)g->L * g->H * g->T;
     uint32_t first = st->units;
     int rc = hbuf_add(&st->ids, NULL, sizeof(uint32_t) * h->n, err);
     if (rc) return rc;
     uint32_t *ids = (uint32_t *)st->ids.data + first;
+    /* pass 1: ids up to the first unreadable one, whose error counts unless an earlier id fails the map */
+    wk_err read_err;
+    int read_rc = 0;
     int64_t prev = 0;
-    uint32_t i;
-    *conflict = 0;
-    for (i = 0; i < h->n && !rc; i++) {
+    uint32_t nread;
+    for (nread = 0; nread < h->n; nread++) {
         uint64_t z;
         size_t at = r->pos;
-        if (wk_rbuf_varint(r, &z, "unit id", err)) {
-            rc = WK_EFORMAT;
+        if (wk_rbuf_varint(r, &z, "unit id", &read_err)) {
+            read_rc = WK_EFORMAT;
             break;
         }
         int64_t id = z > UINT32_MAX * 2ull ? -1 : prev + (z & 1 ? -(int64_t)((z >> 1) + 1) : (int64_t)(z >> 1));
         if (id < 0 || (uint64_t)id >= units) {
-            rc = wk_err_set(err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range", i, at);
+            read_rc = wk_err_set(&read_err, WK_EFORMAT, "semantic batch: unit %u id at offset %zu out of range",
+                                 nread, at);
             break;
         }
+        ids[nread] = (uint32_t)id;
+        prev = id;
+    }
+    /* pass 2: the map */
+    uint32_t i;
+    *conflict = 0;
+    for (i = 0; i < nread && !rc; i++) {
+        if (i + 16 < nread) {
+            __builtin_prefetch(g->wave + ids[i + 16], 1);
+            __builtin_prefetch(g->level + ids[i + 16], 1);
+        }
+        uint32_t id = ids[i];
         if (g->wave[id] == g->wave_no) { /* touched by an earlier batch of this wave (or a duplicate here) */
             int dup = g->level[id] == 255;
             if (!dup) {
@@ -1026,8 +1444,10 @@ static int sem_stage_ids(sem_stage *st, wk_kv_cuda *g, wk_rbuf *r, const sem_hea
         }
         g->level[id] = 255;
         g->wave[id] = g->wave_no;
-        ids[i] = (uint32_t)id;
-        prev = id;
+    }
+    if (!rc && !*conflict && read_rc) {
+        *err = read_err;
+        rc = read_rc;
     }
     /* levels become level+1 for a good batch (committed for real only if the wave decodes) */
     for (uint32_t j = 0; j < i; j++) g->level[ids[j]] = (uint8_t)(rc || *conflict ? h->level : h->level + 1);
@@ -1044,8 +1464,8 @@ static int sem_stage_ids(sem_stage *st, wk_kv_cuda *g, wk_rbuf *r, const sem_hea
 static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const sem_head *h, uint64_t base,
                           uint32_t unit0, wk_err *err) {
     int maxm = 0;
-    for (int i = 0; i < h->nbins; i++)
-        if (h->bins[i] / 2 - 1 > maxm) maxm = h->bins[i] / 2 - 1;
+    for (int i = 0; i < h->p.nbins; i++)
+        if (h->p.bins[i] / 2 - 1 > maxm) maxm = h->p.bins[i] / 2 - 1;
     sem_batch_dev b;
     memset(&b, 0, sizeof b);
     b.level = h->level;
@@ -1054,13 +1474,13 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
     b.off = h->level > 0 ? 2 : h->delta ? 2 * maxm : maxm;
     b.lim = h->level > 0 ? 2 : maxm;
     b.top_step = top_step_of(b.nsym);
-    b.tb = h->tb;
-    b.group_layers = h->group_layers;
-    b.nbins = h->nbins;
-    for (int i = 0; i < h->nbins; i++) b.m[i] = h->bins[i] / 2 - 1;
+    b.tb = h->table_bits;
+    b.group_layers = h->p.group_layers;
+    b.nbins = h->p.nbins;
+    for (int i = 0; i < h->p.nbins; i++) b.m[i] = h->p.bins[i] / 2 - 1;
     b.scale_off = base + r->pos;
     if (h->level == 0 && !wk_rbuf_take(r, (size_t)h->n * 4, "scales", err)) return WK_EFORMAT;
-    int rc = stage_tables(&st->s, r, 2 * g->D, b.nsym, h->tb, &b.cum_off, err);
+    int rc = stage_tables(&st->s, r, 2 * g->D, b.nsym, h->table_bits, &b.cum_off, err);
     if (rc) return rc;
     uint64_t per = 0;
     if (wk_rbuf_varint(r, &per, "units per stream", err)) return WK_EFORMAT;
@@ -1100,7 +1520,7 @@ static int sem_stage_body(sem_stage *st, const wk_kv_cuda *g, wk_rbuf *r, const 
     size_t blocks_len = st->s.blocks.len;
     if (st->s.desc.len != desc_len + (size_t)nsub * sizeof(sem_stream) || hbuf_add(&st->batches, &b, sizeof b, err) ||
         add_blocks(&st->s, (uint32_t)(desc_len / sizeof(sem_stream)), nsub, b.cum_off,
-                   (uint32_t)(2 * g->D * (b.nsym + 1)), h->tb, err)) {
+                   (uint32_t)(2 * g->D * (b.nsym + 1)), h->table_bits, err)) {
         st->s.desc.len = desc_len; /* out of memory: drop this batch */
         st->s.blocks.len = blocks_len;
         st->batches.len = batch_no * sizeof b;
@@ -1162,7 +1582,8 @@ static int sem_run_wave(wk_kv_cuda *g, sem_stage *st, int first_batch, wk_err *e
 }
 
 static void sem_stage_clear(sem_stage *st) {
-    st->s.in.len = st->s.cum.len = st->s.desc.len = st->s.blocks.len = st->batches.len = st->ids.len = 0;
+    st->s.pieces.len = st->s.cum.len = st->s.desc.len = st->s.blocks.len = st->batches.len = st->ids.len = 0;
+    st->s.in_len = 0;
     st->s.max_ncum = 0;
     st->s.max_streams = 0;
     st->s.max_tb = 0;
@@ -1211,8 +1632,10 @@ extern "C" int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *b
             break;
         }
         uint32_t unit0 = st.units - h.n;
-        uint64_t base = st.s.in.len;
-        rc = hbuf_add(&st.s.in, batch[c], len[c], err);
+        uint64_t base = st.s.in_len;
+        in_piece pc = {batch[c], len[c], base};
+        rc = hbuf_add(&st.s.pieces, &pc, sizeof pc, err);
+        st.s.in_len += len[c];
         if (!rc && sem_stage_body(&st, g, &r, &h, base, unit0, err)) {
             /* undo this batch's levels: it is not in the staged streams */
             const uint32_t *ids = (const uint32_t *)st.ids.data + unit0;

@@ -2,11 +2,12 @@
  * semantic batches (kv/semantic.h), writing fp16 bit-identical to the CPU decoders into a KV tensor kept
  * on the GPU ([layer][kv_head][token][head_dim] for K and V, as wk_kv_tensor).
  *
- * Work split: the host parses what is small and sequential (headers, frequency tables, stream lengths,
- * semantic unit ids) with the same checks as the CPU decoders and uploads it with the input bytes; the GPU
- * runs one range-decoder thread per independent stream (CacheGen: one per (chunk, layer, K|V, kv-head);
- * semantic: one per substream of a batch) and one thread per value for KIVI. A call decodes many
- * chunks/batches in one launch, which is where the parallelism comes from.
+ * Work split: CacheGen: the host reads only the chunk headers (wk_cg_read_header) and uploads the raw chunks;
+ * a layout kernel (a warp per (chunk, layer), following the layer byte counts) finds the tables and streams,
+ * and the decode kernel's blocks expand the stored tables into shared memory and run one range-decoder thread
+ * per stream (chunk, layer, K|V, kv-head, channel group). Semantic: the host parses headers, unit ids (against
+ * the map), tables and substream lengths with the CPU decoder's checks; one thread per substream. KIVI: one
+ * thread per value. A call decodes many chunks/batches in one launch, which is where the parallelism comes from.
  *
  * Errors: malformed input gives WK_EFORMAT with a message naming the chunk/batch, stream and offset; input
  * the CPU decoder accepts is accepted. After a CacheGen or KIVI error the positions the call would have
@@ -30,13 +31,17 @@ extern "C" {
 
 typedef struct wk_kv_cuda wk_kv_cuda;
 
-/* Time split of the last decode call (seconds) and its compressed input bytes. */
+/* Time split of the last decode call (seconds) and its compressed input bytes. KIVI and CacheGen calls copy
+ * their input in parts (wk_kv_cuda_set_parts) whose copies overlap the decoding of the parts before: then
+ * kernel_s runs from the first kernel's start to the last one's end and upload_s is the first part's copy;
+ * with one part they are the kernels alone and the whole copy. */
 typedef struct {
-    double parse_s;  /* host: headers, tables, ids */
-    double upload_s; /* host -> device copies (input bytes, tables, descriptors) */
-    double kernel_s; /* GPU decode kernels (CUDA events) */
+    double parse_s;  /* host: headers (CacheGen), or headers, tables and ids (semantic); descriptors */
+    double upload_s; /* host -> device copies of the input */
+    double kernel_s; /* GPU kernels (CUDA events): CacheGen's layout and decode kernels, or the others' */
     size_t in_bytes; /* compressed bytes decoded */
     int streams;     /* independent range-coded streams (threads) of the call; 0 for KIVI */
+    double layout_s; /* CacheGen in one part: the layout kernel's share of kernel_s (0 otherwise) */
 } wk_kv_cuda_timing;
 
 /* A device tensor of this shape (zero-filled) and an empty semantic map (every unit absent) on GPU 0. */
@@ -88,6 +93,16 @@ typedef struct {
 int wk_kv_cuda_export_box(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, int layer0, int nlayers, int head0, int nheads,
                           int token0, int ntokens, wk_err *err);
 int wk_kv_cuda_export_ids(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, const uint32_t *ids, size_t n, wk_err *err);
+
+/* Splits the input of later KIVI / CacheGen calls into `parts` (1..8, default 4) copied on their own CUDA
+ * streams, each decoded as soon as it is on the device, so copies overlap decoding. */
+int wk_kv_cuda_set_parts(wk_kv_cuda *g, int parts, wk_err *err);
+/* Page-locked host memory: a client that receives compressed bytes into it gets asynchronous copies at the
+ * link's full rate (pageable memory is staged by the driver at a fraction of it). */
+int wk_kv_cuda_host_alloc(size_t n, void **p, wk_err *err);
+void wk_kv_cuda_host_free(void *p);
+/* Times one host-to-device copy of n bytes from host (the PCIe cap of a call on that memory) into *seconds. */
+int wk_kv_cuda_h2d_probe(wk_kv_cuda *g, const void *host, size_t n, double *seconds, wk_err *err);
 
 #ifdef __cplusplus
 }

@@ -180,6 +180,94 @@ static void test_cachegen(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv
         }
 }
 
+/* The messages of malformed chunks name the chunk, layer, part and offset (the GPU parses the layout). */
+static void test_cachegen_messages(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t) {
+    wk_err err;
+    wk_cg_params p = wk_cg_defaults();
+    chunks c;
+    cg_chunks(t, &p, 64, t->layers, &c);
+    if (c.n < 2) {
+        chunks_free(&c);
+        return;
+    }
+    uint8_t *bad = malloc(c.len[1]);
+    const uint8_t *list[2] = {c.buf[0], bad};
+    uint32_t ntok = (uint32_t)c.buf[1][24] | (uint32_t)c.buf[1][25] << 8 | (uint32_t)c.buf[1][26] << 16 |
+                    (uint32_t)c.buf[1][27] << 24;
+    const size_t table = WK_CG_HEADER_BYTES + 4 + 4 * (size_t)ntok; /* layer 0's first table: lo, hi, freqs */
+    const struct {
+        size_t at;
+        uint8_t flip; /* xor into the byte */
+        const char *want;
+    } cases[] = {{WK_CG_HEADER_BYTES + 3, 0x7F, "chunk 1: cachegen chunk: layer 0 at offset 28"},
+                 {table + 2, 0x01, "layer 0 K head 0 channel 0: frequency table at offset"},
+                 {table, 0xC0, "layer 0 frequency table at offset"},
+                 {4, 0x0F, "chunk 1: cachegen chunk: offset 4 (version)"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(bad, c.buf[1], c.len[1]);
+        bad[cases[i].at] ^= cases[i].flip;
+        int rc = wk_kv_cuda_cachegen(g, 2, list, c.len, &err);
+        char what[1400];
+        snprintf(what, sizeof what, "cachegen message names \"%s\": got %d \"%s\"", cases[i].want, rc,
+                 rc ? err.msg : "");
+        report(ty, rc == WK_EFORMAT && strstr(err.msg, cases[i].want) != NULL, what);
+    }
+    free(bad);
+    chunks_free(&c);
+}
+
+/* Input in page-locked memory and in 1..8 parts decodes to the same bytes. */
+static void test_parts(tally *ty, wk_kv_cuda *g, const wk_kv_tensor *t, wk_kv_tensor *cpu, wk_kv_tensor *gpu) {
+    wk_err err;
+    wk_cg_params p = wk_cg_defaults();
+    chunks c;
+    cg_chunks(t, &p, 50, 2, &c);
+    zero(cpu);
+    for (int i = 0; i < c.n; i++)
+        if (wk_cg_decode(c.buf[i], c.len[i], cpu, &err)) die("cg cpu decode", &err);
+    size_t total = 0;
+    for (int i = 0; i < c.n; i++) total += c.len[i];
+    void *pinned;
+    if (wk_kv_cuda_host_alloc(total, &pinned, &err)) die("host alloc", &err);
+    const uint8_t **list = malloc(sizeof(uint8_t *) * (size_t)c.n);
+    for (int i = 0, at = 0; i < c.n; at += (int)c.len[i], i++) {
+        memcpy((uint8_t *)pinned + at, c.buf[i], c.len[i]);
+        list[i] = (uint8_t *)pinned + at;
+    }
+    static const int parts[] = {1, 3, 8};
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        zero(gpu);
+        int rc = wk_kv_cuda_upload(g, gpu, &err);
+        if (!rc) rc = wk_kv_cuda_set_parts(g, parts[i], &err);
+        if (!rc) rc = wk_kv_cuda_cachegen(g, c.n, list, c.len, &err);
+        if (!rc) rc = wk_kv_cuda_download(g, gpu, &err);
+        char what[1400];
+        snprintf(what, sizeof what, "cachegen %d chunks from page-locked memory in %d parts == CPU%s%s", c.n,
+                 parts[i], rc ? ": " : "", rc ? err.msg : "");
+        report(ty, !rc && same(cpu, gpu), what);
+    }
+    report(ty, wk_kv_cuda_set_parts(g, 9, &err) == WK_EINVAL, "9 parts is WK_EINVAL");
+    wk_kivi_params kp = {2, 32, 64};
+    uint8_t *buf;
+    size_t len;
+    if (wk_kivi_encode(&kp, t, &buf, &len, &err) || wk_kivi_decode(&kp, buf, len, cpu, &err)) die("kivi", &err);
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        zero(gpu);
+        int rc = wk_kv_cuda_upload(g, gpu, &err);
+        if (!rc) rc = wk_kv_cuda_set_parts(g, parts[i], &err);
+        if (!rc) rc = wk_kv_cuda_kivi(g, &kp, buf, len, &err);
+        if (!rc) rc = wk_kv_cuda_download(g, gpu, &err);
+        char what[1400];
+        snprintf(what, sizeof what, "kivi in %d parts == CPU%s%s", parts[i], rc ? ": " : "", rc ? err.msg : "");
+        report(ty, !rc && same(cpu, gpu), what);
+    }
+    if (wk_kv_cuda_set_parts(g, 4, &err)) die("parts", &err);
+    free(buf);
+    free(list);
+    wk_kv_cuda_host_free(pinned);
+    chunks_free(&c);
+}
+
 /* ---- semantic ---- */
 
 typedef struct {
@@ -339,6 +427,8 @@ int main(void) {
             die("alloc", &err);
         test_kivi(&ty, g, &t, &cpu, &gpu);
         test_cachegen(&ty, g, &t, &cpu, &gpu);
+        test_cachegen_messages(&ty, g, &t);
+        test_parts(&ty, g, &t, &cpu, &gpu);
         test_semantic(&ty, g, &t, &cpu, &gpu);
         wk_kv_tensor_free(&t);
         wk_kv_tensor_free(&cpu);
