@@ -10,19 +10,23 @@
 #include "exec/stream.h"
 
 static const char *usage =
-    "usage: wikv kvgen --task T --context N [--seed S] [--n K] [--model DIR] --out DIR\n"
-    "Prefills the prompts of K task items (seeds S..S+K-1) with the CPU engine and writes their KV to\n"
+    "usage: wikv kvgen --task T --context N [--seed S] [--n K] [--model DIR|synthetic:NAME] [--tokenizer DIR]\n"
+    "                  [--backend cpu|cuda] --out DIR\n"
+    "Prefills the prompts of K task items (seeds S..S+K-1) with the engine and writes their KV to\n"
     "DIR/TASK-CONTEXT-SEED.wkv (fp16, header with shapes, CRC32C of header and payload) and the attention\n"
-    "importance (last 100 query rows of prompt + \"Repeat the above context.\") to DIR/TASK-CONTEXT-SEED.wki.\n";
+    "importance (last 100 query rows of prompt + \"Repeat the above context.\") to DIR/TASK-CONTEXT-SEED.wki.\n"
+    "synthetic:NAME prefills with deterministic random weights of models/specs/NAME.json (cuda for 7-8B specs)\n"
+    "and tokenizes with --tokenizer (default the fixture model's).\n";
 
 int wk_cmd_kvgen(int argc, char **argv) {
     static const struct option opts[] = {{"task", required_argument, 0, 't'},  {"context", required_argument, 0, 'c'},
                                          {"seed", required_argument, 0, 's'},  {"n", required_argument, 0, 'n'},
                                          {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
+                                         {"tokenizer", required_argument, 0, 'K'}, {"backend", required_argument, 0, 'b'},
                                          {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     static char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
-    const char *model = model_dir, *out = NULL, *task = NULL;
+    const char *model = model_dir, *out = NULL, *task = NULL, *tokenizer = NULL, *backend = "cpu";
     wk_stream_job job = {.seed = 1, .output_tokens = 1, .policy = "full"};
     int n = 1;
     optind = 1;
@@ -35,6 +39,14 @@ int wk_cmd_kvgen(int argc, char **argv) {
         case 'n': n = atoi(optarg); break;
         case 'm': model = optarg; break;
         case 'o': out = optarg; break;
+        case 'K': tokenizer = optarg; break;
+        case 'b':
+            if (!wk_engine_backend_built(optarg)) {
+                fprintf(stderr, "wikv kvgen: --backend %s: not in this build\n", optarg);
+                return 2;
+            }
+            backend = optarg;
+            break;
         case 'h': printf("%s", usage); return 0;
         default: fprintf(stderr, "%s", usage); return 2;
         }
@@ -51,9 +63,20 @@ int wk_cmd_kvgen(int argc, char **argv) {
     mkdir(out, 0777);
     wk_tokenizer *tok = NULL;
     wk_engine *e = NULL;
-    int rc = wk_tokenizer_load_dir(model, &tok, &err);
-    if (!rc) rc = wk_engine_cpu_open(model, &(wk_engine_opts){0}, &e, &err);
-    if (!rc && e->kv_capacity < 64) rc = wk_err_set(&err, WK_EINVAL, "KV capacity %d too small", e->kv_capacity);
+    char tok_dir[4096];
+    wk_stream_tokenizer_dir(model, tokenizer, tok_dir, sizeof tok_dir);
+    int rc = wk_tokenizer_load_dir(tok_dir, &tok, &err);
+    int longest = 0; /* the engine's cache holds the longest prompt and the probe (64 slots) */
+    for (int i = 0; i < n && !rc; i++) {
+        wk_stream_job probe_job = job;
+        probe_job.seed = job.seed + (uint64_t)i;
+        wk_stream_prompt p;
+        rc = wk_stream_prompt_make(tok, &probe_job, &p, &err);
+        if (!rc && p.n > longest) longest = p.n;
+        if (!rc) wk_stream_prompt_free(&p);
+    }
+    if (!rc) rc = wk_engine_open(backend, model, &(wk_engine_opts){.kv_capacity = longest + 64}, &e, &err);
+    if (!rc) rc = wk_stream_check_vocab(tok, e->cfg.vocab_size, model, &err);
     for (int i = 0; i < n && !rc; i++, job.seed++) {
         wk_stream_prompt p;
         wk_kv_tensor kv = {0};

@@ -23,8 +23,12 @@ static const char *usage =
     "  --n K                requests, seeds S..S+K-1 (default 1)\n"
     "  --seed S             first seed (default 1)\n"
     "  --out K              tokens to generate (default 12)\n"
-    "  --model DIR          HF model directory (default models/fixtures/tiny-llama-tasks)\n"
+    "  --model DIR          HF model directory (default models/fixtures/tiny-llama-tasks), or synthetic:NAME:\n"
+    "                       deterministic random weights of models/specs/NAME.json (timing runs: rows get\n"
+    "                       model synthetic:NAME and a NULL F1; cpu for small specs such as tiny)\n"
+    "  --tokenizer DIR      tokenizer.json directory (default: the model's; for synthetic models the fixture's)\n"
     "  --trace FILE         the trace the server paces by (only names the rows)\n"
+    "  --cell LABEL         label of the rows' cell column (groups a grid's rows, e.g. ctx=8192)\n"
     "  --timeout S          fail a request when nothing arrives for S seconds (default 30)\n"
     "  --db FILE            results database (default results.db)\n"
     "  --confidence FILE    confidence boundary of paced decoding (wikv); with --fit-confidence it is\n"
@@ -35,7 +39,7 @@ static const char *usage =
     "  --backend cpu|cuda   engine (default cpu; cuda when this build has it)\n";
 
 typedef struct run_args {
-    const char *server, *policy, *task, *model, *trace, *db, *confidence, *backend, *policy_config;
+    const char *server, *policy, *task, *model, *tokenizer, *trace, *db, *confidence, *backend, *policy_config, *cell;
     char chosen[WK_CHOOSE_SPEC_MAX]; /* the policy of --policy-config */
     int fit;
     int context, n, out;
@@ -70,7 +74,8 @@ static int parse(int argc, char **argv, run_args *a) {
         {"trace", required_argument, 0, 'T'},   {"timeout", required_argument, 0, 'w'},
         {"db", required_argument, 0, 'd'},      {"backend", required_argument, 0, 'b'},
         {"confidence", required_argument, 0, 'C'}, {"fit-confidence", no_argument, 0, 'F'},
-        {"policy-config", required_argument, 0, 'P'},
+        {"policy-config", required_argument, 0, 'P'}, {"tokenizer", required_argument, 0, 'K'},
+        {"cell", required_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     optind = 1;
     int c;
@@ -84,6 +89,8 @@ static int parse(int argc, char **argv, run_args *a) {
         case 's': a->seed = strtoull(optarg, NULL, 10); break;
         case 'o': a->out = atoi(optarg); break;
         case 'm': a->model = optarg; break;
+        case 'K': a->tokenizer = optarg; break;
+        case 'L': a->cell = optarg; break;
         case 'T': a->trace = optarg; break;
         case 'w': a->timeout_s = atof(optarg); break;
         case 'd': a->db = optarg; break;
@@ -119,11 +126,12 @@ static void fill_row(const run_args *a, const wk_stream_client *c, const wk_poli
     row->params = pol->spec;
     row->trace = tr ? tr->name : "server";
     row->trace_mean_mbps = tr ? wk_trace_mean_mbps(tr) : wk_results_null();
-    row->model = c->spec.name;
+    row->model = c->model_name;
     row->device = c->backend;
     row->task = a->task;
     row->context_tokens = o->context_tokens ? o->context_tokens : a->context;
     row->seed = (int64_t)job->seed;
+    row->cell = a->cell;
     wk_stream_outcome_to_row(o, row);
 }
 
@@ -151,20 +159,48 @@ static int run_all(const run_args *a, wk_stream_client *c, wk_results *db, int64
         rc = wk_results_add_request(db, run_id, &row, NULL, err);
         if (o.ok) {
             ok++;
-            f1_sum += o.f1;
+            f1_sum += c->synthetic ? 0 : o.f1;
             ttft_sum += o.ttft_s;
-            printf("%s %s seed %llu: ttft %.3f s, tpot %.4f s, %lld bytes, kv %.2f, f1 %.2f, answer \"%s\"\n",
+            char f1[32] = "-"; /* synthetic weights: not measured */
+            if (!c->synthetic) snprintf(f1, sizeof f1, "%.2f", o.f1);
+            printf("%s %s seed %llu: ttft %.3f s, tpot %.4f s, %lld bytes, kv %.2f, f1 %s, answer \"%s\"\n",
                    pol.spec, a->task, (unsigned long long)job.seed, o.ttft_s, o.tpot_s, (long long)o.bytes_at_first,
-                   o.kv_fraction_at_first, o.f1, o.answer);
+                   o.kv_fraction_at_first, f1, o.answer);
         } else {
             (*n_failed)++;
             printf("%s %s seed %llu: FAILED: %s\n", pol.spec, a->task, (unsigned long long)job.seed, o.fail_reason);
         }
         fflush(stdout);
     }
-    if (ok) printf("%s %s: %d ok, %d failed, mean ttft %.3f s, mean f1 %.3f\n", pol.ops->name, a->task, ok, *n_failed,
-                   ttft_sum / ok, f1_sum / ok);
+    if (ok && c->synthetic)
+        printf("%s %s: %d ok, %d failed, mean ttft %.3f s, f1 not measured (synthetic weights)\n", pol.ops->name, a->task,
+               ok, *n_failed, ttft_sum / ok);
+    else if (ok)
+        printf("%s %s: %d ok, %d failed, mean ttft %.3f s, mean f1 %.3f\n", pol.ops->name, a->task, ok, *n_failed,
+               ttft_sum / ok, f1_sum / ok);
     wk_policy_free(&pol);
+    return rc;
+}
+
+/* KV slots the requests need: the longest prompt of the seeds asked for (and of the confidence fit's
+ * training items) plus the tokens generated, so a 32K context gets a 32K cache and no more. */
+static int needed_capacity(const run_args *a, int *capacity, wk_err *err) {
+    char dir[4096];
+    wk_stream_tokenizer_dir(a->model, a->tokenizer, dir, sizeof dir);
+    wk_tokenizer *tok = NULL;
+    wk_stream_job job = {.context = a->context, .output_tokens = a->out};
+    int rc = wk_tokenizer_load_dir(dir, &tok, err);
+    if (!rc) rc = wk_task_kind_parse(a->task, &job.task, err);
+    int longest = 0, items = a->n + (a->fit ? 8 : 0);
+    for (int i = 0; i < items && !rc; i++) {
+        job.seed = i < a->n ? a->seed + (uint64_t)i : WK_TASK_TRAIN_SEED_MIN + (uint64_t)(i - a->n);
+        wk_stream_prompt p;
+        rc = wk_stream_prompt_make(tok, &job, &p, err);
+        if (!rc && p.n > longest) longest = p.n;
+        if (!rc) wk_stream_prompt_free(&p);
+    }
+    wk_tokenizer_free(tok);
+    *capacity = rc ? 0 : longest + a->out + 1;
     return rc;
 }
 
@@ -185,7 +221,9 @@ int wk_cmd_run(int argc, char **argv) {
         rc = wk_trace_load(a.trace, WK_FMT_AUTO, &trace, &err);
         if (!rc) tr = &trace;
     }
-    if (!rc) rc = wk_stream_client_open_backend(&c, a.model, a.backend, &err);
+    int capacity = 0;
+    if (!rc) rc = needed_capacity(&a, &capacity, &err);
+    if (!rc) rc = wk_stream_client_open_opts(&c, a.model, a.tokenizer, a.backend, capacity, &err);
     c.timeout_s = a.timeout_s;
     if (!rc && a.confidence && a.fit) {
         wk_task_kind kind;
@@ -202,7 +240,10 @@ int wk_cmd_run(int argc, char **argv) {
     if (!rc) rc = wk_results_open(a.db, &db, &err);
     char command[2048];
     wk_cli_command_line(argc, argv, "wikv", command, sizeof command);
-    if (!rc) rc = wk_results_begin_run(db, "exec", command, &run_id, &err);
+    /* synthetic weights: the run says so too, beside model = synthetic:NAME and F1 NULL in its rows */
+    const char *note = c.synthetic ? "synthetic weights: timing only, answers not scored" : NULL;
+    if (!rc) rc = wk_results_create_run(db, "exec", command, note, &run_id, &err);
+    if (!rc) rc = wk_results_resume_run(db, run_id, &err);
     begun = rc == 0;
     if (!rc) rc = run_all(&a, &c, db, run_id, tr, &n_failed, &err);
     if (!rc) rc = wk_results_finish_run(db, run_id, &err);

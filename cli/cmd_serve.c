@@ -17,8 +17,15 @@ static const char *usage =
     "  --port P             TCP port (0: any free port; the bound port is printed on stdout)\n"
     "  --host H             address to listen on (default 127.0.0.1)\n"
     "  --trace FILE         bandwidth trace the sends are paced by\n"
-    "  --model DIR          HF model directory (default models/fixtures/tiny-llama-tasks)\n"
-    "  --kv-dir DIR         KV files written by `wikv kvgen` (default: prefill every request)\n"
+    "  --model DIR          HF model directory (default models/fixtures/tiny-llama-tasks), or synthetic:NAME\n"
+    "                       (deterministic random weights of models/specs/NAME.json; a 7-8B spec needs --kv-dir)\n"
+    "  --tokenizer DIR      tokenizer.json directory (default: the model's; for synthetic models the fixture's)\n"
+    "  --kv-dir DIR         KV files written by `wikv kvgen` (default: prefill each context once, CPU engine)\n"
+    "  --kv-cache N         contexts kept in memory across requests (default 4; least recently used go)\n"
+    "  --kv-preload         load every file of --kv-dir before listening (the port line follows it)\n"
+    "  --encode-threads N   encoder threads per request, encoding units ahead of the link (default 4;\n"
+    "                       0: none, the sender encodes each unit when it picks it)\n"
+    "  --encode-ahead N     units encoded ahead of the sender, at most (default 8; also at most 256 MB)\n"
     "  --device NAME        device profile the plans are made for (default rtx5080-laptop)\n"
     "  --delay-ms MS        one-way delay (default 10)\n"
     "  --max-connections N  exit after serving N connections (default 0: forever)\n"
@@ -31,8 +38,21 @@ static const char *usage =
     "                       access point): the trace's capacity is shared fairly among the connections\n"
     "                       with bytes in flight (net/shared_link.h, as `wikv sim --devices-per-link`);\n"
     "                       without it each connection is paced by the whole trace on its own\n"
-    "  --backend cpu|cuda   engine for prefills (this build: cpu)\n"
+    "  --backend cpu        engine for the server's own prefills (cpu only: GPU-sized models stream\n"
+    "                       `wikv kvgen --backend cuda` files, see exec/stream.h)\n"
     "  --quiet              no per-connection lines on stderr\n";
+
+typedef struct ready_line {
+    const char *host;
+    unsigned port;
+} ready_line;
+
+/* The port line scripts wait for: printed once the server takes requests (after a preload). */
+static void announce(void *arg) {
+    const ready_line *r = arg;
+    printf("listening on %s:%u\n", r->host, r->port);
+    fflush(stdout);
+}
 
 int wk_cmd_serve(int argc, char **argv) {
     static const struct option opts[] = {
@@ -42,7 +62,9 @@ int wk_cmd_serve(int argc, char **argv) {
         {"delay-ms", required_argument, 0, 'D'}, {"max-connections", required_argument, 0, 'n'},
         {"backend", required_argument, 0, 'b'}, {"quiet", no_argument, 0, 'q'},
         {"max-active", required_argument, 0, 'a'}, {"send-timeout", required_argument, 0, 'T'},
-        {"shared-link", no_argument, 0, 'L'},
+        {"shared-link", no_argument, 0, 'L'},   {"tokenizer", required_argument, 0, 'K'},
+        {"kv-cache", required_argument, 0, 'C'}, {"kv-preload", no_argument, 0, 'P'},
+        {"encode-threads", required_argument, 0, 'E'}, {"encode-ahead", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     static char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
@@ -65,9 +87,15 @@ int wk_cmd_serve(int argc, char **argv) {
         case 'a': o.max_active = atoi(optarg); if (o.max_active < 1) o.max_active = -1; break;
         case 'T': o.send_timeout_s = atof(optarg); if (!(o.send_timeout_s > 0)) o.send_timeout_s = -1; break;
         case 'L': o.shared_link = 1; break;
+        case 'K': o.tokenizer_dir = optarg; break;
+        case 'C': o.kv_cache = atoi(optarg); if (o.kv_cache < 1) o.kv_cache = -1; break;
+        case 'P': o.kv_preload = 1; break;
+        case 'E': o.encode_threads = atoi(optarg); if (o.encode_threads == 0) o.encode_threads = -1; else if (o.encode_threads < 0) o.encode_threads = -2; break;
+        case 'A': o.encode_ahead = atoi(optarg); if (o.encode_ahead < 1) o.encode_ahead = -1; break;
         case 'b':
             if (strcmp(optarg, "cpu") != 0) {
-                fprintf(stderr, "wikv serve: --backend %s: this build has only the cpu backend\n", optarg);
+                fprintf(stderr, "wikv serve: --backend %s: the server prefills with the cpu engine only (GPU-sized models: "
+                                "`wikv kvgen --backend cuda` files and --kv-dir)\n", optarg);
                 return 2;
             }
             break;
@@ -76,7 +104,7 @@ int wk_cmd_serve(int argc, char **argv) {
         }
     }
     if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0 ||
-        o.max_active < 0 || o.send_timeout_s < 0) {
+        o.max_active < 0 || o.send_timeout_s < 0 || o.kv_cache < 0 || o.encode_threads < -1 || o.encode_ahead < 0) {
         fprintf(stderr, "%s", usage);
         return 2;
     }
@@ -91,8 +119,9 @@ int wk_cmd_serve(int argc, char **argv) {
     uint16_t bound;
     int rc = wk_paced_listen(host, (uint16_t)port, &fd, &bound, &err);
     if (!rc) {
-        printf("listening on %s:%u\n", host, bound);
-        fflush(stdout);
+        ready_line line = {host, bound};
+        o.ready = announce;
+        o.ready_arg = &line;
         rc = wk_stream_serve(fd, &o, &err);
         close(fd);
     }

@@ -262,11 +262,12 @@ int wk_results_add_event(wk_results *r, int64_t request_id, int seq, double t_s,
     return 0;
 }
 
+/* A NULL note keeps the run's note (written at create); a failure's reason replaces it. */
 static int set_run_status(wk_results *r, int64_t run_id, const char *status, const char *note, wk_err *err) {
     char now[32];
     utc_now(now, sizeof now);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(r->db, "UPDATE runs SET status = ?, finished_at = ?, note = ? WHERE run_id = ?", -1, &st,
+    if (sqlite3_prepare_v2(r->db, "UPDATE runs SET status = ?, finished_at = ?, note = COALESCE(?, note) WHERE run_id = ?", -1, &st,
                            NULL) != SQLITE_OK)
         return db_fail(r, err, "preparing run update");
     sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);

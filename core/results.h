@@ -19,6 +19,11 @@
  *        'prefill' / 'decode_kv' / 'emit' (compute actions; t_s = start, value = duration s)
  *   trace_samples(trace, t_s, mbps)  -- bandwidth of each trace used, 100 ms bins, for `wikv plot trace`
  *   complete_requests: view of requests whose run is complete
+ *
+ * Timing runs on synthetic weights (exec with `--model synthetic:NAME`: real compute, meaningless
+ * answers) are kept apart from quality rows: requests.model = 'synthetic:NAME', requests.f1 NULL (not
+ * measured, never 0), runs.note = 'synthetic weights: timing only, answers not scored'. A run's note
+ * (set when it is created) stays when it completes; a failed run's note is its reason.
  */
 #ifndef WIKV_CORE_RESULTS_H
 #define WIKV_CORE_RESULTS_H

@@ -68,7 +68,9 @@ static int list_weights(const wk_model_config *c, wk_engine_weights *w, weight_s
 
 static size_t slot_floats(const weight_slot *s) { return (size_t)s->shape[0] * (size_t)(s->ndim == 2 ? s->shape[1] : 1); }
 
-int wk_engine_weights_load(const wk_model_config *cfg, const wk_safetensors *st, wk_engine_weights *w, wk_err *err) {
+/* Allocates the block and points every slot into it (slots[cap] filled, *n their count). */
+static int weights_alloc(const wk_model_config *cfg, wk_engine_weights *w, weight_slot **slots_out, int *n_out,
+                         wk_err *err) {
     memset(w, 0, sizeof *w);
     w->layers = calloc((size_t)cfg->n_layers, sizeof *w->layers);
     int cap = 3 + 16 * cfg->n_layers;
@@ -83,20 +85,40 @@ int wk_engine_weights_load(const wk_model_config *cfg, const wk_safetensors *st,
     for (int i = 0; i < n; i++) total += slot_floats(&slots[i]);
     w->storage = malloc(total * sizeof(float));
     w->n_floats = total;
-    int rc = w->storage ? 0 : wk_err_set(err, WK_ENOMEM, "weights: cannot allocate %zu floats", total);
+    if (!w->storage) {
+        free(slots);
+        wk_engine_weights_free(w);
+        return wk_err_set(err, WK_ENOMEM, "weights: cannot allocate %zu floats", total);
+    }
     size_t off = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < n; i++) {
         *slots[i].dst = w->storage + off;
-        rc = wk_st_load_f32(st, slots[i].name, slots[i].ndim, slots[i].shape, w->storage + off, err);
         off += slot_floats(&slots[i]);
     }
-    free(slots);
-    if (rc) {
-        wk_engine_weights_free(w);
-        return rc;
-    }
     if (cfg->tie_embeddings) w->lm_head = w->embed;
+    *slots_out = slots;
+    *n_out = n;
     return 0;
+}
+
+int wk_engine_weights_alloc(const wk_model_config *cfg, wk_engine_weights *w, wk_err *err) {
+    weight_slot *slots;
+    int n;
+    int rc = weights_alloc(cfg, w, &slots, &n, err);
+    if (!rc) free(slots);
+    return rc;
+}
+
+int wk_engine_weights_load(const wk_model_config *cfg, const wk_safetensors *st, wk_engine_weights *w, wk_err *err) {
+    weight_slot *slots;
+    int n;
+    int rc = weights_alloc(cfg, w, &slots, &n, err);
+    if (rc) return rc;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = wk_st_load_f32(st, slots[i].name, slots[i].ndim, slots[i].shape, *slots[i].dst, err);
+    free(slots);
+    if (rc) wk_engine_weights_free(w);
+    return rc;
 }
 
 void wk_engine_weights_free(wk_engine_weights *w) {
@@ -155,6 +177,23 @@ int wk_engine_kv_write_rows(wk_engine *e, int layer, int kv_head, int t0, int n,
         }
         int rc = e->ops->kv_write(e, layer, kv_head, t0 + t, kf, vf, err);
         if (rc) return rc;
+    }
+    return 0;
+}
+
+int wk_engine_kv_read_rows(wk_engine *e, int layer, int kv_head, int t0, int n, uint16_t *k, uint16_t *v, wk_err *err) {
+    if (n <= 0) return 0;
+    if (e->ops->kv_read_rows) return e->ops->kv_read_rows(e, layer, kv_head, t0, n, k, v, err);
+    int d = e->cfg.head_dim;
+    if (d > WK_KV_MAX_HEAD_DIM) return wk_err_set(err, WK_EUNSUPPORTED, "kv rows: head_dim %d > %d", d, WK_KV_MAX_HEAD_DIM);
+    float kf[WK_KV_MAX_HEAD_DIM], vf[WK_KV_MAX_HEAD_DIM];
+    for (int t = 0; t < n; t++) {
+        int rc = e->ops->kv_read(e, layer, kv_head, t0 + t, kf, vf, err);
+        if (rc) return rc;
+        for (int i = 0; i < d; i++) {
+            k[(size_t)t * d + i] = wk_float_to_half(kf[i]);
+            v[(size_t)t * d + i] = wk_float_to_half(vf[i]);
+        }
     }
     return 0;
 }

@@ -121,6 +121,9 @@ typedef struct wk_engine_ops {
      * transfer instead of n for a GPU cache. */
     int (*kv_write_rows)(wk_engine *e, int layer, int kv_head, int t0, int n, const uint16_t *k, const uint16_t *v,
                          wk_err *err);
+    /* Optional (NULL: wk_engine_kv_read_rows falls back to kv_read): copies n consecutive tokens of
+     * (layer, kv_head) into fp16 rows k[n][head_dim], v[n][head_dim]. */
+    int (*kv_read_rows)(wk_engine *e, int layer, int kv_head, int t0, int n, uint16_t *k, uint16_t *v, wk_err *err);
 } wk_engine_ops;
 
 typedef struct wk_engine_opts {
@@ -143,11 +146,36 @@ struct wk_engine {
 int wk_engine_weights_load(const wk_model_config *cfg, const wk_safetensors *st, wk_engine_weights *w, wk_err *err);
 void wk_engine_weights_free(wk_engine_weights *w);
 
-/* CPU reference backend (plain C, fp32). */
+/* Allocates w for the config's tensors (uninitialised, one block): what _load and _synth fill. */
+int wk_engine_weights_alloc(const wk_model_config *cfg, wk_engine_weights *w, wk_err *err);
+
+/* ---- synthetic weights (exec/cpu/synth.c; the CUDA engine's generator is exec/cuda/kernels_synth.cu)
+ * Tensor `kind` of layer `layer` (-1 for model-level tensors) is filled with offset + scale * u,
+ * u = (lowbias32(i + lowbias32(key)) >> 8) * 2^-23 - 1 (fp32, multiply and add rounded separately),
+ * i the element index in the HF [out][in] layout, key = (layer + 1) * 16 + kind. Matrices are
+ * U(-a, a), a = 1.7 / sqrt(fan_in), stored fp16; embeddings U(-1, 1) fp16; norms 1 +- 0.2 and biases
+ * +- 0.2 fp32. tools/bench_transformers.py builds the same weights in PyTorch. Kinds: */
+enum {
+    WK_SYN_ATTN_NORM = 0, WK_SYN_Q = 1, WK_SYN_K = 2, WK_SYN_V = 3, WK_SYN_O = 4, WK_SYN_FFN_NORM = 5,
+    WK_SYN_GATE = 6, WK_SYN_UP = 7, WK_SYN_DOWN = 8, WK_SYN_Q_NORM = 9, WK_SYN_K_NORM = 10,
+    WK_SYN_Q_BIAS = 11, WK_SYN_K_BIAS = 12, WK_SYN_V_BIAS = 13,
+    WK_SYN_EMBED = 0, WK_SYN_FINAL_NORM = 1, WK_SYN_LM_HEAD = 2 /* with layer = -1 */
+};
+#define WK_SYN_CPU_MAX_PARAMS 1000000000LL /* the CPU engine's fp32 copy: 4 GB */
+uint32_t wk_synth_key(int layer, int kind);
+/* CPU reference of the CUDA kernels: dst[i] for i < n, bit-identical to wk_cu_synth_f16 / _f32. */
+void wk_synth_f16(uint16_t *dst, size_t n, uint32_t key, float scale, float offset);
+void wk_synth_f32(float *dst, size_t n, uint32_t key, float scale, float offset);
+/* The CUDA engine's synthetic weights of cfg as fp32 (matrices and embeddings rounded through fp16 as
+ * the CUDA engine stores them). Refuses configs above WK_SYN_CPU_MAX_PARAMS. */
+int wk_engine_weights_synth(const wk_model_config *cfg, wk_engine_weights *w, wk_err *err);
+
+/* CPU reference backend (plain C, fp32). dir: an HF model directory, or "synthetic:NAME"
+ * (wk_engine_weights_synth of models/specs/NAME.json, small specs only). */
 int wk_engine_cpu_open(const char *dir, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
 
 /* A backend by name: "cpu" (NULL too) or "cuda" (only when built with CUDA: WK_EUNSUPPORTED
- * otherwise). src is a model directory, or "synthetic:NAME" for the CUDA backend. */
+ * otherwise). src is a model directory, or "synthetic:NAME" (CUDA: any bundled spec; CPU: small ones). */
 int wk_engine_open(const char *backend, const char *src, const wk_engine_opts *opts, wk_engine **out, wk_err *err);
 /* 1 when this build has the backend. */
 int wk_engine_backend_built(const char *backend);
@@ -163,6 +191,9 @@ int wk_engine_prefill(wk_engine *e, const int32_t *tokens, int n_tokens, int pos
 /* n fp16 rows into consecutive token slots (ops->kv_write_rows, or kv_write per row). */
 int wk_engine_kv_write_rows(wk_engine *e, int layer, int kv_head, int t0, int n, const uint16_t *k, const uint16_t *v,
                             wk_err *err);
+/* n fp16 rows of consecutive token slots out of the cache (ops->kv_read_rows, or kv_read per row):
+ * k[n][head_dim], v[n][head_dim]. */
+int wk_engine_kv_read_rows(wk_engine *e, int layer, int kv_head, int t0, int n, uint16_t *k, uint16_t *v, wk_err *err);
 void wk_engine_free(wk_engine *e);
 
 /* Attention export for a prompt: prefills tokens [0, n) from position 0 and fills

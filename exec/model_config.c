@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "models/model_spec.h"
 
 /* Upper bounds far above any supported model, so products of them stay far below 2^63. */
 #define CFG_MAX_DIM (1 << 16)
@@ -201,6 +202,22 @@ int wk_model_config_load_dir(const char *dir, wk_model_config *cfg, wk_err *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     memset(cfg, 0, sizeof *cfg);
+    wk_json root;
+    if (wk_json_parse_file(path, &root, err) != 0) return err->code;
+    int rc = parse_root(&root, path, cfg, err);
+    wk_json_free(&root);
+    return rc;
+}
+
+int wk_model_config_load_synthetic(const char *src, wk_model_config *cfg, wk_err *err) {
+    const char *name = strncmp(src, "synthetic:", 10) == 0 ? src + 10 : src;
+    memset(cfg, 0, sizeof *cfg);
+    if (!*name || strchr(name, '/') || strlen(name) > 200)
+        return wk_err_set(err, WK_EINVAL, "bad synthetic model name '%.200s'", name);
+    wk_model_spec spec; /* validates the name against the bundled specs, with their list in the error */
+    if (wk_model_spec_find(name, &spec, err)) return err->code;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/models/specs/%s.json", wk_data_dir(), name);
     wk_json root;
     if (wk_json_parse_file(path, &root, err) != 0) return err->code;
     int rc = parse_root(&root, path, cfg, err);

@@ -47,6 +47,10 @@ typedef struct wk_model_config {
 int wk_model_config_parse(const char *text, size_t len, const char *what, wk_model_config *cfg, wk_err *err);
 /* Reads DIR/config.json. */
 int wk_model_config_load_dir(const char *dir, wk_model_config *cfg, wk_err *err);
+/* "synthetic:NAME" (or NAME): models/specs/NAME.json, a config.json with a real model's shape, for
+ * engines that generate deterministic weights of that shape (wk_engine_weights_synth, the CUDA
+ * engine's synthetic:NAME). Unknown names are refused with the bundled list. */
+int wk_model_config_load_synthetic(const char *src, wk_model_config *cfg, wk_err *err);
 /* RoPE inverse frequencies inv_freq[head_dim / 2] with the config's scaling (none, linear, llama3),
  * shared by every engine backend so they rotate identically. */
 void wk_model_config_rope_inv_freq(const wk_model_config *c, float *inv_freq);

@@ -30,7 +30,29 @@
  * (wk_request.importance: the mean over the last 100 query rows of prompt + WK_STREAM_PROBE); the
  * client plans with the synthetic ranking, which gives the same units, levels and values.
  *
- * KV files written by `wikv kvgen` (kv/kv_tensor.h format) are named TASK-CONTEXT-SEED.wkv. */
+ * KV files written by `wikv kvgen` (kv/kv_tensor.h format) are named TASK-CONTEXT-SEED.wkv.
+ *
+ * Synthetic models ("synthetic:NAME", timing experiments): the engines generate deterministic random
+ * weights of models/specs/NAME.json (exec/engine.h, wk_engine_weights_synth); the text side is a real
+ * tokenizer (--tokenizer, default the fixture model's, whose ids fit every bundled vocabulary), so
+ * prompts, plans and bytes are those of real tasks while answers are meaningless: such rows carry
+ * model = "synthetic:NAME" and a NULL F1 (not measured, never 0).
+ *
+ * Where the 8B server's KV comes from: `wikv kvgen --backend cuda` files, loaded once per context and
+ * kept (wk_stream_server_opts.kv_cache), not a prefill per request. A GPU prefill in the server
+ * would cost the server its own 16 GB of weights beside every client engine on the same GPU (fewer
+ * clients at once), a 32K prefill plus attention export (seconds) inside the first request's TTFT,
+ * and it would tie the KV a client receives to when the server ran; a file is computed once, checked
+ * by CRC, read back in seconds and is the same bytes for every policy and rate. The server's own
+ * prefill stays for small models (CPU engine).
+ *
+ * Encoding ahead: each request's units are encoded by encode_threads workers ahead of the sender, in
+ * the order the sender will most likely ask for (plan order for in-order senders; for others, the
+ * level of the last pick in plan order), at most encode_ahead units beyond the last one taken. The
+ * sender takes an encoded unit when its policy picks it, encodes inline a unit nobody predicted, and
+ * drops what was encoded for units it passed over. The server logs, per request, the encoder's
+ * throughput (payload MB per encoding second) and how long the sender waited for it: near zero when
+ * the link paces. */
 #ifndef WIKV_EXEC_STREAM_H
 #define WIKV_EXEC_STREAM_H
 
@@ -147,9 +169,20 @@ typedef struct wk_stream_backend {
 int wk_stream_backend_run(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n,
                           double *seconds, int *accepted, wk_err *err);
 
+/* 1 for "synthetic:NAME" models. */
+int wk_stream_model_is_synthetic(const char *model);
+/* The tokenizer directory of a model: `tokenizer` when given, else the model directory, or for a
+ * synthetic model the fixture model's (WK_STREAM_SYNTH_TOKENIZER under the data directory). */
+#define WK_STREAM_SYNTH_TOKENIZER "models/fixtures/tiny-llama-tasks"
+void wk_stream_tokenizer_dir(const char *model, const char *tokenizer, char *buf, size_t cap);
+/* Checks that every id of the tokenizer fits the model's vocabulary (named in the error). */
+int wk_stream_check_vocab(const wk_tokenizer *tok, int model_vocab, const char *model, wk_err *err);
+
 /* ---- server -------------------------------------------------------------------------------- */
 typedef struct wk_stream_server_opts {
-    const char *model_dir;   /* HF model directory (config.json, tokenizer.json, model.safetensors) */
+    const char *model_dir;   /* HF model directory (config.json, tokenizer.json, model.safetensors), or
+                                "synthetic:NAME" */
+    const char *tokenizer_dir; /* NULL: wk_stream_tokenizer_dir(model_dir, NULL) */
     const char *kv_dir;      /* KV from `wikv kvgen` (NULL: prefill every request) */
     const char *device;      /* device profile the plans are made for (default rtx5080-laptop) */
     const wk_trace *trace;   /* pacing trace (borrowed) */
@@ -162,8 +195,20 @@ typedef struct wk_stream_server_opts {
     int shared_link;         /* 1: every connection is one flow of one link over `trace`, its capacity
                                 shared fairly among the flows with bytes in flight (net/paced.h) */
     int quiet;               /* no per-request log lines on stderr */
+    int encode_threads;      /* encoder workers per request (0: WK_STREAM_ENCODE_THREADS; -1: none, the
+                                sender encodes each unit when it picks it) */
+    int encode_ahead;        /* units encoded ahead of the sender (0: WK_STREAM_ENCODE_AHEAD) */
+    int kv_cache;            /* contexts whose KV (and importance) stay in memory across requests
+                                (0: WK_STREAM_KV_CACHE); least recently used ones not in use go first */
+    int kv_preload;          /* 1: load every kvgen file of kv_dir before serving (kv_cache grows to hold
+                                them), so no request waits for a load */
+    void (*ready)(void *arg); /* called once the server is ready to take requests (after preloading) */
+    void *ready_arg;
 } wk_stream_server_opts;
 
+#define WK_STREAM_ENCODE_THREADS 4
+#define WK_STREAM_ENCODE_AHEAD 8
+#define WK_STREAM_KV_CACHE 4
 #define WK_STREAM_MAX_ACTIVE 128
 #define WK_STREAM_SEND_TIMEOUT_S 30.0
 
@@ -177,7 +222,8 @@ typedef struct wk_stream_client {
     wk_engine *engine;
     wk_tokenizer *tok;
     wk_model_spec spec;
-    char model_name[64];
+    char model_name[256];    /* what rows name: the spec name, or "synthetic:NAME" */
+    int synthetic;           /* 1: synthetic weights, answers are not scored (F1 NULL) */
     double timeout_s;        /* fail a request when no frame arrives for this long */
     wk_stream_confidence confidence;
     int has_confidence;      /* 0: every decode step passes */
@@ -210,6 +256,10 @@ typedef struct wk_stream_outcome {
 int wk_stream_client_open(wk_stream_client *c, const char *model_dir, wk_err *err); /* the CPU engine */
 /* With the engine of a backend (wk_engine_open: "cpu" or "cuda"). */
 int wk_stream_client_open_backend(wk_stream_client *c, const char *model_dir, const char *backend, wk_err *err);
+/* With a tokenizer directory (NULL: wk_stream_tokenizer_dir's default) and a KV capacity in tokens (0:
+ * the engine's default, min(max positions, 8192)). */
+int wk_stream_client_open_opts(wk_stream_client *c, const char *model, const char *tokenizer_dir, const char *backend,
+                               int kv_capacity, wk_err *err);
 void wk_stream_client_close(wk_stream_client *c);
 /* Runs one request against host:port. A request that fails (server gone, timeout, garbage frame)
  * returns 0 with out->ok = 0 and the reason; only local failures (bad job, out of memory) return an

@@ -212,12 +212,24 @@ int wk_stream_client_open(wk_stream_client *c, const char *model_dir, wk_err *er
 }
 
 int wk_stream_client_open_backend(wk_stream_client *c, const char *model_dir, const char *backend, wk_err *err) {
+    return wk_stream_client_open_opts(c, model_dir, NULL, backend, 0, err);
+}
+
+int wk_stream_client_open_opts(wk_stream_client *c, const char *model, const char *tokenizer_dir, const char *backend,
+                               int kv_capacity, wk_err *err) {
     memset(c, 0, sizeof *c);
     c->timeout_s = 30.0;
-    int rc = wk_tokenizer_load_dir(model_dir, &c->tok, err);
-    if (!rc) rc = wk_model_spec_find(model_dir, &c->spec, err);
-    if (!rc) rc = wk_engine_open(backend, model_dir, &(wk_engine_opts){0}, &c->engine, err);
-    if (!rc) snprintf(c->backend, sizeof c->backend, "%s", backend ? backend : "cpu");
+    char tok_dir[4096];
+    wk_stream_tokenizer_dir(model, tokenizer_dir, tok_dir, sizeof tok_dir);
+    int rc = wk_tokenizer_load_dir(tok_dir, &c->tok, err);
+    if (!rc) rc = wk_model_spec_find(model, &c->spec, err);
+    if (!rc) rc = wk_engine_open(backend, model, &(wk_engine_opts){.kv_capacity = kv_capacity}, &c->engine, err);
+    if (!rc) rc = wk_stream_check_vocab(c->tok, c->engine->cfg.vocab_size, model, err);
+    if (!rc) {
+        snprintf(c->backend, sizeof c->backend, "%s", backend ? backend : "cpu");
+        c->synthetic = wk_stream_model_is_synthetic(model);
+        snprintf(c->model_name, sizeof c->model_name, "%s%s", c->synthetic ? "synthetic:" : "", c->spec.name);
+    }
     if (rc) wk_stream_client_close(c);
     return rc;
 }
@@ -434,7 +446,7 @@ int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t por
         failed(out, reason);
     } else {
         answer_text(c, &r->be, out->answer, sizeof out->answer);
-        rc = score(&r->prompt, out->answer, &out->f1, err);
+        if (!c->synthetic) rc = score(&r->prompt, out->answer, &out->f1, err); /* synthetic: not measured */
     }
     teardown(r);
     free(r);

@@ -11,6 +11,7 @@
 #include "kv/cachegen.h"
 #include "kv/kivi.h"
 #include "kv/semantic.h"
+#include "models/model_spec.h"
 
 int wk_stream_codec_for(const wk_policy *p, wk_stream_codec *c, wk_err *err) {
     memset(c, 0, sizeof *c);
@@ -347,23 +348,28 @@ int wk_stream_prefill_kv(wk_engine *e, const wk_tokenizer *tok, const int32_t *i
     int rc = imp ? prefill_attention(e, tok, ids, n, imp, err) : wk_engine_prefill(e, ids, n, 0, NULL, err);
     if (!rc) rc = wk_kv_tensor_alloc(kv, e->cfg.n_layers, e->cfg.n_kv_heads, n, e->cfg.head_dim, err);
     if (rc) return rc;
-    int d = e->cfg.head_dim;
-    float *kf = malloc((size_t)d * sizeof *kf), *vf = malloc((size_t)d * sizeof *vf);
-    if (!kf || !vf) rc = wk_err_set(err, WK_ENOMEM, "prefill KV: out of memory");
+    /* one (layer, head) block of [n][head_dim] at a time: a GPU cache copies it in one transfer */
     for (int l = 0; l < kv->layers && !rc; l++)
         for (int h = 0; h < kv->kv_heads && !rc; h++)
-            for (int t = 0; t < n && !rc; t++) {
-                rc = e->ops->kv_read(e, l, h, t, kf, vf, err);
-                uint16_t *kr = kv->k + wk_kv_row(kv, l, h, t), *vr = kv->v + wk_kv_row(kv, l, h, t);
-                for (int i = 0; i < d && !rc; i++) {
-                    kr[i] = wk_float_to_half(kf[i]);
-                    vr[i] = wk_float_to_half(vf[i]);
-                }
-            }
-    free(kf);
-    free(vf);
+            rc = wk_engine_kv_read_rows(e, l, h, 0, n, kv->k + wk_kv_row(kv, l, h, 0), kv->v + wk_kv_row(kv, l, h, 0), err);
     if (rc) wk_kv_tensor_free(kv);
     return rc;
+}
+
+int wk_stream_model_is_synthetic(const char *model) { return model && strncmp(model, "synthetic:", 10) == 0; }
+
+void wk_stream_tokenizer_dir(const char *model, const char *tokenizer, char *buf, size_t cap) {
+    if (tokenizer) snprintf(buf, cap, "%s", tokenizer);
+    else if (wk_stream_model_is_synthetic(model)) snprintf(buf, cap, "%s/%s", wk_data_dir(), WK_STREAM_SYNTH_TOKENIZER);
+    else snprintf(buf, cap, "%s", model);
+}
+
+int wk_stream_check_vocab(const wk_tokenizer *tok, int model_vocab, const char *model, wk_err *err) {
+    int v = wk_tokenizer_vocab_size(tok);
+    if (v > model_vocab)
+        return wk_err_set(err, WK_EINVAL, "tokenizer ids reach %d, beyond the vocabulary of %s (%d)", v - 1, model,
+                          model_vocab);
+    return 0;
 }
 
 void wk_stream_kv_path(const char *dir, const wk_stream_job *job, const char *ext, char *buf, size_t cap) {

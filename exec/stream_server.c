@@ -4,6 +4,7 @@
  * picks, through a trace-paced sender. */
 #include "exec/stream.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -69,11 +70,316 @@ static void pool_give(policy_pool *p, size_t slot) {
     pthread_mutex_unlock(&p->mu);
 }
 
+/* ---- contexts kept across requests ------------------------------------------------------ */
+/* The KV (and importance) of one context, shared read-only by the requests streaming it. */
+typedef struct kv_entry {
+    wk_task_kind task;
+    int context;
+    uint64_t seed;
+    wk_kv_tensor kv;
+    float *imp;      /* [L][H][T] measured attention, or NULL (a .wkv without its .wki) */
+    int refs;        /* requests holding it */
+    int loading;     /* one request loads or prefills it; the others wait for it */
+    uint64_t used;   /* the cache's clock at its last use (least recently used goes first) */
+} kv_entry;
+
+typedef struct kv_cache {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    kv_entry **items;
+    size_t n, cap;
+    size_t keep;     /* entries kept when none is in use */
+    uint64_t clock;
+} kv_cache;
+
+static void entry_free(kv_entry *en) {
+    wk_kv_tensor_free(&en->kv);
+    free(en->imp);
+    free(en);
+}
+
+static int entry_is(const kv_entry *en, const wk_stream_job *job) {
+    return en->task == job->task && en->context == job->context && en->seed == job->seed;
+}
+
+/* Frees least recently used entries nobody holds while more than keep are there (lock held). */
+static void cache_evict_locked(kv_cache *c) {
+    while (c->n > c->keep) {
+        size_t victim = c->n;
+        for (size_t i = 0; i < c->n; i++)
+            if (!c->items[i]->refs && !c->items[i]->loading && (victim == c->n || c->items[i]->used < c->items[victim]->used))
+                victim = i;
+        if (victim == c->n) return;
+        entry_free(c->items[victim]);
+        c->items[victim] = c->items[--c->n];
+    }
+}
+
+static int cache_push_locked(kv_cache *c, kv_entry *en, wk_err *err) {
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 8;
+        kv_entry **g = realloc(c->items, cap * sizeof *g);
+        if (!g) return wk_err_set(err, WK_ENOMEM, "KV cache: out of memory");
+        c->items = g;
+        c->cap = cap;
+    }
+    c->items[c->n++] = en;
+    return 0;
+}
+
+/* The entry of a job's context, held (refs + 1). *fresh = 1: a new empty entry, marked loading, that
+ * the caller fills and then publishes; otherwise a ready one (with importance when want_imp). */
+static int cache_acquire(kv_cache *c, const wk_stream_job *job, int want_imp, kv_entry **out, int *fresh, wk_err *err) {
+    pthread_mutex_lock(&c->mu);
+    int rc = 0;
+    for (;;) {
+        kv_entry *ready = NULL, *pending = NULL;
+        for (size_t i = 0; i < c->n; i++) {
+            kv_entry *en = c->items[i];
+            if (!entry_is(en, job)) continue;
+            if (en->loading) pending = en;
+            else if (en->imp || !want_imp) ready = en;
+        }
+        if (ready) {
+            ready->refs++;
+            ready->used = ++c->clock;
+            *out = ready;
+            *fresh = 0;
+            break;
+        }
+        if (pending) { /* another request is loading this context: wait for it rather than load it twice */
+            pthread_cond_wait(&c->cv, &c->mu);
+            continue;
+        }
+        kv_entry *en = calloc(1, sizeof *en);
+        if (!en) rc = wk_err_set(err, WK_ENOMEM, "KV cache: out of memory");
+        if (!rc) {
+            *en = (kv_entry){.task = job->task, .context = job->context, .seed = job->seed, .refs = 1, .loading = 1,
+                             .used = ++c->clock};
+            rc = cache_push_locked(c, en, err);
+            if (rc) free(en);
+        }
+        if (!rc) {
+            *out = en;
+            *fresh = 1;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static void cache_remove_locked(kv_cache *c, kv_entry *en) {
+    for (size_t i = 0; i < c->n; i++)
+        if (c->items[i] == en) {
+            c->items[i] = c->items[--c->n];
+            break;
+        }
+    entry_free(en);
+}
+
+/* Ends the loading of a fresh entry: ready when failed == 0, else removed (the caller's hold ends). */
+static void cache_publish(kv_cache *c, kv_entry *en, int failed) {
+    pthread_mutex_lock(&c->mu);
+    en->loading = 0;
+    if (failed) cache_remove_locked(c, en);
+    else cache_evict_locked(c);
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void cache_release(kv_cache *c, kv_entry *en) {
+    if (!en) return;
+    pthread_mutex_lock(&c->mu);
+    en->refs--;
+    en->used = ++c->clock;
+    cache_evict_locked(c);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void cache_free(kv_cache *c) {
+    for (size_t i = 0; i < c->n; i++) entry_free(c->items[i]);
+    free(c->items);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+}
+
+/* ---- encoding ahead of the sender ------------------------------------------------------------- */
+enum { ENC_NONE = 0, ENC_BUSY, ENC_DONE, ENC_TAKEN, ENC_DROPPED };
+#define ENC_AHEAD_BYTES ((size_t)256 << 20) /* encoded bytes waiting for the sender, at most (one unit always) */
+
+typedef struct encoder {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const wk_stream_codec *codec;
+    wk_plan *plan;
+    const wk_kv_tensor *kv;
+    const int32_t *ids;
+    int n_ids;
+    uint8_t *st;         /* [plan n] ENC_* */
+    uint8_t **data;      /* [plan n] encoded payloads not yet taken */
+    size_t *len;         /* [plan n] */
+    int same_level;      /* prediction: 0 = plan order, 1 = plan order within the level of the last pick */
+    int level;           /* the last pick's level */
+    long cursor;         /* the next unit predicted (plan n: none) */
+    long floor;          /* the last unit taken: units below it the sender passed over */
+    int ahead, max_ahead;
+    size_t ahead_bytes;
+    int stop;
+    double enc_s, wait_s; /* seconds encoding (all threads), seconds the sender waited for the encoder */
+    int64_t enc_bytes;
+    int n_enc, n_inline, n_dropped;
+    pthread_t *th;
+    int n_th;
+} encoder;
+
+/* The unit after i that the sender will most likely ask for next. */
+static long enc_successor(const encoder *e, long i) {
+    long n = (long)e->plan->n;
+    for (long j = i + 1; j < n; j++)
+        if (!e->same_level || e->plan->units[j].level == e->level) return j;
+    return n;
+}
+
+static int enc_unit(encoder *e, long i, uint8_t **data, size_t *len, double *secs, wk_err *err) {
+    double t0 = wk_now_s();
+    int rc = wk_stream_unit_encode(e->codec, &e->plan->units[i], e->kv, e->ids, e->n_ids, data, len, err);
+    *secs = wk_now_s() - t0;
+    return rc;
+}
+
+static void *enc_worker(void *arg) {
+    encoder *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stop) {
+        long i = e->cursor;
+        int room = e->ahead < e->max_ahead && (e->ahead == 0 || e->ahead_bytes < ENC_AHEAD_BYTES);
+        if (!room || i >= (long)e->plan->n) {
+            pthread_cond_wait(&e->cv, &e->mu);
+            continue;
+        }
+        e->cursor = enc_successor(e, i);
+        if (e->st[i] != ENC_NONE) continue;
+        e->st[i] = ENC_BUSY;
+        e->ahead++;
+        pthread_mutex_unlock(&e->mu);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        double secs;
+        wk_err err = {0};
+        int rc = enc_unit(e, i, &data, &len, &secs, &err);
+        pthread_mutex_lock(&e->mu);
+        e->enc_s += secs;
+        if (rc || i < e->floor) { /* failed (the sender meets the error inline) or passed over meanwhile */
+            free(data);
+            e->st[i] = rc ? ENC_NONE : ENC_DROPPED;
+            e->n_dropped += !rc;
+            e->ahead--;
+        } else {
+            e->data[i] = data;
+            e->len[i] = len;
+            e->st[i] = ENC_DONE;
+            e->ahead_bytes += len;
+            e->enc_bytes += (int64_t)len;
+            e->n_enc++;
+        }
+        pthread_cond_broadcast(&e->cv);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+/* Starts n_threads workers predicting from the unit picked first (first < 0: from the plan's start). */
+static int enc_start(encoder *e, int n_threads, int max_ahead, int same_level, long first, wk_err *err) {
+    size_t n = e->plan->n ? e->plan->n : 1;
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->cv, NULL);
+    e->st = calloc(n, 1);
+    e->data = calloc(n, sizeof *e->data);
+    e->len = calloc(n, sizeof *e->len);
+    e->th = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *e->th);
+    if (!e->st || !e->data || !e->len || !e->th) return wk_err_set(err, WK_ENOMEM, "encoder: out of memory");
+    e->same_level = same_level;
+    e->max_ahead = max_ahead;
+    e->level = first >= 0 ? e->plan->units[first].level : 0;
+    e->cursor = first >= 0 ? enc_successor(e, first) : 0;
+    e->floor = first >= 0 ? first : 0;
+    if (first >= 0) e->st[first] = ENC_TAKEN;
+    for (int t = 0; t < n_threads; t++) {
+        if (pthread_create(&e->th[t], NULL, enc_worker, e) != 0) break;
+        e->n_th++;
+    }
+    return 0;
+}
+
+/* The payload of unit idx, which the sender's policy picked: encoded ahead, being encoded (waits), or
+ * encoded here. Moves the prediction on from idx and drops what was encoded for units passed over. */
+static int enc_take(encoder *e, long idx, uint8_t **data, size_t *len, wk_err *err) {
+    double t0 = wk_now_s();
+    pthread_mutex_lock(&e->mu);
+    const wk_unit *u = &e->plan->units[idx];
+    int moved = e->same_level && u->level != e->level;
+    if (moved) e->level = u->level;
+    if (moved || e->cursor <= idx) e->cursor = enc_successor(e, idx);
+    for (long j = e->floor; j < idx; j++)
+        if (e->st[j] == ENC_DONE) {
+            free(e->data[j]);
+            e->data[j] = NULL;
+            e->ahead--;
+            e->ahead_bytes -= e->len[j];
+            e->st[j] = ENC_DROPPED;
+            e->n_dropped++;
+        }
+    if (idx > e->floor) e->floor = idx;
+    while (e->st[idx] == ENC_BUSY) pthread_cond_wait(&e->cv, &e->mu);
+    int rc = 0, here = e->st[idx] != ENC_DONE;
+    if (!here) {
+        *data = e->data[idx];
+        *len = e->len[idx];
+        e->data[idx] = NULL;
+        e->ahead--;
+        e->ahead_bytes -= *len;
+    }
+    e->st[idx] = ENC_TAKEN;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    if (here) { /* nobody predicted it (or a worker failed on it): encode it now */
+        double secs;
+        rc = enc_unit(e, idx, data, len, &secs, err);
+        pthread_mutex_lock(&e->mu);
+        e->enc_s += secs;
+        if (!rc) e->enc_bytes += (int64_t)*len, e->n_enc++, e->n_inline++;
+        pthread_mutex_unlock(&e->mu);
+    }
+    pthread_mutex_lock(&e->mu);
+    e->wait_s += wk_now_s() - t0;
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+static void enc_stop(encoder *e) {
+    if (!e->st) return;
+    pthread_mutex_lock(&e->mu);
+    e->stop = 1;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
+    for (int t = 0; t < e->n_th; t++) pthread_join(e->th[t], NULL);
+    for (size_t i = 0; i < e->plan->n; i++) free(e->data[i]);
+    free(e->st);
+    free(e->data);
+    free(e->len);
+    free(e->th);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->cv);
+    e->st = NULL;
+}
+
 typedef struct conn {
     const wk_stream_server_opts *o;
     wk_paced_link *link; /* the shared link, or NULL */
     double timeout_s;    /* the send timeout in force */
     policy_pool *pool;
+    kv_cache *cache;
     int fd;
     int id;
     int busy;            /* refused: the server has max_active connections */
@@ -93,10 +399,14 @@ typedef struct server_req {
     wk_device device;
     wk_request req;
     wk_plan plan;
-    wk_kv_tensor kv;
-    float *importance;  /* [L][H][T] measured attention, for plans that rank KV */
+    kv_cache *cache;
+    kv_entry *entry;    /* the context's KV held from the cache (NULL: the plan needs none) */
+    const wk_kv_tensor *kv;
+    float *importance;  /* [L][H][T] measured attention (the entry's), for plans that rank KV */
+    encoder enc;
     uint8_t *state;
     int64_t bytes_sent;
+    double stream_s;       /* link time from the stream's start to its END frame */
     wk_view v;             /* the sender's view */
     long first;            /* the first unit, picked and encoded while the request travels up; -1: none */
     uint8_t *first_data;
@@ -114,36 +424,59 @@ static int plan_has_kv(const wk_plan *p) {
     return 0;
 }
 
-static int load_files(const wk_stream_server_opts *o, server_req *s, int want_imp, wk_err *err) {
+static int load_files(const wk_stream_server_opts *o, const wk_stream_job *job, const wk_model_spec *spec,
+                      kv_entry *en, int want_imp, wk_err *err) {
     char path[4096], ipath[4096];
-    wk_stream_kv_path(o->kv_dir, &s->job, "wkv", path, sizeof path);
-    wk_stream_kv_path(o->kv_dir, &s->job, "wki", ipath, sizeof ipath);
-    if (access(path, R_OK) != 0 || (want_imp && access(ipath, R_OK) != 0)) return 1;
-    int rc = wk_kv_tensor_read(path, &s->kv, err);
+    wk_stream_kv_path(o->kv_dir, job, "wkv", path, sizeof path);
+    wk_stream_kv_path(o->kv_dir, job, "wki", ipath, sizeof ipath);
+    int have_imp = access(ipath, R_OK) == 0;
+    if (access(path, R_OK) != 0 || (want_imp && !have_imp)) return 1;
+    int rc = wk_kv_tensor_read(path, &en->kv, err);
     if (rc) return rc;
-    if (s->kv.tokens != s->prompt.n || s->kv.layers != s->spec.n_layers || s->kv.kv_heads != s->spec.n_kv_heads ||
-        s->kv.head_dim != s->spec.head_dim)
-        return wk_err_set(err, WK_EFORMAT, "%s: shape %dx%dx%dx%d does not match the model and prompt (%d tokens)", path,
-                          s->kv.layers, s->kv.kv_heads, s->kv.tokens, s->kv.head_dim, s->prompt.n);
-    if (want_imp) rc = wk_stream_importance_read(ipath, s->spec.n_layers, s->spec.n_kv_heads, s->prompt.n, &s->importance, err);
+    if (en->kv.layers != spec->n_layers || en->kv.kv_heads != spec->n_kv_heads || en->kv.head_dim != spec->head_dim)
+        return wk_err_set(err, WK_EFORMAT, "%s: shape %dx%dx%dx%d does not match the model", path, en->kv.layers,
+                          en->kv.kv_heads, en->kv.tokens, en->kv.head_dim);
+    if (have_imp) rc = wk_stream_importance_read(ipath, spec->n_layers, spec->n_kv_heads, en->kv.tokens, &en->imp, err);
     return rc;
 }
 
-static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, const wk_tokenizer *tok, int want_imp,
-                              wk_err *err) {
+/* Fills a fresh cache entry: the kvgen files when there are, else a prefill with the CPU engine
+ * (with the attention export, so the entry serves ranking plans too). */
+static int fill_entry(const wk_stream_server_opts *o, server_req *s, const wk_tokenizer *tok, kv_entry *en, int want_imp,
+                      wk_err *err) {
     if (o->kv_dir) {
-        int rc = load_files(o, s, want_imp, err);
+        int rc = load_files(o, &s->job, &s->spec, en, want_imp, err);
         if (rc <= 0) return rc;
     }
     size_t n_imp = (size_t)s->spec.n_layers * s->spec.n_kv_heads * s->prompt.n;
-    if (want_imp && !(s->importance = malloc(n_imp * sizeof *s->importance)))
-        return wk_err_set(err, WK_ENOMEM, "importance: out of memory");
+    if (!(en->imp = malloc(n_imp * sizeof *en->imp))) return wk_err_set(err, WK_ENOMEM, "importance: out of memory");
     wk_engine_opts eo = {.kv_capacity = s->prompt.n + 64};
     wk_engine *e = NULL;
     int rc = wk_engine_cpu_open(o->model_dir, &eo, &e, err);
-    if (!rc) rc = wk_stream_prefill_kv(e, tok, s->prompt.ids, s->prompt.n, &s->kv, s->importance, err);
+    if (!rc) rc = wk_stream_prefill_kv(e, tok, s->prompt.ids, s->prompt.n, &en->kv, en->imp, err);
     wk_engine_free(e);
     return rc;
+}
+
+/* The context's KV (and importance when want_imp) from the cache, loaded or prefilled once. */
+static int load_or_prefill_kv(const wk_stream_server_opts *o, server_req *s, const wk_tokenizer *tok, int want_imp,
+                              wk_err *err) {
+    kv_entry *en;
+    int fresh;
+    int rc = cache_acquire(s->cache, &s->job, want_imp, &en, &fresh, err);
+    if (rc) return rc;
+    if (fresh) {
+        rc = fill_entry(o, s, tok, en, want_imp, err);
+        cache_publish(s->cache, en, rc != 0);
+        if (rc) return rc;
+    }
+    s->entry = en;
+    if (en->kv.tokens != s->prompt.n)
+        return wk_err_set(err, WK_EFORMAT, "KV of %s-%d-%llu: %d tokens, the prompt has %d", wk_task_name(s->job.task),
+                          s->job.context, (unsigned long long)s->job.seed, en->kv.tokens, s->prompt.n);
+    s->kv = &en->kv;
+    if (want_imp) s->importance = en->imp;
+    return 0;
 }
 
 static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, server_req *s, wk_err *err) {
@@ -158,7 +491,9 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
     if (!rc) rc = wk_model_spec_find(o->model_dir, &s->spec, err);
     if (!rc) rc = wk_device_find(o->device ? o->device : "rtx5080-laptop", &s->device, err);
     wk_tokenizer *tok = NULL;
-    if (!rc) rc = wk_tokenizer_load_dir(o->model_dir, &tok, err);
+    char tok_dir[4096];
+    wk_stream_tokenizer_dir(o->model_dir, o->tokenizer_dir, tok_dir, sizeof tok_dir);
+    if (!rc) rc = wk_tokenizer_load_dir(tok_dir, &tok, err);
     if (!rc) rc = wk_stream_prompt_make(tok, &s->job, &s->prompt, err);
     /* plans that rank KV need the measured attention first; the others need KV only if they stream it */
     int ranks = !rc && wk_stream_policy_ranks(s->pol);
@@ -173,12 +508,12 @@ static int prepare(const wk_stream_server_opts *o, const wk_wire_request *wr, se
 }
 
 static void release(server_req *s) {
+    enc_stop(&s->enc);
     free(s->first_data);
     wk_stream_prompt_free(&s->prompt);
     wk_plan_free(&s->plan); /* first: its units may point into the policy's state */
     if (s->pol) pool_give(s->pool, s->slot);
-    wk_kv_tensor_free(&s->kv);
-    free(s->importance);
+    cache_release(s->cache, s->entry);
     free(s->state);
 }
 
@@ -225,10 +560,27 @@ static int pick_first(server_req *s, wk_err *err) {
     if (s->pol->ops->start) s->pol->ops->start(s->pol->state, s->pol->param, &s->req, &s->plan);
     long idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &s->v);
     if (idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) return 0; /* the loop asks again */
-    int rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv.k ? &s->kv : NULL, s->prompt.ids, s->prompt.n,
-                                   &s->first_data, &s->first_len, err);
-    if (!rc) s->first = idx;
+    double t0 = wk_now_s();
+    int rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv, s->prompt.ids, s->prompt.n, &s->first_data,
+                                   &s->first_len, err);
+    s->enc.enc_s += wk_now_s() - t0;
+    if (!rc) s->first = idx, s->enc.enc_bytes += (int64_t)s->first_len, s->enc.n_enc++;
     return rc;
+}
+
+/* Workers that encode the plan's units ahead of the sender (none with encode_threads < 0). */
+static int start_encoder(const wk_stream_server_opts *o, server_req *s, wk_err *err) {
+    int threads = o->encode_threads > 0 ? o->encode_threads : WK_STREAM_ENCODE_THREADS;
+    if (o->encode_threads < 0 || s->plan.n < 2) return 0;
+    encoder *e = &s->enc;
+    e->codec = &s->codec;
+    e->plan = &s->plan;
+    e->kv = s->kv;
+    e->ids = s->prompt.ids;
+    e->n_ids = s->prompt.n;
+    int same_level = s->pol->ops->next_unit != wk_policy_send_in_order;
+    return enc_start(e, threads, o->encode_ahead > 0 ? o->encode_ahead : WK_STREAM_ENCODE_AHEAD, same_level, s->first,
+                     err);
 }
 
 static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *rx, uint32_t stream, wk_err *err) {
@@ -265,8 +617,17 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
                 sleep_s(0.001);
                 continue;
             }
-            rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv.k ? &s->kv : NULL, s->prompt.ids,
-                                       s->prompt.n, &data, &len, err);
+            if (s->enc.st)
+                rc = enc_take(&s->enc, idx, &data, &len, err);
+            else { /* no workers: the sender encodes, and waits for it */
+                double t0 = wk_now_s();
+                rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv, s->prompt.ids, s->prompt.n, &data,
+                                           &len, err);
+                double took = wk_now_s() - t0;
+                s->enc.enc_s += took;
+                s->enc.wait_s += took;
+                if (!rc) s->enc.enc_bytes += (int64_t)len, s->enc.n_enc++, s->enc.n_inline++;
+            }
             if (rc) break;
         }
         wk_unit *u = &s->plan.units[idx];
@@ -305,6 +666,7 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
     m.u.end.units_sent = (uint32_t)v.n_sent;
     m.u.end.bytes_sent = (uint64_t)v.bytes_sent;
     s->bytes_sent = v.bytes_sent;
+    s->stream_s = wk_paced_now(ps);
     return wk_paced_send_msg(ps, &m, err);
 }
 
@@ -353,6 +715,7 @@ static void *serve_conn(void *arg) {
     server_req s;
     memset(&s, 0, sizeof s);
     s.pool = c->pool;
+    s.cache = c->cache;
     s.first = -1;
     wk_plan_init(&s.plan);
     wk_paced_sender *ps = NULL;
@@ -363,6 +726,7 @@ static void *serve_conn(void *arg) {
     double t_request = wk_now_s();
     if (!rc) rc = prepare(o, &m.u.request, &s, &err);
     if (!rc) rc = pick_first(&s, &err);
+    if (!rc) rc = start_encoder(o, &s, &err);
     /* the request's trip up the link (the link model's request delay): the preparation above runs
      * in it, so the stream starts when a real server would have received the request */
     double up_left = t_request + o->delay_s - wk_now_s();
@@ -385,9 +749,16 @@ static void *serve_conn(void *arg) {
     }
     if (!o->quiet) {
         if (rc) fprintf(stderr, "wikv serve: connection %d: %s\n", c->id, err.msg);
-        else fprintf(stderr, "wikv serve: connection %d: %s %s seed %llu, %zu units planned, %lld bytes sent\n", c->id,
-                     s.job.policy, wk_task_name(s.job.task), (unsigned long long)s.job.seed, s.plan.n,
-                     (long long)s.bytes_sent);
+        else {
+            fprintf(stderr,
+                    "wikv serve: connection %d: %s %s seed %llu, %zu units planned, %lld bytes sent in %.2f s; encoder: "
+                    "%.1f MB in %.2f s (%.1f MB/s per thread, %d threads, %d units inline, %d dropped), sender waited "
+                    "%.2f s for it\n",
+                    c->id, s.job.policy, wk_task_name(s.job.task), (unsigned long long)s.job.seed, s.plan.n,
+                    (long long)s.bytes_sent, s.stream_s, (double)s.enc.enc_bytes / 1e6, s.enc.enc_s,
+                    s.enc.enc_s > 0 ? (double)s.enc.enc_bytes / 1e6 / s.enc.enc_s : 0.0, s.enc.n_th, s.enc.n_inline,
+                    s.enc.n_dropped, s.enc.wait_s);
+        }
     }
     release(&s);
     wk_paced_receiver_free(&rx); /* closes fd */
@@ -415,6 +786,49 @@ static int count_active(conn **conns, size_t n) {
     return k;
 }
 
+/* Loads every TASK-CONTEXT-SEED.wkv of kv_dir (with its .wki when there is one) into the cache. */
+static int preload(const wk_stream_server_opts *o, kv_cache *c, wk_err *err) {
+    wk_model_spec spec;
+    int rc = wk_model_spec_find(o->model_dir, &spec, err);
+    DIR *d = rc ? NULL : opendir(o->kv_dir);
+    if (!rc && !d) return wk_err_set(err, WK_ENOTFOUND, "--kv-dir %s: cannot open", o->kv_dir);
+    struct dirent *de;
+    double t0 = wk_now_s();
+    int64_t bytes = 0;
+    while (!rc && (de = readdir(d))) {
+        char task[64];
+        int context, used = 0;
+        unsigned long long seed;
+        wk_stream_job job = {0};
+        if (sscanf(de->d_name, "%63[a-z]-%d-%llu.wkv%n", task, &context, &seed, &used) != 3 ||
+            de->d_name[used] != '\0' || wk_task_kind_parse(task, &job.task, err) != 0) {
+            wk_err_clear(err);
+            continue;
+        }
+        job.context = context;
+        job.seed = seed;
+        kv_entry *en = calloc(1, sizeof *en);
+        if (!en) rc = wk_err_set(err, WK_ENOMEM, "preload: out of memory");
+        if (!rc) {
+            *en = (kv_entry){.task = job.task, .context = context, .seed = seed};
+            rc = load_files(o, &job, &spec, en, 0, err);
+            if (rc > 0) rc = 0; /* gone meanwhile */
+        }
+        if (!rc && en->kv.k) {
+            bytes += (int64_t)wk_kv_tensor_elems(&en->kv) * 4;
+            rc = cache_push_locked(c, en, err);
+            en = rc ? en : NULL;
+        }
+        if (en) entry_free(en);
+    }
+    if (d) closedir(d);
+    if (c->keep < c->n) c->keep = c->n;
+    if (!rc && !o->quiet)
+        fprintf(stderr, "wikv serve: preloaded %zu contexts (%.2f GB of KV) in %.1f s\n", c->n, (double)bytes / 1e9,
+                wk_now_s() - t0);
+    return rc;
+}
+
 int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) {
     size_t cap = 16, n = 0;
     int accepted = 0;
@@ -432,8 +846,12 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
     }
     policy_pool pool = {.n = 0};
     pthread_mutex_init(&pool.mu, NULL);
-    int rc = 0;
-    while (!o->max_connections || accepted < o->max_connections) {
+    kv_cache cache = {.keep = o->kv_cache > 0 ? (size_t)o->kv_cache : WK_STREAM_KV_CACHE};
+    pthread_mutex_init(&cache.mu, NULL);
+    pthread_cond_init(&cache.cv, NULL);
+    int rc = o->kv_preload && o->kv_dir ? preload(o, &cache, err) : 0;
+    if (!rc && o->ready) o->ready(o->ready_arg);
+    while (!rc && (!o->max_connections || accepted < o->max_connections)) {
         int fd;
         n = reap(conns, n);
         rc = wk_paced_accept(listen_fd, 1.0, &fd, err);
@@ -457,6 +875,7 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
         c->link = link;
         c->timeout_s = timeout_s;
         c->pool = &pool;
+        c->cache = &cache;
         c->fd = fd;
         c->id = accepted;
         c->busy = count_active(conns, n) >= max_active;
@@ -482,5 +901,6 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
     }
     free(pool.items);
     pthread_mutex_destroy(&pool.mu);
+    cache_free(&cache);
     return rc;
 }

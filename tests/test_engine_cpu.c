@@ -631,6 +631,55 @@ START_TEST(config_parsing) {
 }
 END_TEST
 
+/* Synthetic weights: the CPU generator gives the values of an independent implementation of the
+ * formula (tools/bench_transformers.py's, evaluated in IEEE fp32 steps outside this code base); the
+ * CPU engine opens synthetic:tiny deterministically; bulk KV reads equal per-token reads; specs
+ * beyond the CPU limit and unknown names are refused. */
+START_TEST(synthetic_weights) {
+    static const struct { size_t i; uint16_t q; uint32_t norm; } want[] = {
+        {0, 0x3181, 0x3f70621d}, {1, 0xac97, 0x3f9078b1}, {2, 0xae41, 0x3f8efffa}, {12345, 0x3150, 0x3f6a7a83}};
+    uint16_t q[12346];
+    float norm[12346];
+    wk_synth_f16(q, 12346, wk_synth_key(0, WK_SYN_Q), 1.7f / sqrtf(64.0f), 0.0f);
+    wk_synth_f32(norm, 12346, wk_synth_key(-1, WK_SYN_FINAL_NORM), 0.2f, 1.0f);
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        uint32_t bits;
+        memcpy(&bits, &norm[want[k].i], 4);
+        ck_assert_msg(q[want[k].i] == want[k].q, "q[%zu] = 0x%04x", want[k].i, q[want[k].i]);
+        ck_assert_msg(bits == want[k].norm, "norm[%zu] = 0x%08x", want[k].i, bits);
+    }
+    wk_err err = {0};
+    wk_engine *a = NULL, *b = NULL;
+    ck_assert_msg(wk_engine_open("cpu", "synthetic:tiny", &(wk_engine_opts){.kv_capacity = 64}, &a, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(wk_engine_open("cpu", "synthetic:tiny", NULL, &b, &err), 0);
+    ck_assert_int_eq(a->cfg.n_layers, 2);
+    ck_assert_int_eq(a->kv_capacity, 64);
+    int vocab = a->cfg.vocab_size, d = a->cfg.head_dim;
+    float *la = malloc((size_t)vocab * sizeof *la), *lb = malloc((size_t)vocab * sizeof *lb);
+    ck_assert_int_eq(wk_engine_prefill(a, PROMPT, 12, 0, la, &err), 0);
+    ck_assert_int_eq(wk_engine_prefill(b, PROMPT, 12, 0, lb, &err), 0);
+    ck_assert_int_eq(memcmp(la, lb, (size_t)vocab * sizeof *la), 0);
+    ck_assert_float_gt(max_abs_diff(la, la + 1, vocab - 1), 0.0f); /* logits are not constant */
+    uint16_t kr[12 * 32], vr[12 * 32];
+    float kf[32], vf[32];
+    ck_assert_int_eq(wk_engine_kv_read_rows(a, 1, 1, 0, 12, kr, vr, &err), 0);
+    for (int t = 0; t < 12; t++) {
+        ck_assert_int_eq(a->ops->kv_read(a, 1, 1, t, kf, vf, &err), 0);
+        for (int i = 0; i < d; i++) {
+            ck_assert_int_eq(kr[t * d + i], wk_float_to_half(kf[i]));
+            ck_assert_int_eq(vr[t * d + i], wk_float_to_half(vf[i]));
+        }
+    }
+    free(la);
+    free(lb);
+    wk_engine_free(a);
+    wk_engine_free(b);
+    ck_assert_int_eq(wk_engine_open("cpu", "synthetic:llama-3.1-8b", NULL, &a, &err), WK_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(err.msg, "--backend cuda"));
+    ck_assert_int_eq(wk_engine_open("cpu", "synthetic:nosuch", NULL, &a, &err), WK_ENOTFOUND);
+}
+END_TEST
+
 static Suite *suite(void) {
     Suite *s = suite_create("engine_cpu");
     TCase *tc = tcase_create("core");
@@ -646,6 +695,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, forward_argument_checks);
     tcase_add_test(tc, sampler_behaviour);
     tcase_add_test(tc, attention_export_with_absent_tokens);
+    tcase_add_test(tc, synthetic_weights);
     suite_add_tcase(s, tc);
     TCase *ref = tcase_create("reference");
     tcase_set_timeout(ref, 300);

@@ -374,7 +374,9 @@ int wk_engine_cpu_open(const char *dir, const wk_engine_opts *opts, wk_engine **
     }
     e->impl = im;
     e->ops = &CPU_OPS;
-    if (wk_model_config_load_dir(dir, &e->cfg, err)) goto fail;
+    int synth = strncmp(dir, "synthetic:", 10) == 0;
+    if ((synth ? wk_model_config_load_synthetic(dir, &e->cfg, err) : wk_model_config_load_dir(dir, &e->cfg, err)))
+        goto fail;
     wk_engine_opts o = opts ? *opts : (wk_engine_opts){0};
     e->kv_capacity = o.kv_capacity > 0 ? o.kv_capacity : (e->cfg.max_pos < 8192 ? e->cfg.max_pos : 8192);
     e->max_chunk = o.max_chunk > 0 ? o.max_chunk : 512;
@@ -383,10 +385,15 @@ int wk_engine_cpu_open(const char *dir, const wk_engine_opts *opts, wk_engine **
         wk_err_set(err, WK_EINVAL, "engine: kv_capacity %d / max_chunk %d too large", e->kv_capacity, e->max_chunk);
         goto fail;
     }
-    wk_safetensors st;
-    if (wk_st_open_dir(dir, &st, err)) goto fail;
-    int rc = wk_engine_weights_load(&e->cfg, &st, &im->w, err);
-    wk_st_close(&st);
+    int rc;
+    if (synth)
+        rc = wk_engine_weights_synth(&e->cfg, &im->w, err);
+    else {
+        wk_safetensors st;
+        if (wk_st_open_dir(dir, &st, err)) goto fail;
+        rc = wk_engine_weights_load(&e->cfg, &st, &im->w, err);
+        wk_st_close(&st);
+    }
     if (rc || alloc_state(e, err)) goto fail;
     *out = e;
     return 0;

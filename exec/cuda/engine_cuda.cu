@@ -286,6 +286,18 @@ static int cu_kv_write_rows(wk_engine *e, int layer, int head, int t0, int n, co
     return 0;
 }
 
+/* n fp16 rows straight out of the fp16 cache: one copy each for K and V. */
+static int cu_kv_read_rows(wk_engine *e, int layer, int head, int t0, int n, uint16_t *k, uint16_t *v, wk_err *err) {
+    if (n <= 0) return 0;
+    if (slot_check(e, layer, head, t0, err) || slot_check(e, layer, head, t0 + n - 1, err)) return err->code;
+    cu_impl *im = impl_of(e);
+    size_t hd = (size_t)e->cfg.head_dim, i = slot_index(e, layer, head, t0);
+    CK(cudaMemcpyAsync(k, im->k + i * hd, (size_t)n * hd * sizeof(uint16_t), cudaMemcpyDeviceToHost, im->stream));
+    CK(cudaMemcpyAsync(v, im->v + i * hd, (size_t)n * hd * sizeof(uint16_t), cudaMemcpyDeviceToHost, im->stream));
+    CK(cudaStreamSynchronize(im->stream));
+    return 0;
+}
+
 static int cu_kv_read(wk_engine *e, int layer, int head, int token, float *k, float *v, wk_err *err) {
     if (slot_check(e, layer, head, token, err)) return err->code;
     cu_impl *im = impl_of(e);
@@ -613,7 +625,7 @@ static void cu_free(wk_engine *e) {
 
 static const wk_engine_ops CUDA_OPS = {
     "cuda", cu_forward, cu_kv_write, cu_kv_read, cu_kv_set_present, cu_kv_is_present, cu_kv_clear, cu_free,
-    cu_kv_write_rows,
+    cu_kv_write_rows, cu_kv_read_rows,
 };
 
 static int alloc_state(wk_engine *e, wk_err *err) {
@@ -642,25 +654,6 @@ static int alloc_state(wk_engine *e, wk_err *err) {
     e->ops->kv_clear(e);
     CK(cudaGetLastError());
     return 0;
-}
-
-/* config of "synthetic:NAME" from models/specs/NAME.json (a config.json with the real shape). */
-static int synthetic_config(const char *name, wk_model_config *cfg, wk_err *err) {
-    if (!*name || strchr(name, '/') || strlen(name) > 200)
-        return wk_err_set(err, WK_EINVAL, "cuda engine: bad synthetic model name '%.200s'", name);
-    wk_model_spec spec; /* validates the name against the bundled specs, with their list in the error */
-    if (wk_model_spec_find(name, &spec, err)) return err->code;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/models/specs/%s.json", wk_data_dir(), name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return wk_err_set(err, WK_ENOTFOUND, "%s: cannot open", path);
-    char *text = (char *)malloc(1 << 20);
-    size_t len = text ? fread(text, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (!text) return wk_err_set(err, WK_ENOMEM, "cuda engine: out of memory");
-    int rc = wk_model_config_parse(text, len, path, cfg, err);
-    free(text);
-    return rc;
 }
 
 static int open_device(wk_engine *e, wk_err *err) {
@@ -705,7 +698,7 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     int synth = strncmp(src, "synthetic:", 10) == 0;
     wk_engine_opts o = opts ? *opts : wk_engine_opts{0, 0, WK_KV_ABSENT_MASKED};
     float inv_freq[128];
-    int rc = synth ? synthetic_config(src + 10, &e->cfg, err) : wk_model_config_load_dir(src, &e->cfg, err);
+    int rc = synth ? wk_model_config_load_synthetic(src, &e->cfg, err) : wk_model_config_load_dir(src, &e->cfg, err);
     rc = rc ? rc : check_config(&e->cfg, err);
     if (rc) goto fail;
     e->kv_capacity = o.kv_capacity > 0 ? o.kv_capacity : (e->cfg.max_pos < 8192 ? e->cfg.max_pos : 8192);

@@ -41,16 +41,8 @@ int wk_engine_cuda_kv_cache(wk_engine *e, uint16_t **k, uint16_t **v, uint8_t **
 /* "NAME, N MiB" of the engine's GPU into buf. */
 void wk_engine_cuda_device(const wk_engine *e, char *buf, size_t cap);
 
-/* Synthetic weights: tensor `kind` of layer `layer` (-1 for model-level tensors) is filled with
- * offset + scale * u, u = (lowbias32(i + lowbias32(key)) >> 8) * 2^-23 - 1, i the element index in
- * the HF [out][in] layout and key = (layer + 1) * 16 + kind. tools/bench_transformers.py builds the
- * same weights in PyTorch. Kinds: */
-enum {
-    WK_SYN_ATTN_NORM = 0, WK_SYN_Q = 1, WK_SYN_K = 2, WK_SYN_V = 3, WK_SYN_O = 4, WK_SYN_FFN_NORM = 5,
-    WK_SYN_GATE = 6, WK_SYN_UP = 7, WK_SYN_DOWN = 8, WK_SYN_Q_NORM = 9, WK_SYN_K_NORM = 10,
-    WK_SYN_Q_BIAS = 11, WK_SYN_K_BIAS = 12, WK_SYN_V_BIAS = 13,
-    WK_SYN_EMBED = 0, WK_SYN_FINAL_NORM = 1, WK_SYN_LM_HEAD = 2 /* with layer = -1 */
-};
+/* Synthetic weights: the generator and tensor kinds of exec/engine.h (WK_SYN_*, wk_synth_f16, the
+ * CPU reference of kernels_synth.cu). */
 
 #ifdef __cplusplus
 }
