@@ -50,6 +50,12 @@ START_TEST(crc32c_known_vector) {
     uint32_t whole = wk_crc32c(0, big, 1000);
     uint32_t parts = wk_crc32c(wk_crc32c(0, big, 100), big + 100, 900);
     ck_assert_uint_eq(whole, parts);
+    /* the sliced path (long inputs, any length) against the bytewise one (pieces under 256 bytes) */
+    for (size_t len = 997; len <= 1000; len++) {
+        uint32_t bytewise = 0;
+        for (size_t off = 0; off < len; off += 100) bytewise = wk_crc32c(bytewise, big + off, len - off < 100 ? len - off : 100);
+        ck_assert_uint_eq(wk_crc32c(0, big, len), bytewise);
+    }
 }
 END_TEST
 

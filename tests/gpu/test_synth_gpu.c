@@ -43,7 +43,7 @@ int main(void) {
     int32_t prompt[100];
     for (int i = 0; i < 100; i++) prompt[i] = (int32_t)((i * 37 + 11) % vocab);
     float *lc = malloc((size_t)vocab * sizeof *lc), *lg = malloc((size_t)vocab * sizeof *lg);
-    char detail[256];
+    char detail[1200];
     int rc = wk_engine_prefill(cpu, prompt, 100, 0, lc, &err);
     if (!rc) rc = wk_engine_prefill(gpu, prompt, 100, 0, lg, &err);
     double e = rc ? INFINITY : rel_err(lg, lc, (size_t)vocab);
