@@ -16,6 +16,11 @@
 #   PARALLEL   client processes at once (default: what fits the GPU's memory, see below)
 #   SERIAL     policies run alone after the others, compute-bound TTFTs (default "prefill")
 #   OUT_TOKENS tokens generated per request (default 8)
+#   ENCODE_THREADS  encoder threads per request on the server (default 8: KIVI, CacheGen and WiKV's
+#              coder encode 12-31 MB/s of payload per thread on the H100 machine, the link at 1 Gbit/s
+#              takes 125 MB/s; the server log says how long the sender waited for them)
+#   DECODE_S_PER_GB  seconds of client-side decoding per GB of fp16 KV, for the estimate only (default
+#              measured with the CPU decoders: "kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4")
 #   SCALE      task context per prompt token (default 1.215: tasks size contexts at 4 characters per
 #              token, the fixture tokenizer makes 3.3; 9953 asks for a prompt of ~8192 tokens)
 #   DRY_RUN=1  print the plan and the estimate, run nothing
@@ -39,6 +44,8 @@ N=${N:-3}
 SERIAL=${SERIAL:-prefill}
 OUT_TOKENS=${OUT_TOKENS:-8}
 SCALE=${SCALE:-1.215}
+ENCODE_THREADS=${ENCODE_THREADS:-8}
+DECODE_S_PER_GB=${DECODE_S_PER_GB:-kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4}
 D=${1:-/tmp/wikv-synth}
 DB=$D/results.db
 mkdir -p "$D/parts" "$D/logs"
@@ -95,9 +102,13 @@ traces=""; for r in $RATES; do traces="$traces --trace $D/const-${r}Mbps.txt"; d
 "$W" sim $traces --policy "$(echo $POLICIES | tr ' ' ',')" --model "${MODEL#synthetic:}" \
     --context "$(echo $CONTEXTS | tr ' ' ',')" --requests 1 --device rtx5080-laptop --db "$D/estimate.db" \
     --no-progress > "$sim_csv" 2>/dev/null || true
-est_of() { # policy rate context -> seconds (simulated TTFT + 6 s of process start and teardown)
-  awk -v p="$1" -v t="const-$2Mbps.txt" -v c="$3" '$1 == p && $2 == t && $5 == c { s = $6 }
-       END { printf "%.0f", (s == "" ? 60 : s) + 6 }' "$sim_csv"
+est_of() { # policy rate context -> seconds: the simulated TTFT or the client's decoding, whichever is
+  # longer (measured: TTFT ~ max(link, decode) when the decoders run on the CPU), + 6 s of process start
+  awk -v p="$1" -v t="const-$2Mbps.txt" -v c="$3" -v dec="$DECODE_S_PER_GB" '$1 == p && $2 == t && $5 == c { s = $6 }
+       END { d = 0; n = split(dec, kv, " ")
+             for (i = 1; i <= n; i++) { split(kv[i], f, "="); if (f[1] == p) d = f[2] * c * 131072 / 1e9 }
+             if (s == "") s = 60
+             printf "%.0f", (d > s ? d : s) + 6 }' "$sim_csv"
 }
 jobs_file=$D/jobs.txt
 : > "$jobs_file"
@@ -133,7 +144,7 @@ estimate=$(awk -v par="$PARALLEL" -v serial=" $SERIAL " -v n="$N" -v ctxs="$CONT
 read -r est_total est_pre est_par est_ser <<< "$estimate"
 echo "plan: $(wc -l < "$jobs_file") requests to run (contexts: $CONTEXTS; rates: $RATES Mbit/s; policies: $POLICIES;" \
      "N=$N); estimated duration ${est_total} s = kvgen/fit ${est_pre} s + parallel ${est_par} s + serial ${est_ser} s" \
-     "(simulator TTFTs, rtx5080-laptop compute profile, + 6 s per process)"
+     "(per request: the simulator's TTFT (rtx5080-laptop profile) or DECODE_S_PER_GB, + 6 s)"
 [ "${DRY_RUN:-0}" = 1 ] && exit 0
 
 servers=""
@@ -170,7 +181,7 @@ for c in $CONTEXTS; do
   declare -A port=()
   for r in $RATES; do
     "$W" serve --port 0 --trace "$D/const-${r}Mbps.txt" --model "$MODEL" --kv-dir "$kv" --kv-preload \
-        --kv-cache "$N" > "$D/logs/port-$c-$r.txt" 2> "$D/logs/serve-$c-$r.log" &
+        --kv-cache "$N" --encode-threads "$ENCODE_THREADS" > "$D/logs/port-$c-$r.txt" 2> "$D/logs/serve-$c-$r.log" &
     servers="$servers $!"
   done
   for r in $RATES; do

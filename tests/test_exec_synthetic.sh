@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Real execution with a synthetic model (`--model synthetic:tiny`: deterministic random weights of
 # models/specs/tiny.json on the CPU engine, prompts from the fixture tokenizer): kvgen, a preloading
-# server and three policies over loopback; rows name the model synthetic:tiny, carry a TTFT and a NULL
+# server and four policies over loopback (encoders ahead of the link); rows name the model synthetic:tiny, carry a TTFT and a NULL
 # F1 (not measured) and the grid cell given; runs carry a note; an 8B spec on the CPU engine and
 # an unknown spec are refused.
 set -euo pipefail
@@ -13,12 +13,12 @@ trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
 trace="$src/traces/lte-static-90s-seed1.txt"
 "$wikv" kvgen --task passkey --context 512 --seed 2 --n 1 --model synthetic:tiny --out "$tmp/kv" 2>/dev/null
 [ -s "$tmp/kv/passkey-512-2.wkv" ] && [ -s "$tmp/kv/passkey-512-2.wki" ]
-"$wikv" serve --port 0 --trace "$trace" --model synthetic:tiny --kv-dir "$tmp/kv" --kv-preload --max-connections 3 \
+"$wikv" serve --port 0 --trace "$trace" --model synthetic:tiny --kv-dir "$tmp/kv" --kv-preload --max-connections 4 \
     --encode-threads 2 --encode-ahead 2 >"$tmp/port" 2>"$tmp/serve.log" &
 server=$!
 for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
 port=$(sed 's/.*://' "$tmp/port")
-for p in full kivi2 prefill; do
+for p in full kivi2 prefill cachegen:chunk=128; do
     "$wikv" run --server 127.0.0.1:"$port" --policy $p --task passkey --context 512 --seed 2 --out 3 \
         --model synthetic:tiny --db "$tmp/r.db" --trace "$trace" --cell ctx=512 >"$tmp/out"
     out=$(cat "$tmp/out")
@@ -29,11 +29,12 @@ server=
 log=$(cat "$tmp/serve.log")
 grep -q "preloaded 1 contexts" <<<"$log"
 grep -q "full passkey seed 2, .* encoder: .* MB/s per thread, 2 threads" <<<"$log"
+grep -q "cachegen:chunk=128 passkey seed 2, .* encoder: .* 2 threads" <<<"$log"
 q() { sqlite3 "$tmp/r.db" "$1"; }
 [ "$(q "select count(*) from complete_requests where kind = 'exec' and status = 'ok' and model = 'synthetic:tiny' \
-    and f1 is null and ttft_s > 0 and bytes_sent > 0 and kv_fraction_at_first > 0 and output_tokens = 3")" -eq 3 ]
-[ "$(q "select count(distinct policy) from complete_requests where cell = 'ctx=512'")" -eq 3 ]
-[ "$(q "select count(*) from runs where note like 'synthetic weights%'")" -eq 3 ]
+    and f1 is null and ttft_s > 0 and bytes_sent > 0 and kv_fraction_at_first > 0 and output_tokens = 3")" -eq 4 ]
+[ "$(q "select count(distinct policy) from complete_requests where cell = 'ctx=512'")" -eq 4 ]
+[ "$(q "select count(*) from runs where note like 'synthetic weights%'")" -eq 4 ]
 # full streams the fp16 KV: its bytes are the kvgen tensor's payload (2 bytes x K and V x every value)
 kv_bytes=$(( $(stat -c %s "$tmp/kv/passkey-512-2.wkv") ))
 full_bytes=$(q "select bytes_sent from complete_requests where policy = 'full'")
