@@ -19,8 +19,10 @@
 #   ENCODE_THREADS  encoder threads per request on the server (default 8: KIVI, CacheGen and WiKV's
 #              coder encode 12-31 MB/s of payload per thread on the H100 machine, the link at 1 Gbit/s
 #              takes 125 MB/s; the server log says how long the sender waited for them)
-#   DECODE_S_PER_GB  seconds of client-side decoding per GB of fp16 KV, for the estimate only (default
-#              measured with the CPU decoders: "kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4")
+#   DECODE_S_PER_GB  seconds of client-side decoding per GB of fp16 KV, for the estimate only: with
+#              BACKEND=cuda the client decodes on the GPU (exec/kv_sink.h), faster than the link, default
+#              none; with cpu the CPU decoders, as measured on the H100 machine before the GPU decoders
+#              (8K, 8B): "kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4"
 #   SCALE      task context per prompt token (default 1.215: tasks size contexts at 4 characters per
 #              token, the fixture tokenizer makes 3.3; 9953 asks for a prompt of ~8192 tokens)
 #   DRY_RUN=1  print the plan and the estimate, run nothing
@@ -30,8 +32,10 @@
 # wikv's confidence boundary is fitted on the synthetic model itself (`wikv run --fit-confidence`:
 # 8 training-seed items at the context, full-KV greedy steps, k = 3 std), once per context.
 # GPU memory per client process: fp16 weights (16.1 GB for Llama-3.1-8B) + KV cache (131072 bytes
-# per token: 1.07 GB at 8K, 4.3 GB at 32K) + ~1 GB CUDA context and workspace; the server holds no
-# GPU memory (it streams kvgen files). PARALLEL defaults to (GPU memory - 2 GB) / that.
+# per token: 1.07 GB at 8K, 4.3 GB at 32K) + for CacheGen and wikv the GPU decoders' side tensor of the
+# same size (exec/kv_sink.h) + ~1.5 GB CUDA context and workspace: 19.8 GB at 8K, 26.2 GB at 32K at
+# worst; the server holds no GPU memory (it streams kvgen files). PARALLEL defaults to
+# (GPU memory - 2 GB) / that.
 set -euo pipefail
 W=${WIKV:-./build/wikv}
 B=${BACKEND:-cuda}
@@ -45,7 +49,8 @@ SERIAL=${SERIAL:-prefill}
 OUT_TOKENS=${OUT_TOKENS:-8}
 SCALE=${SCALE:-1.215}
 ENCODE_THREADS=${ENCODE_THREADS:-8}
-DECODE_S_PER_GB=${DECODE_S_PER_GB:-kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4}
+cpu_decode="kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4"
+DECODE_S_PER_GB=${DECODE_S_PER_GB-$([ "$B" = cuda ] || echo "$cpu_decode")}
 D=${1:-/tmp/wikv-synth}
 DB=$D/results.db
 mkdir -p "$D/parts" "$D/logs"
@@ -89,10 +94,10 @@ if command -v nvidia-smi >/dev/null; then
   gpu_gb=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1 | awk '{ printf "%d", $1 / 1024 }')
 fi
 max_ctx=0; for c in $CONTEXTS; do [ "$c" -gt "$max_ctx" ] && max_ctx=$c; done
-client_gb=$(awk -v c="$max_ctx" 'BEGIN { printf "%.1f", 16.1 + (c + 64) * 131072 / 1e9 + 1.0 }')
+client_gb=$(awk -v c="$max_ctx" 'BEGIN { printf "%.1f", 16.1 + 2 * (c + 64) * 131072 / 1e9 + 1.5 }')
 fit=$(awk -v g="$gpu_gb" -v c="$client_gb" 'BEGIN { n = int((g - 2) / c); print n < 1 ? 1 : n }')
 PARALLEL=${PARALLEL:-$fit}
-echo "GPU ${gpu_gb} GB; per client process ~${client_gb} GB at ${max_ctx} tokens (16.1 GB weights + KV + 1 GB);" \
+echo "GPU ${gpu_gb} GB; per client process ~${client_gb} GB at ${max_ctx} tokens (16.1 GB weights + 2 x KV + 1.5 GB);" \
      "PARALLEL=$PARALLEL (fits: $fit)"
 [ "$PARALLEL" -gt "$fit" ] && echo "warning: PARALLEL=$PARALLEL is more than fits the GPU's memory ($fit)"
 
@@ -211,11 +216,17 @@ echo "ran for $(( $(date +%s) - t_start )) s (estimated ${est_total} s)"
 rm -f "$DB" "$DB"-wal "$DB"-shm
 parts=$(ls "$D"/parts/[0-9]*.db 2>/dev/null || true)
 [ -n "$parts" ] && "$W" db merge "$DB" $parts > /dev/null
-echo "== encoder throughput on the server (MB of payload per second of one encoding thread; the sender's wait"
-echo "   for the encoder, near 0 when the link paces)"
-cat "$D"/logs/serve-*.log 2>/dev/null | sed -n 's/.*connection [0-9]*: \([a-z0-9]*\)[^ ]* [a-z]* seed \([0-9]*\),.* bytes sent in \([0-9.]*\) s; encoder: \([0-9.]*\) MB in [0-9.]* s (\([0-9.]*\) MB\/s per thread.*waited \([0-9.]*\) s.*/\1 \3 \4 \5 \6/p' |
-  awk '{ n[$1]++; mb[$1] += $3; rate[$1] += $4; wait[$1] += $5; link[$1] += $2 }
-       END { printf "%-9s %4s %10s %16s %14s %12s\n", "policy", "reqs", "MB/req", "MB/s/thread", "stream_s/req", "wait_s/req"
-             for (p in n) printf "%-9s %4d %10.1f %16.1f %14.2f %12.2f\n", p, n[p], mb[p] / n[p], rate[p] / n[p], link[p] / n[p], wait[p] / n[p] }'
+echo "== server encoders, mean per request: MB of payload per second of one encoding thread, link seconds of"
+echo "   the stream, seconds the sender waited for the encoder (near 0 when the link paces)"
+for f in "$D"/logs/serve-*.log; do
+  [ -e "$f" ] || continue
+  cr=${f##*/serve-}; cr=${cr%.log} # CONTEXT-RATE
+  sed -n 's/.*connection [0-9]*: \([a-z0-9]*\)[^ ]* [a-z]* seed \([0-9]*\),.* bytes sent in \([0-9.]*\) s; encoder: \([0-9.]*\) MB in [0-9.]* s (\([0-9.]*\) MB\/s per thread.*waited \([0-9.]*\) s.*/\1 \3 \4 \5 \6/p' "$f" |
+    sed "s/^/${cr%-*} ${cr#*-} /"
+done | awk '{ k = sprintf("%-8s %6s %-9s", $1, $2, $3); n[k]++; link[k] += $4; mb[k] += $5; rate[k] += $6; wait[k] += $7 }
+       END { printf "%-8s %6s %-9s %4s %9s %12s %9s %11s\n", "context", "Mbit/s", "policy", "reqs", "MB/req", "MB/s/thread",
+                    "stream_s", "waited_s"
+             for (k in n) printf "%s %4d %9.1f %12.1f %9.2f %11.2f\n", k, n[k], mb[k] / n[k], rate[k] / n[k], link[k] / n[k],
+                                 wait[k] / n[k] }' | sort -k1,1n -k2,2nr
 echo "== $DB"
 table
