@@ -26,6 +26,12 @@ static const char *usage =
     "  --encode-threads N   encoder threads per request, encoding units ahead of the link (default 4;\n"
     "                       0: none, the sender encodes each unit when it picks it)\n"
     "  --encode-ahead N     units encoded ahead of the sender, at most (default 8; also at most 256 MB)\n"
+    "  --unit-store MB      encoded units kept per context, so each unit is encoded once (default 1024;\n"
+    "                       0: none kept)\n"
+    "  --pre-encode SPECS   with --kv-preload: encode every unit (all levels) of these policies' plans for\n"
+    "                       each preloaded context before listening, ';'-separated (e.g. \"kivi2;cachegen\"),\n"
+    "                       as a server that stores its KV encoded ahead of time; --encode-threads threads\n"
+    "                       (default: all cores)\n"
     "  --device NAME        device profile the plans are made for (default rtx5080-laptop)\n"
     "  --delay-ms MS        one-way delay (default 10)\n"
     "  --max-connections N  exit after serving N connections (default 0: forever)\n"
@@ -65,6 +71,7 @@ int wk_cmd_serve(int argc, char **argv) {
         {"shared-link", no_argument, 0, 'L'},   {"tokenizer", required_argument, 0, 'K'},
         {"kv-cache", required_argument, 0, 'C'}, {"kv-preload", no_argument, 0, 'P'},
         {"encode-threads", required_argument, 0, 'E'}, {"encode-ahead", required_argument, 0, 'A'},
+        {"unit-store", required_argument, 0, 'U'}, {"pre-encode", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     static char model_dir[4096];
     snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
@@ -91,6 +98,8 @@ int wk_cmd_serve(int argc, char **argv) {
         case 'C': o.kv_cache = atoi(optarg); if (o.kv_cache < 1) o.kv_cache = -1; break;
         case 'P': o.kv_preload = 1; break;
         case 'E': o.encode_threads = atoi(optarg); if (o.encode_threads == 0) o.encode_threads = -1; else if (o.encode_threads < 0) o.encode_threads = -2; break;
+        case 'U': o.unit_store_mb = atoi(optarg); if (o.unit_store_mb <= 0) o.unit_store_mb = strcmp(optarg, "0") ? -2 : -1; break;
+        case 'R': o.pre_encode = optarg; break;
         case 'A': o.encode_ahead = atoi(optarg); if (o.encode_ahead < 1) o.encode_ahead = -1; break;
         case 'b':
             if (strcmp(optarg, "cpu") != 0) {
@@ -104,7 +113,8 @@ int wk_cmd_serve(int argc, char **argv) {
         }
     }
     if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0 ||
-        o.max_active < 0 || o.send_timeout_s < 0 || o.kv_cache < 0 || o.encode_threads < -1 || o.encode_ahead < 0) {
+        o.max_active < 0 || o.send_timeout_s < 0 || o.kv_cache < 0 || o.encode_threads < -1 || o.encode_ahead < 0 ||
+        o.unit_store_mb < -1 || (o.pre_encode && !o.kv_preload)) {
         fprintf(stderr, "%s", usage);
         return 2;
     }

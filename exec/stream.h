@@ -52,7 +52,13 @@
  * sender takes an encoded unit when its policy picks it, encodes inline a unit nobody predicted, and
  * drops what was encoded for units it passed over. The server logs, per request, the encoder's
  * throughput (payload MB per encoding second) and how long the sender waited for it: near zero when
- * the link paces. */
+ * the link paces.
+ *
+ * Encoded units are kept per context (exec/unit_store.h, unit_store_mb), so a unit is encoded once
+ * whatever number of requests stream it, and pre_encode encodes every unit (every level) of the named
+ * policies' plans for the preloaded contexts before the server listens: a CacheGen or WiKV server stores
+ * its KV encoded ahead of time, and at 8B scale the CPU coders (12-31 MB/s of payload per thread on the
+ * GPU machine) could not follow a 1 Gbit/s link live. */
 #ifndef WIKV_EXEC_STREAM_H
 #define WIKV_EXEC_STREAM_H
 
@@ -202,6 +208,10 @@ typedef struct wk_stream_server_opts {
                                 (0: WK_STREAM_KV_CACHE); least recently used ones not in use go first */
     int kv_preload;          /* 1: load every kvgen file of kv_dir before serving (kv_cache grows to hold
                                 them), so no request waits for a load */
+    int unit_store_mb;       /* encoded units kept per context for the next requests, MB (0:
+                                WK_STREAM_UNIT_STORE_MB; -1: none): a unit is encoded once per context */
+    const char *pre_encode;  /* with kv_preload: ';'-separated policy specs whose plans' units (every
+                                level) are encoded for each preloaded context before serving (NULL: none) */
     void (*ready)(void *arg); /* called once the server is ready to take requests (after preloading) */
     void *ready_arg;
 } wk_stream_server_opts;
@@ -209,6 +219,7 @@ typedef struct wk_stream_server_opts {
 #define WK_STREAM_ENCODE_THREADS 4
 #define WK_STREAM_ENCODE_AHEAD 8
 #define WK_STREAM_KV_CACHE 4
+#define WK_STREAM_UNIT_STORE_MB 1024
 #define WK_STREAM_MAX_ACTIVE 128
 #define WK_STREAM_SEND_TIMEOUT_S 30.0
 

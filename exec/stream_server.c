@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/progress.h"
+#include "exec/unit_store.h"
 #include "models/device.h"
 #include "net/paced.h"
 
@@ -78,6 +79,7 @@ typedef struct kv_entry {
     uint64_t seed;
     wk_kv_tensor kv;
     float *imp;      /* [L][H][T] measured attention, or NULL (a .wkv without its .wki) */
+    wk_unit_store *units; /* its encoded units, kept for the next requests (NULL: none kept) */
     int refs;        /* requests holding it */
     int loading;     /* one request loads or prefills it; the others wait for it */
     uint64_t used;   /* the cache's clock at its last use (least recently used goes first) */
@@ -89,12 +91,14 @@ typedef struct kv_cache {
     kv_entry **items;
     size_t n, cap;
     size_t keep;     /* entries kept when none is in use */
+    size_t unit_store_bytes; /* encoded units kept per context (0: none) */
     uint64_t clock;
 } kv_cache;
 
 static void entry_free(kv_entry *en) {
     wk_kv_tensor_free(&en->kv);
     free(en->imp);
+    wk_unit_store_free(en->units);
     free(en);
 }
 
@@ -156,7 +160,8 @@ static int cache_acquire(kv_cache *c, const wk_stream_job *job, int want_imp, kv
         if (!rc) {
             *en = (kv_entry){.task = job->task, .context = job->context, .seed = job->seed, .refs = 1, .loading = 1,
                              .used = ++c->clock};
-            rc = cache_push_locked(c, en, err);
+            if (c->unit_store_bytes) rc = wk_unit_store_new(c->unit_store_bytes, &en->units, err);
+            if (!rc) rc = cache_push_locked(c, en, err);
             if (rc) free(en);
         }
         if (!rc) {
@@ -216,6 +221,7 @@ typedef struct encoder {
     const wk_kv_tensor *kv;
     const int32_t *ids;
     int n_ids;
+    wk_unit_store *store; /* the context's encoded units (NULL: none kept) */
     uint8_t *st;         /* [plan n] ENC_* */
     uint8_t **data;      /* [plan n] encoded payloads not yet taken */
     size_t *len;         /* [plan n] */
@@ -228,7 +234,7 @@ typedef struct encoder {
     int stop;
     double enc_s, wait_s; /* seconds encoding (all threads), seconds the sender waited for the encoder */
     int64_t enc_bytes;
-    int n_enc, n_inline, n_dropped;
+    int n_enc, n_inline, n_dropped, n_reused; /* n_reused: payloads copied from the context's store */
     pthread_t *th;
     int n_th;
 } encoder;
@@ -241,9 +247,20 @@ static long enc_successor(const encoder *e, long i) {
     return n;
 }
 
-static int enc_unit(encoder *e, long i, uint8_t **data, size_t *len, double *secs, wk_err *err) {
+/* Unit u's payload: a copy of the stored one, else encoded here (and stored). */
+static int encode_or_reuse(wk_unit_store *store, const wk_stream_codec *c, const wk_unit *u, const wk_kv_tensor *kv,
+                           const int32_t *ids, int n_ids, uint8_t **data, size_t *len, int *reused, wk_err *err) {
+    if (store && wk_unit_store_get(store, c, u, data, len)) return ++*reused, 0;
+    int rc = wk_stream_unit_encode(c, u, kv, ids, n_ids, data, len, err);
+    if (!rc && store) wk_unit_store_put(store, c, u, *data, *len);
+    return rc;
+}
+
+/* Encodes (or takes from the store: *reused = 1) unit i. */
+static int enc_unit(encoder *e, long i, uint8_t **data, size_t *len, double *secs, int *reused, wk_err *err) {
     double t0 = wk_now_s();
-    int rc = wk_stream_unit_encode(e->codec, &e->plan->units[i], e->kv, e->ids, e->n_ids, data, len, err);
+    *reused = 0;
+    int rc = encode_or_reuse(e->store, e->codec, &e->plan->units[i], e->kv, e->ids, e->n_ids, data, len, reused, err);
     *secs = wk_now_s() - t0;
     return rc;
 }
@@ -266,10 +283,12 @@ static void *enc_worker(void *arg) {
         uint8_t *data = NULL;
         size_t len = 0;
         double secs;
+        int reused;
         wk_err err = {0};
-        int rc = enc_unit(e, i, &data, &len, &secs, &err);
+        int rc = enc_unit(e, i, &data, &len, &secs, &reused, &err);
         pthread_mutex_lock(&e->mu);
         e->enc_s += secs;
+        e->n_reused += reused;
         if (rc || i < e->floor) { /* failed (the sender meets the error inline) or passed over meanwhile */
             free(data);
             e->st[i] = rc ? ENC_NONE : ENC_DROPPED;
@@ -345,10 +364,12 @@ static int enc_take(encoder *e, long idx, uint8_t **data, size_t *len, wk_err *e
     pthread_mutex_unlock(&e->mu);
     if (here) { /* nobody predicted it (or a worker failed on it): encode it now */
         double secs;
-        rc = enc_unit(e, idx, data, len, &secs, err);
+        int reused;
+        rc = enc_unit(e, idx, data, len, &secs, &reused, err);
         pthread_mutex_lock(&e->mu);
         e->enc_s += secs;
-        if (!rc) e->enc_bytes += (int64_t)*len, e->n_enc++, e->n_inline++;
+        e->n_reused += reused;
+        if (!rc) e->enc_bytes += (int64_t)*len, e->n_enc++, e->n_inline += !reused;
         pthread_mutex_unlock(&e->mu);
     }
     pthread_mutex_lock(&e->mu);
@@ -561,8 +582,8 @@ static int pick_first(server_req *s, wk_err *err) {
     long idx = s->pol->ops->next_unit(s->pol->state, s->pol->param, &s->v);
     if (idx < 0 || (size_t)idx >= s->plan.n || s->state[idx] != WK_US_PLANNED) return 0; /* the loop asks again */
     double t0 = wk_now_s();
-    int rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv, s->prompt.ids, s->prompt.n, &s->first_data,
-                                   &s->first_len, err);
+    int rc = encode_or_reuse(s->entry ? s->entry->units : NULL, &s->codec, &s->plan.units[idx], s->kv, s->prompt.ids,
+                             s->prompt.n, &s->first_data, &s->first_len, &s->enc.n_reused, err);
     s->enc.enc_s += wk_now_s() - t0;
     if (!rc) s->first = idx, s->enc.enc_bytes += (int64_t)s->first_len, s->enc.n_enc++;
     return rc;
@@ -578,6 +599,7 @@ static int start_encoder(const wk_stream_server_opts *o, server_req *s, wk_err *
     e->kv = s->kv;
     e->ids = s->prompt.ids;
     e->n_ids = s->prompt.n;
+    e->store = s->entry ? s->entry->units : NULL;
     int same_level = s->pol->ops->next_unit != wk_policy_send_in_order;
     return enc_start(e, threads, o->encode_ahead > 0 ? o->encode_ahead : WK_STREAM_ENCODE_AHEAD, same_level, s->first,
                      err);
@@ -621,12 +643,13 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
                 rc = enc_take(&s->enc, idx, &data, &len, err);
             else { /* no workers: the sender encodes, and waits for it */
                 double t0 = wk_now_s();
-                rc = wk_stream_unit_encode(&s->codec, &s->plan.units[idx], s->kv, s->prompt.ids, s->prompt.n, &data,
-                                           &len, err);
+                int reused_before = s->enc.n_reused;
+                rc = encode_or_reuse(s->entry ? s->entry->units : NULL, &s->codec, &s->plan.units[idx], s->kv,
+                                     s->prompt.ids, s->prompt.n, &data, &len, &s->enc.n_reused, err);
                 double took = wk_now_s() - t0;
                 s->enc.enc_s += took;
                 s->enc.wait_s += took;
-                if (!rc) s->enc.enc_bytes += (int64_t)len, s->enc.n_enc++, s->enc.n_inline++;
+                if (!rc) s->enc.enc_bytes += (int64_t)len, s->enc.n_enc++, s->enc.n_inline += s->enc.n_reused == reused_before;
             }
             if (rc) break;
         }
@@ -752,12 +775,12 @@ static void *serve_conn(void *arg) {
         else {
             fprintf(stderr,
                     "wikv serve: connection %d: %s %s seed %llu, %zu units planned, %lld bytes sent in %.2f s; encoder: "
-                    "%.1f MB in %.2f s (%.1f MB/s per thread, %d threads, %d units inline, %d dropped), sender waited "
+                    "%.1f MB in %.2f s (%.1f MB/s per thread, %d threads, %d units inline, %d dropped, %d reused), sender waited "
                     "%.2f s for it\n",
                     c->id, s.job.policy, wk_task_name(s.job.task), (unsigned long long)s.job.seed, s.plan.n,
                     (long long)s.bytes_sent, s.stream_s, (double)s.enc.enc_bytes / 1e6, s.enc.enc_s,
                     s.enc.enc_s > 0 ? (double)s.enc.enc_bytes / 1e6 / s.enc.enc_s : 0.0, s.enc.n_th, s.enc.n_inline,
-                    s.enc.n_dropped, s.enc.wait_s);
+                    s.enc.n_dropped, s.enc.n_reused, s.enc.wait_s);
         }
     }
     release(&s);
@@ -811,7 +834,8 @@ static int preload(const wk_stream_server_opts *o, kv_cache *c, wk_err *err) {
         if (!en) rc = wk_err_set(err, WK_ENOMEM, "preload: out of memory");
         if (!rc) {
             *en = (kv_entry){.task = job.task, .context = context, .seed = seed};
-            rc = load_files(o, &job, &spec, en, 0, err);
+            if (c->unit_store_bytes) rc = wk_unit_store_new(c->unit_store_bytes, &en->units, err);
+            if (!rc) rc = load_files(o, &job, &spec, en, 0, err);
             if (rc > 0) rc = 0; /* gone meanwhile */
         }
         if (!rc && en->kv.k) {
@@ -826,6 +850,95 @@ static int preload(const wk_stream_server_opts *o, kv_cache *c, wk_err *err) {
     if (!rc && !o->quiet)
         fprintf(stderr, "wikv serve: preloaded %zu contexts (%.2f GB of KV) in %.1f s\n", c->n, (double)bytes / 1e9,
                 wk_now_s() - t0);
+    return rc;
+}
+
+/* Threads encoding every unit of one plan into the context's store. */
+typedef struct pre_encoder {
+    pthread_mutex_t mu;
+    server_req *s;
+    size_t next;
+    int rc;
+    wk_err err;
+} pre_encoder;
+
+static void *pre_encode_worker(void *arg) {
+    pre_encoder *p = arg;
+    server_req *s = p->s;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        size_t i = p->rc ? s->plan.n : p->next++;
+        pthread_mutex_unlock(&p->mu);
+        if (i >= s->plan.n) return NULL;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        wk_err err = {0};
+        int reused = 0;
+        int rc = encode_or_reuse(s->entry->units, &s->codec, &s->plan.units[i], s->kv, s->prompt.ids, s->prompt.n, &data,
+                                 &len, &reused, &err);
+        free(data);
+        pthread_mutex_lock(&p->mu);
+        if (rc && !p->rc) p->rc = rc, p->err = err;
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static int pre_encode_plan(server_req *s, int threads, wk_err *err) {
+    pre_encoder p = {.s = s};
+    pthread_mutex_init(&p.mu, NULL);
+    pthread_t th[64];
+    int n = 0;
+    for (; n < threads && n < 64; n++)
+        if (pthread_create(&th[n], NULL, pre_encode_worker, &p) != 0) break;
+    if (n == 0) pre_encode_worker(&p);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    pthread_mutex_destroy(&p.mu);
+    if (p.rc) *err = p.err;
+    return p.rc;
+}
+
+/* Encodes, for every preloaded context, every unit of each pre_encode policy's plan into the context's
+ * store (all the levels a sender may pick), so no request waits for an encoder: the server has its KV
+ * encoded ahead of time, as CacheGen's and WiKV's servers store it. */
+static int pre_encode(const wk_stream_server_opts *o, policy_pool *pool, kv_cache *c, wk_err *err) {
+    if (!o->pre_encode || !*o->pre_encode) return 0;
+    char specs[4096];
+    if (strlen(o->pre_encode) >= sizeof specs) return wk_err_set(err, WK_EINVAL, "--pre-encode: list too long");
+    double t0 = wk_now_s();
+    long threads = o->encode_threads > 0 ? o->encode_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    int rc = 0;
+    size_t units = 0;
+    for (size_t k = 0; !rc && k < c->n; k++) {
+        kv_entry *en = c->items[k];
+        snprintf(specs, sizeof specs, "%s", o->pre_encode);
+        char *save = NULL;
+        for (char *spec = strtok_r(specs, ";", &save); !rc && spec; spec = strtok_r(NULL, ";", &save)) {
+            wk_stream_job job = {.task = en->task, .seed = en->seed, .context = en->context, .output_tokens = 1};
+            snprintf(job.policy, sizeof job.policy, "%s", spec);
+            wk_wire_request wr;
+            server_req s;
+            memset(&s, 0, sizeof s);
+            s.pool = pool;
+            s.cache = c;
+            s.first = -1;
+            wk_plan_init(&s.plan);
+            rc = wk_stream_job_to_wire(&job, &wr, err);
+            if (!rc) rc = prepare(o, &wr, &s, err);
+            if (!rc && s.entry && s.entry->units) rc = pre_encode_plan(&s, threads > 0 ? (int)threads : 1, err);
+            if (rc) wk_err_prefix(err, "--pre-encode %s", spec);
+            units += s.plan.n;
+            release(&s);
+        }
+    }
+    size_t bytes = 0, kept = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        size_t b = 0, u = 0;
+        if (c->items[k]->units) wk_unit_store_usage(c->items[k]->units, &b, &u);
+        bytes += b, kept += u;
+    }
+    if (!rc && !o->quiet)
+        fprintf(stderr, "wikv serve: pre-encoded %zu units for %zu contexts (%zu kept, %.2f GB) in %.1f s\n", units,
+                c->n, kept, (double)bytes / 1e9, wk_now_s() - t0);
     return rc;
 }
 
@@ -846,10 +959,13 @@ int wk_stream_serve(int listen_fd, const wk_stream_server_opts *o, wk_err *err) 
     }
     policy_pool pool = {.n = 0};
     pthread_mutex_init(&pool.mu, NULL);
-    kv_cache cache = {.keep = o->kv_cache > 0 ? (size_t)o->kv_cache : WK_STREAM_KV_CACHE};
+    kv_cache cache = {.keep = o->kv_cache > 0 ? (size_t)o->kv_cache : WK_STREAM_KV_CACHE,
+                      .unit_store_bytes = o->unit_store_mb < 0 ? 0
+                                          : (size_t)(o->unit_store_mb ? o->unit_store_mb : WK_STREAM_UNIT_STORE_MB) << 20};
     pthread_mutex_init(&cache.mu, NULL);
     pthread_cond_init(&cache.cv, NULL);
     int rc = o->kv_preload && o->kv_dir ? preload(o, &cache, err) : 0;
+    if (!rc && o->kv_preload && o->kv_dir) rc = pre_encode(o, &pool, &cache, err);
     if (!rc && o->ready) o->ready(o->ready_arg);
     while (!rc && (!o->max_connections || accepted < o->max_connections)) {
         int fd;

@@ -25,6 +25,11 @@
 #              (8K, 8B): "kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4"
 #   SCALE      task context per prompt token (default 1.215: tasks size contexts at 4 characters per
 #              token, the fixture tokenizer makes 3.3; 9953 asks for a prompt of ~8192 tokens)
+#   PRE_ENCODE  policies whose units every server encodes (all levels) before listening, as a server
+#              that stores its KV encoded ahead of time (`wikv serve --pre-encode`; default: the POLICIES
+#              among kivi2 kivi4 cachegen wikv): no request then waits for an encoder, whatever its rate
+#   SKIP       cells left out, "CONTEXT:RATE:POLICY ..." (e.g. "32768:100:full": 4.3 GB at 12.5 MB/s is
+#              344 s of link time alone); the table lists them as not run
 #   DRY_RUN=1  print the plan and the estimate, run nothing
 #   TABLE_ONLY=1  print the table of WORK_DIR/results.db and stop
 # Traces: pensieve format (`seconds Mbit/s` per line, each rate held until the next line; the trace
@@ -49,6 +54,8 @@ SERIAL=${SERIAL:-prefill}
 OUT_TOKENS=${OUT_TOKENS:-8}
 SCALE=${SCALE:-1.215}
 ENCODE_THREADS=${ENCODE_THREADS:-8}
+SKIP=${SKIP:-}
+PRE_ENCODE=${PRE_ENCODE-$(for p in $POLICIES; do case $p in kivi2|kivi4|cachegen|wikv) printf '%s ' "$p";; esac; done)}
 cpu_decode="kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4"
 DECODE_S_PER_GB=${DECODE_S_PER_GB-$([ "$B" = cuda ] || echo "$cpu_decode")}
 D=${1:-/tmp/wikv-synth}
@@ -81,6 +88,7 @@ EOF
   else
     "$W" db summary "$DB"
   fi
+  if [ -n "$SKIP" ]; then echo "not run (SKIP): $SKIP"; fi
 }
 if [ "${TABLE_ONLY:-0}" = 1 ]; then table; exit 0; fi
 
@@ -123,6 +131,7 @@ for c in $CONTEXTS; do
       for s in $(seq 1 "$N"); do
         part=$D/parts/$c-$r-$p-$s.db
         [ -s "$part" ] && continue # done in an earlier call
+        [[ " $SKIP " == *" $c:$r:$p "* ]] && continue
         echo "$(est_of "$p" "$r" "$c") $c $r $p $s" >> "$jobs_file"
       done
     done
@@ -186,7 +195,9 @@ for c in $CONTEXTS; do
   declare -A port=()
   for r in $RATES; do
     "$W" serve --port 0 --trace "$D/const-${r}Mbps.txt" --model "$MODEL" --kv-dir "$kv" --kv-preload \
-        --kv-cache "$N" --encode-threads "$ENCODE_THREADS" > "$D/logs/port-$c-$r.txt" 2> "$D/logs/serve-$c-$r.log" &
+        --kv-cache "$N" --encode-threads "$ENCODE_THREADS" --unit-store 65536 \
+        ${PRE_ENCODE:+--pre-encode "$(echo $PRE_ENCODE | tr ' ' ';')"} \
+        > "$D/logs/port-$c-$r.txt" 2> "$D/logs/serve-$c-$r.log" &
     servers="$servers $!"
   done
   for r in $RATES; do
@@ -212,6 +223,7 @@ for c in $CONTEXTS; do
   unset port
 done
 echo "ran for $(( $(date +%s) - t_start )) s (estimated ${est_total} s)"
+grep -h "pre-encoded" "$D"/logs/serve-*.log 2>/dev/null | sed 's/^/  /' || true
 
 rm -f "$DB" "$DB"-wal "$DB"-shm
 parts=$(ls "$D"/parts/[0-9]*.db 2>/dev/null || true)

@@ -2,7 +2,8 @@
 # Real execution with a synthetic model (`--model synthetic:tiny`: deterministic random weights of
 # models/specs/tiny.json on the CPU engine, prompts from the fixture tokenizer): kvgen, a preloading
 # server and four policies over loopback (encoders ahead of the link); rows name the model synthetic:tiny, carry a TTFT and a NULL
-# F1 (not measured) and the grid cell given; runs carry a note; an 8B spec on the CPU engine and
+# F1 (not measured) and the grid cell given; runs carry a note; a server that pre-encodes serves the
+# same bytes from its store of encoded units; an 8B spec on the CPU engine and
 # an unknown spec are refused.
 set -euo pipefail
 wikv=$1
@@ -39,6 +40,30 @@ q() { sqlite3 "$tmp/r.db" "$1"; }
 kv_bytes=$(( $(stat -c %s "$tmp/kv/passkey-512-2.wkv") ))
 full_bytes=$(q "select bytes_sent from complete_requests where policy = 'full'")
 [ "$full_bytes" -gt $((kv_bytes * 9 / 10)) ] && [ "$full_bytes" -le "$kv_bytes" ]
+# a server that pre-encodes kivi2's and cachegen's units serves them from its store: every unit
+# reused, none encoded while streaming, and the same bytes as the server that encoded them live
+"$wikv" serve --port 0 --trace "$trace" --model synthetic:tiny --kv-dir "$tmp/kv" --kv-preload --max-connections 2 \
+    --pre-encode "kivi2;cachegen:chunk=128" --encode-threads 2 >"$tmp/port2" 2>"$tmp/serve2.log" &
+server=$!
+for _ in $(seq 100); do [ -s "$tmp/port2" ] && break; sleep 0.1; done
+port=$(sed 's/.*://' "$tmp/port2")
+for p in kivi2 cachegen:chunk=128; do
+    "$wikv" run --server 127.0.0.1:"$port" --policy $p --task passkey --context 512 --seed 2 --out 3 \
+        --model synthetic:tiny --db "$tmp/r.db" --trace "$trace" --cell pre >/dev/null
+done
+wait "$server"
+server=
+log=$(cat "$tmp/serve2.log")
+grep -q "pre-encoded [1-9][0-9]* units" <<<"$log"
+for p in kivi2 cachegen:chunk=128; do
+    line=$(grep "connection .*: $p passkey" <<<"$log")
+    planned=$(sed 's/.*seed 2, \([0-9]*\) units planned.*/\1/' <<<"$line")
+    reused=$(sed 's/.* \([0-9]*\) reused).*/\1/' <<<"$line")
+    [ "$reused" -gt 0 ] && [ "$reused" -le "$planned" ]
+    grep -q " 0 units inline" <<<"$line"
+done
+[ "$(q "select count(*) from complete_requests a join complete_requests b on a.policy = b.policy \
+    where a.cell = 'ctx=512' and b.cell = 'pre' and a.bytes_sent = b.bytes_sent")" -eq 2 ]
 set +e
 "$wikv" kvgen --task passkey --context 256 --model synthetic:llama-3.1-8b --out "$tmp/kv8" 2>"$tmp/err"
 [ $? -ne 0 ] || exit 1
