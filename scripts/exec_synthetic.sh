@@ -27,7 +27,9 @@
 #              token, the fixture tokenizer makes 3.3; 9953 asks for a prompt of ~8192 tokens)
 #   PRE_ENCODE  policies whose units every server encodes (all levels) before listening, as a server
 #              that stores its KV encoded ahead of time (`wikv serve --pre-encode`; default: the POLICIES
-#              among kivi2 kivi4 cachegen wikv): no request then waits for an encoder, whatever its rate
+#              among kivi2 kivi4 cachegen wikv): no request then waits for an encoder, whatever its rate;
+#              only servers of PRE_ENCODE_MIN_MBPS or more (default 500: at 100 Mbit/s the encoders,
+#              8 threads, keep ahead of the link live; the encoder table below shows the wait)
 #   SKIP       cells left out, "CONTEXT:RATE:POLICY ..." (e.g. "32768:100:full": 4.3 GB at 12.5 MB/s is
 #              344 s of link time alone); the table lists them as not run
 #   DRY_RUN=1  print the plan and the estimate, run nothing
@@ -55,6 +57,7 @@ OUT_TOKENS=${OUT_TOKENS:-8}
 SCALE=${SCALE:-1.215}
 ENCODE_THREADS=${ENCODE_THREADS:-8}
 SKIP=${SKIP:-}
+PRE_ENCODE_MIN_MBPS=${PRE_ENCODE_MIN_MBPS:-500}
 PRE_ENCODE=${PRE_ENCODE-$(for p in $POLICIES; do case $p in kivi2|kivi4|cachegen|wikv) printf '%s ' "$p";; esac; done)}
 cpu_decode="kivi2=8.5 kivi4=8.7 cachegen=18.7 wikv=39.4"
 DECODE_S_PER_GB=${DECODE_S_PER_GB-$([ "$B" = cuda ] || echo "$cpu_decode")}
@@ -196,7 +199,7 @@ for c in $CONTEXTS; do
   for r in $RATES; do
     "$W" serve --port 0 --trace "$D/const-${r}Mbps.txt" --model "$MODEL" --kv-dir "$kv" --kv-preload \
         --kv-cache "$N" --encode-threads "$ENCODE_THREADS" --unit-store 65536 \
-        ${PRE_ENCODE:+--pre-encode "$(echo $PRE_ENCODE | tr ' ' ';')"} \
+        $([ -n "$PRE_ENCODE" ] && [ "$r" -ge "$PRE_ENCODE_MIN_MBPS" ] && echo --pre-encode "$(echo $PRE_ENCODE | tr ' ' ';')") \
         > "$D/logs/port-$c-$r.txt" 2> "$D/logs/serve-$c-$r.log" &
     servers="$servers $!"
   done
