@@ -905,7 +905,7 @@ static int pre_encode(const wk_stream_server_opts *o, policy_pool *pool, kv_cach
     char specs[4096];
     if (strlen(o->pre_encode) >= sizeof specs) return wk_err_set(err, WK_EINVAL, "--pre-encode: list too long");
     double t0 = wk_now_s();
-    long threads = o->encode_threads > 0 ? o->encode_threads : sysconf(_SC_NPROCESSORS_ONLN);
+    long threads = sysconf(_SC_NPROCESSORS_ONLN); /* nothing else runs before the server listens */
     int rc = 0;
     size_t units = 0;
     for (size_t k = 0; !rc && k < c->n; k++) {
