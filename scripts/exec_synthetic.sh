@@ -196,6 +196,7 @@ for c in $CONTEXTS; do
     "$W" kvgen --task "$TASK" --context "$tc" --seed 1 --n "$N" --model "$MODEL" --backend "$B" --out "$kv"
   fi
   declare -A port=()
+  for r in $RATES; do rm -f "$D/logs/port-$c-$r.txt"; done # a stale port line from an earlier call is not this server's
   for r in $RATES; do
     "$W" serve --port 0 --trace "$D/const-${r}Mbps.txt" --model "$MODEL" --kv-dir "$kv" --kv-preload \
         --kv-cache "$N" --encode-threads "$ENCODE_THREADS" --unit-store 65536 \
