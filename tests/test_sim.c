@@ -5,6 +5,7 @@
 #include "kv/kivi.h"
 #include "sim/oracle.h"
 #include "sim/sim.h"
+#include "net/wire.h"
 #include "tests/check_util.h"
 
 static wk_model_spec llama;
@@ -161,6 +162,34 @@ START_TEST(cachegen_adapts_level_to_bandwidth) {
     wk_sim_free(&sim);
     wk_trace_free(&fast);
     wk_trace_free(&slow);
+}
+END_TEST
+
+/* full KV at 32K tokens of an 8B model: every unit fits a wire frame (64 MiB; a whole layer is 134 MB)
+ * and the units of each layer cover its tokens exactly once. */
+START_TEST(full_units_fit_a_wire_frame_and_cover_every_token) {
+    load_fixtures();
+    wk_err err;
+    wk_policy pol;
+    ck_assert_int_eq(wk_policy_create("full", &pol, &err), 0);
+    wk_request req = {&llama, &laptop, 32768, 8, "passkey", 1, NULL, NULL};
+    wk_plan plan;
+    wk_plan_init(&plan);
+    ck_assert_int_eq(pol.ops->plan(pol.state, pol.param, &req, &plan, &err), 0);
+    int covered[32] = {0};
+    double values = 0;
+    for (size_t i = 0; i < plan.n; i++) {
+        const wk_unit *u = &plan.units[i];
+        ck_assert(u->bytes <= (int64_t)WK_WIRE_MAX_PAYLOAD / 2);
+        ck_assert_int_eq(u->token_first, covered[u->layer_first]); /* in order, no gap, no overlap */
+        covered[u->layer_first] += u->token_count;
+        values += u->values;
+    }
+    for (int l = 0; l < 32; l++) ck_assert_int_eq(covered[l], 32768);
+    ck_assert(plan.n > 32);
+    ck_assert(fabs(values - plan.kv_values_total) < 1);
+    wk_plan_free(&plan);
+    wk_policy_free(&pol);
 }
 END_TEST
 
@@ -460,6 +489,7 @@ int main(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60); /* plans of the ranked policies take seconds on a loaded machine */
     tcase_add_test(tc, full_ttft_matches_closed_form);
+    tcase_add_test(tc, full_units_fit_a_wire_frame_and_cover_every_token);
     tcase_add_test(tc, framing_overhead_adds_wire_bytes);
     tcase_add_test(tc, kivi_is_faster_than_full_on_slow_link);
     tcase_add_test(tc, prefill_overlaps_text_arrival_with_compute);

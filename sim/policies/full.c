@@ -1,19 +1,29 @@
-/* full: the whole fp16 KV cache is streamed, layer by layer; the device decodes the first token
+/* full: the whole fp16 KV cache is streamed, layer by layer (in pieces of at most 32 MiB); the device decodes the first token
  * once every layer has arrived (and been copied to GPU memory where that costs time). */
 #include "sim/policy.h"
+
+/* A unit carries one layer's KV for at most this many bytes of tokens: a frame of the wire protocol holds
+ * at most WK_WIRE_MAX_PAYLOAD (64 MiB), and a 32K-token layer of an 8B model is 134 MB. */
+#define FULL_UNIT_MAX_BYTES (32.0 * 1024 * 1024)
 
 static int plan(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
     (void)state;
     (void)param;
     const wk_model_spec *m = req->model;
-    double values = (double)req->context_tokens * (double)wk_model_kv_values_per_token_layer(m);
-    for (int l = 0; l < m->n_layers; l++) {
-        wk_unit u = {.bytes = (int64_t)(values * 2), .layer_first = l, .layer_count = 1, .token_count = req->context_tokens,
-                     .kv_head = -1, .kind = WK_UNIT_KV, .group = l, .values = values, .decoded_bytes = 0};
-        int rc = wk_plan_push(plan, &u, err);
-        if (rc) return rc;
-    }
-    plan->kv_values_total = values * m->n_layers;
+    double per_token = (double)wk_model_kv_values_per_token_layer(m); /* values of one token in one layer */
+    int chunk = (int)(FULL_UNIT_MAX_BYTES / (per_token * 2));
+    if (chunk < 1) chunk = 1;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int t0 = 0; t0 < req->context_tokens; t0 += chunk) {
+            int n = req->context_tokens - t0 < chunk ? req->context_tokens - t0 : chunk;
+            double values = n * per_token;
+            wk_unit u = {.bytes = (int64_t)(values * 2), .layer_first = l, .layer_count = 1, .token_first = t0,
+                         .token_count = n, .kv_head = -1, .kind = WK_UNIT_KV, .group = (int32_t)plan->n, .values = values,
+                         .decoded_bytes = 0};
+            int rc = wk_plan_push(plan, &u, err);
+            if (rc) return rc;
+        }
+    plan->kv_values_total = (double)req->context_tokens * per_token * m->n_layers;
     return 0;
 }
 
