@@ -426,7 +426,7 @@ int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t por
     memset(&res, 0, sizeof res);
     char reason[sizeof e.msg] = "";
     if (started) {
-        wk_session_clock clk = {&r->clk, ec_schedule, ec_next};
+        wk_session_clock clk = {&r->clk, ec_schedule, ec_next, NULL};
         wk_session_link link = {NULL, NULL};
         wk_session_backend be = {&r->be, wk_stream_backend_run};
         if (wk_session_run(&r->session, &r->pol, &r->req, &r->plan, &clk, &link, &be, 0.0, NULL, &res, &e)) {

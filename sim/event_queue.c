@@ -1,4 +1,4 @@
-/* Sorted runs (FIFOs, one per group of event types) + binary min-heap, all on (t, seq). */
+/* Sorted runs (ring FIFOs, one per group of event types) + binary min-heap, all on (t, seq). */
 #include "sim/event_queue.h"
 
 #include <stdlib.h>
@@ -25,7 +25,7 @@ void wk_event_queue_free(wk_event_queue *q) {
 
 void wk_event_queue_clear(wk_event_queue *q) {
     q->n = 0;
-    for (int k = 0; k < WK_EVENT_RUNS; k++) q->run[k].head = q->run[k].n = 0;
+    for (int k = 0; k < WK_EVENT_RUNS; k++) q->run[k].head = q->run[k].tail = 0;
     q->next_seq = 0;
     q->pending = 0;
     clear_tops(q);
@@ -71,22 +71,32 @@ static int heap_push(wk_event_queue *q, const wk_event *ev, wk_err *err) {
     return 0;
 }
 
+/* Doubles a run's ring (a power of two), its events moved to slots 0.. in order. */
+static int grow_run(wk_event_run *r, wk_err *err) {
+    size_t cap = r->cap ? r->cap * 2 : 64, used = r->tail - r->head;
+    wk_event *e = malloc(cap * sizeof *e);
+    if (!e) return wk_err_set(err, WK_ENOMEM, "event queue: out of memory (%zu events)", cap);
+    for (size_t i = 0; i < used; i++) e[i] = r->e[(r->head + i) & (r->cap - 1)];
+    free(r->e);
+    r->e = e;
+    r->cap = cap;
+    r->head = 0;
+    r->tail = used;
+    return 0;
+}
+
 int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event *ev, wk_err *err) {
-    if (r->head == r->n) r->head = r->n = 0; /* empty run: start over */
-    if (r->n > 0 && !(ev->t >= r->e[r->n - 1].t)) return heap_push(q, ev, err);
-    if (r->n == r->cap) {
-        if (r->head > 0) { /* reuse the popped front before growing */
-            memmove(r->e, r->e + r->head, (r->n - r->head) * sizeof *r->e);
-            r->n -= r->head;
-            r->head = 0;
-        } else {
-            int rc = grow(&r->e, &r->cap, err);
-            if (rc) return rc;
-        }
+    q->next_seq++; /* ev->seq is the one it had */
+    size_t used = r->tail - r->head;
+    if (used > 0 && !(ev->t >= r->last_t)) return heap_push(q, ev, err);
+    if (used == r->cap) {
+        int rc = grow_run(r, err);
+        if (rc) return rc;
     }
-    r->e[r->n++] = *ev;
+    r->e[r->tail++ & (r->cap - 1)] = *ev;
+    r->last_t = ev->t;
     q->pending++;
-    if (r->n - r->head == 1) {
+    if (used == 0) {
         int k = (int)(r - q->run);
         q->top_t[k] = ev->t;
         q->top_seq[k] = ev->seq;
@@ -119,8 +129,9 @@ int wk_event_queue_pop_scan(wk_event_queue *q, wk_event *ev) {
     int from = -1;
     for (int k = 0; k < WK_EVENT_RUNS; k++) {
         const wk_event_run *r = &q->run[k];
-        if (r->head < r->n && (!best || before(&r->e[r->head], best))) {
-            best = &r->e[r->head];
+        const wk_event *first = r->head < r->tail ? &r->e[r->head & (r->cap - 1)] : NULL;
+        if (first && (!best || before(first, best))) {
+            best = first;
             from = k;
         }
     }
@@ -130,10 +141,10 @@ int wk_event_queue_pop_scan(wk_event_queue *q, wk_event *ev) {
         return 0;
     }
     wk_event_run *r = &q->run[from];
-    *ev = r->e[r->head++];
+    *ev = r->e[r->head++ & (r->cap - 1)];
     q->pending--;
-    q->top_t[from] = r->head < r->n ? r->e[r->head].t : (double)INFINITY;
-    q->top_seq[from] = r->head < r->n ? r->e[r->head].seq : UINT64_MAX;
+    q->top_t[from] = r->head < r->tail ? r->e[r->head & (r->cap - 1)].t : (double)INFINITY;
+    q->top_seq[from] = r->head < r->tail ? r->e[r->head & (r->cap - 1)].seq : UINT64_MAX;
     return 0;
 }
 
@@ -141,7 +152,8 @@ int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev) {
     const wk_event *best = q->n > 0 ? &q->heap[0] : NULL;
     for (int k = 0; k < WK_EVENT_RUNS; k++) {
         const wk_event_run *r = &q->run[k];
-        if (r->head < r->n && (!best || before(&r->e[r->head], best))) best = &r->e[r->head];
+        const wk_event *first = r->head < r->tail ? &r->e[r->head & (r->cap - 1)] : NULL;
+        if (first && (!best || before(first, best))) best = first;
     }
     if (!best) return -1;
     *ev = *best;

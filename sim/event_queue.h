@@ -25,8 +25,10 @@ typedef struct wk_event {
 
 enum { WK_EVENT_RUNS = 4 };  /* run k holds events of types with type % WK_EVENT_RUNS == k */
 typedef struct wk_event_run {
-    wk_event *e;            /* [head, n): sorted by (t, seq) */
-    size_t head, n, cap;
+    wk_event *e;            /* [cap] ring, cap a power of two: events number head..tail-1 sit at slot
+                               number & (cap - 1), sorted by (t, seq) */
+    size_t head, tail, cap; /* head and tail count pops and pushes; tail - head events are in the run */
+    double last_t;          /* t of the run's last event (valid while the run holds one) */
 } wk_event_run;
 
 typedef struct wk_event_queue {
@@ -41,15 +43,22 @@ typedef struct wk_event_queue {
     uint64_t top_seq[WK_EVENT_RUNS + 1];
 } wk_event_queue;
 
+/* The fast paths below are inlined even where the compiler would not (one call per event matters). */
+#if defined(__GNUC__)
+#define WK_EVENT_INLINE static inline __attribute__((always_inline))
+#else
+#define WK_EVENT_INLINE static inline
+#endif
+
 void wk_event_queue_init(wk_event_queue *q);
 void wk_event_queue_free(wk_event_queue *q);
 void wk_event_queue_clear(wk_event_queue *q);
 int wk_event_queue_push(wk_event_queue *q, double t, int type, int64_t arg, wk_err *err);
 /* The same for an event of session `owner`. */
-static inline int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
-                                            wk_err *err);
+WK_EVENT_INLINE int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
+                                             wk_err *err);
 /* Returns 0 and fills ev, or -1 when empty. */
-static inline int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
+WK_EVENT_INLINE int wk_event_queue_pop(wk_event_queue *q, wk_event *ev);
 /* The event pop would return, left in the queue; -1 when empty. */
 int wk_event_queue_peek(const wk_event_queue *q, wk_event *ev);
 /* Events pending. */
@@ -68,30 +77,42 @@ static inline int wk_event_before(const wk_event *a, const wk_event *b) {
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static inline int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
-                                            wk_err *err) {
-    wk_event ev = {t, q->next_seq++, owner, type, arg};
-    unsigned k = (unsigned)type % WK_EVENT_RUNS;
-    wk_event_run *r = &q->run[k];
-    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
-    if (r->head == r->n && r->cap > 0) { /* empty run: start over; the event is its top */
-        r->head = 0;
-        r->n = 1;
-        r->e[0] = ev;
-        q->top_t[k] = t;
-        q->top_seq[k] = ev.seq;
-        q->pending++;
-        return 0;
-    }
-    if (r->n < r->cap && t >= r->e[r->n - 1].t) {
-        r->e[r->n++] = ev;
-        q->pending++;
-        return 0;
-    }
-    return wk_event_queue_push_slow(q, r, &ev, err);
+/* Fields are stored and loaded one by one, not as a struct copy: an event is often popped a few
+ * instructions after its push, and a wide load of narrower stores still in flight stalls. */
+static inline void wk_event_copy(wk_event *to, const wk_event *from) {
+    to->t = from->t;
+    to->seq = from->seq;
+    to->owner = from->owner;
+    to->type = from->type;
+    to->arg = from->arg;
 }
 
-static inline int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
+WK_EVENT_INLINE int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
+                                             wk_err *err) {
+    unsigned k = (unsigned)type % WK_EVENT_RUNS;
+    wk_event_run *r = &q->run[k];
+    size_t used = r->tail - r->head;
+    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
+    if (used >= r->cap || (used > 0 && !(t >= r->last_t)))
+        return wk_event_queue_push_slow(q, r, &(wk_event){t, q->next_seq, owner, type, arg}, err);
+    size_t mask = r->cap - 1;
+    wk_event *e = &r->e[r->tail & mask];
+    e->t = t;
+    e->seq = q->next_seq++;
+    e->owner = owner;
+    e->type = type;
+    e->arg = arg;
+    r->tail++;
+    r->last_t = t;
+    q->pending++;
+    /* the run's first event: this one if the run was empty, else unchanged (read, not branched on) */
+    const wk_event *first = &r->e[r->head & mask];
+    q->top_t[k] = first->t;
+    q->top_seq[k] = first->seq;
+    return 0;
+}
+
+WK_EVENT_INLINE int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
     if (q->pending == 0) return -1;
     int from = WK_EVENT_RUNS; /* the heap */
     double bt = q->top_t[WK_EVENT_RUNS];
@@ -108,11 +129,13 @@ static inline int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
         return 0;
     }
     wk_event_run *r = &q->run[from];
-    *ev = r->e[r->head++];
+    size_t mask = r->cap - 1;
+    wk_event_copy(ev, &r->e[r->head & mask]);
+    r->head++;
     q->pending--;
-    if (r->head < r->n) {
-        q->top_t[from] = r->e[r->head].t;
-        q->top_seq[from] = r->e[r->head].seq;
+    if (r->head != r->tail) {
+        q->top_t[from] = r->e[r->head & mask].t;
+        q->top_seq[from] = r->e[r->head & mask].seq;
     } else {
         q->top_t[from] = (double)INFINITY;
         q->top_seq[from] = UINT64_MAX;

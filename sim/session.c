@@ -60,14 +60,19 @@ static int reserve(wk_session *s, size_t n, wk_err *err) {
 /* Mutable state of one run, beside the read-only view handed to the policy. */
 typedef wk_session_live run_state;
 
+/* Posts an event to the clock: straight into its queue when it is one (at no earlier than now, as a
+ * virtual clock's schedule does), else through schedule. */
+static inline int post(run_state *r, double t, int type, int64_t arg, wk_err *err) {
+    if (r->queue) return wk_event_queue_push_owned(r->queue, t < r->v.now ? r->v.now : t, 0, type, arg, err);
+    return r->clock->schedule(r->clock->self, t, type, arg, err);
+}
+
 static void fail(wk_session_result *out, const char *why) {
     out->ok = 0;
     snprintf(out->fail_reason, sizeof out->fail_reason, "%s", why);
 }
 
-static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_link *link,
-                       const wk_session_clock *clock, wk_err *err) {
-    (void)s;
+static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_link *link, wk_err *err) {
     long idx = pol->ops->next_unit(pol->state, pol->param, &r->v);
     if (idx < 0 || (size_t)idx >= r->v.plan->n || s->unit_state[idx] != WK_US_PLANNED) {
         r->sender_idle = 1;
@@ -90,7 +95,7 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     }
     r->sender_idle = 0;
     if (link_posts) return 0; /* the link re-times the hand-over while others share it */
-    return clock->schedule(clock->self, next_at, WK_EV_SENDER, 0, err);
+    return post(r, next_at, WK_EV_SENDER, 0, err);
 }
 
 static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
@@ -194,12 +199,9 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
     r->pending_n = 0;
 }
 
-static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_clock *clock,
-                         const wk_session_backend *be, wk_timeline *tl, int *done, wk_err *err) {
-    wk_action a;
-    memset(&a, 0, sizeof a);
-    a.wake_at = -1;
-    a.position = r->v.tokens_prefilled;
+static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_backend *be, wk_timeline *tl,
+                         int *done, wk_err *err) {
+    wk_action a = {.wake_at = -1, .position = r->v.tokens_prefilled};
     pol->ops->decide(pol->state, pol->param, &r->v, &a);
     if (a.kind == WK_ACT_DONE) {
         *done = 1;
@@ -210,7 +212,7 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
          * pending wake-up serves them all (a second one at the same instant would change nothing) */
         if (a.wake_at > r->v.now && a.wake_at != r->timer_at) {
             r->timer_at = a.wake_at;
-            return clock->schedule(clock->self, a.wake_at, WK_EV_TIMER, 0, err);
+            return post(r, a.wake_at, WK_EV_TIMER, 0, err);
         }
         return 0;
     }
@@ -233,7 +235,7 @@ static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_s
     static const int tl_type[] = {[WK_ACT_DECODE_KV] = WK_TL_DECODE_KV, [WK_ACT_PREFILL] = WK_TL_PREFILL,
                                   [WK_ACT_EMIT] = WK_TL_EMIT};
     tl_add(tl, r->v.now, tl_type[a.kind], 0, seconds);
-    return clock->schedule(clock->self, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
+    return post(r, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
 }
 
 int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
@@ -256,6 +258,8 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
     r->clock = clock;
     r->link = link;
     r->be = be;
+    r->queue = clock->queue;
+    r->output_tokens = req->output_tokens;
     r->tl = tl;
     r->out = out;
     r->timer_at = NAN;
@@ -265,34 +269,49 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
      * clock's event source, and a WK_EV_SENDER event from it says the sender finished */
     r->remote_sender = link->send == NULL;
     if (r->remote_sender) return 0;
-    return clock->schedule(clock->self, request_delay_s, WK_EV_SENDER, 0, err);
+    return post(r, request_delay_s, WK_EV_SENDER, 0, err);
 }
 
-int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done, wk_err *err) {
-    run_state *r = &s->live;
+/* One event: what it changes, then the sender half if it was idle and the receiver half if the
+ * device is. Inlined into wk_session_run's loop and wk_session_step. */
+static inline int step(wk_session *s, run_state *r, double now, int type, int64_t arg, wk_err *err) {
     int rc = 0;
     r->events++;
     r->v.now = now;
     if (now > s->max_session_s) {
         fail(r->out, "session exceeded its time limit");
-        *done = r->done = 1;
+        r->done = 1;
         return 0;
     }
-    if (type == WK_EV_SENDER && r->remote_sender) r->v.sender_done = 1;
-    else if (type == WK_EV_SENDER) rc = sender_step(s, r, r->pol, r->link, r->clock, err);
-    else if (type == WK_EV_ARRIVAL && (arg < 0 || (size_t)arg >= r->v.plan->n || s->unit_state[arg] >= WK_US_ARRIVED))
-        rc = wk_err_set(err, WK_EFORMAT, "session: arrival of unit %lld (plan has %zu units, or it arrived twice)",
-                        (long long)arg, r->v.plan->n);
-    else if (type == WK_EV_ARRIVAL) on_arrival(s, r, (size_t)arg, r->tl);
-    else if (type == WK_EV_COMPUTE_DONE) finish_action(s, r, (int)arg, r->out, r->tl);
-    else if (type == WK_EV_TIMER && now >= r->timer_at) r->timer_at = NAN;
+    switch (type) {
+    case WK_EV_SENDER:
+        if (r->remote_sender) r->v.sender_done = 1;
+        else rc = sender_step(s, r, r->pol, r->link, err);
+        break;
+    case WK_EV_ARRIVAL:
+        if (arg < 0 || (size_t)arg >= r->v.plan->n || s->unit_state[arg] >= WK_US_ARRIVED)
+            rc = wk_err_set(err, WK_EFORMAT, "session: arrival of unit %lld (plan has %zu units, or it arrived twice)",
+                            (long long)arg, r->v.plan->n);
+        else on_arrival(s, r, (size_t)arg, r->tl);
+        break;
+    case WK_EV_COMPUTE_DONE: finish_action(s, r, (int)arg, r->out, r->tl); break;
+    case WK_EV_TIMER:
+        if (now >= r->timer_at) r->timer_at = NAN;
+        break;
+    default: break;
+    }
     /* a sender that had nothing to send may have something now (e.g. after a request) */
-    if (!rc && !r->remote_sender && r->sender_idle && !r->v.sender_done && type != WK_EV_SENDER)
-        rc = sender_step(s, r, r->pol, r->link, r->clock, err);
-    if (!rc && !r->busy && r->v.tokens_emitted < r->v.req->output_tokens)
-        rc = receiver_step(s, r, r->pol, r->clock, r->be, r->tl, &r->done, err);
-    if (r->v.tokens_emitted >= r->v.req->output_tokens && !r->busy) r->done = 1;
-    *done = r->done || rc;
+    if (!rc && r->sender_idle && type != WK_EV_SENDER && !r->v.sender_done && !r->remote_sender)
+        rc = sender_step(s, r, r->pol, r->link, err);
+    if (!rc && !r->busy && r->v.tokens_emitted < r->output_tokens)
+        rc = receiver_step(s, r, r->pol, r->be, r->tl, &r->done, err);
+    if (r->v.tokens_emitted >= r->output_tokens && !r->busy) r->done = 1;
+    return rc;
+}
+
+int wk_session_step(wk_session *s, double now, int type, int64_t arg, int *done, wk_err *err) {
+    int rc = step(s, &s->live, now, type, arg, err);
+    *done = s->live.done || rc;
     return rc;
 }
 
@@ -321,21 +340,20 @@ int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const w
                    const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
                    double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
     int rc = wk_session_begin(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
-    int done = 0;
-    while (!rc && !done) {
-        int type;
-        int64_t arg;
-        double now;
-        rc = clock->next(clock->self, &now, &type, &arg, err);
-        if (rc == 1) {
+    run_state *r = &s->live;
+    while (!rc && !r->done) {
+        wk_event ev;
+        int none = clock->queue ? wk_event_queue_pop(clock->queue, &ev) != 0
+                                : (rc = clock->next(clock->self, &ev.t, &ev.type, &ev.arg, err)) == 1;
+        if (none) {
             wk_session_stall(s);
             rc = 0;
             break;
         }
-        if (!rc) rc = wk_session_step(s, now, type, arg, &done, err);
+        if (!rc) rc = step(s, r, ev.t, ev.type, ev.arg, err);
     }
     if (rc) {
-        out->events = s->live.events;
+        out->events = r->events;
         return rc;
     }
     wk_session_end(s);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "sim/event_queue.h"
 #include "sim/policy.h"
 
 enum { WK_EV_SENDER = 1, WK_EV_ARRIVAL = 2, WK_EV_COMPUTE_DONE = 3, WK_EV_TIMER = 4 };
@@ -18,11 +19,13 @@ typedef struct wk_session_clock {
     int (*schedule)(void *self, double t, int type, int64_t arg, wk_err *err);
     /* Waits for the next event: sets *now, *type, *arg; returns 0, or 1 when nothing is pending. */
     int (*next)(void *self, double *now, int *type, int64_t *arg, wk_err *err);
+    /* Optional (NULL: use schedule and next): the clock is this event queue, a virtual clock whose time
+     * is that of the event last popped (the simulator's). The session then posts its events into it
+     * directly, at max(t, the session's time) as schedule would, and wk_session_run pops it itself:
+     * no call through the table per event. */
+    wk_event_queue *queue;
 } wk_session_clock;
 
-/* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
- * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
- * is done". */
 /* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
  * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
  * is done". */
@@ -82,6 +85,8 @@ typedef struct wk_session_live {
     const wk_session_clock *clock;
     const wk_session_link *link;
     const wk_session_backend *be;
+    wk_event_queue *queue;  /* clock->queue */
+    int output_tokens;      /* req->output_tokens */
     wk_timeline *tl;
     wk_session_result *out;
     size_t decode_cursor;   /* position in arrival_order from which undecoded units are searched */

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The virtual clock through its table (the session posts to and pops the queue itself when the
+ * clock names it, as wk_sim_request's does). */
 typedef struct {
     wk_event_queue *q;
     double now;
@@ -30,16 +32,18 @@ static int vc_next(void *self, double *now, int *type, int64_t *arg, wk_err *err
 
 typedef struct {
     wk_link_model model;
-    virtual_clock *clock;
+    wk_event_queue *queue;   /* the virtual clock's */
     const double *unit_wire; /* [plan units] wire bytes of each */
 } trace_link;
 
+/* Hands a unit over at session time t, the clock's time: its arrival goes into the clock's queue at
+ * no earlier than t, as the clock's schedule would post it. */
 static int tl_send(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err) {
     (void)bytes; /* its wire bytes are in unit_wire */
     trace_link *l = self;
     double arrival;
     *next_send_at = wk_link_send_wire(&l->model, t, l->unit_wire[index], &arrival);
-    return vc_schedule(l->clock, arrival, WK_EV_ARRIVAL, (int64_t)index, err);
+    return wk_event_queue_push_owned(l->queue, arrival < t ? t : arrival, 0, WK_EV_ARRIVAL, (int64_t)index, err);
 }
 
 typedef struct {
@@ -164,29 +168,6 @@ static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_d
     return 0;
 }
 
-/* wk_session_run with the virtual clock's queue popped here rather than through clock->next. */
-static int run_session(wk_session *s, virtual_clock *clock, wk_policy *pol, const wk_request *req, const wk_plan *plan,
-                       const wk_session_clock *c, const wk_session_link *l, const wk_session_backend *b,
-                       double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
-    int rc = wk_session_begin(s, pol, req, plan, c, l, b, request_delay_s, tl, out, err);
-    int done = 0;
-    wk_event ev;
-    while (!rc && !done) {
-        if (wk_event_queue_pop(clock->q, &ev) != 0) {
-            wk_session_stall(s);
-            break;
-        }
-        clock->now = ev.t;
-        rc = wk_session_step(s, ev.t, ev.type, ev.arg, &done, err);
-    }
-    if (rc) {
-        out->events = s->live.events;
-        return rc;
-    }
-    wk_session_end(s);
-    return 0;
-}
-
 int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_timeline *tl, wk_sim_result *out,
                    wk_err *err) {
     if (cfg->context_tokens <= 0 || cfg->output_tokens <= 0)
@@ -200,15 +181,14 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     virtual_clock clock = {&sim->queue, 0};
     trace_link link;
     wk_link_init(&link.model, cfg->trace, &cfg->link);
-    link.clock = &clock;
+    link.queue = &sim->queue;
     link.unit_wire = sim->unit_wire;
     profile_backend backend = {&req, cfg->quality, pol->ops->name, sim->unit_decode_s};
-    wk_session_clock c = {&clock, vc_schedule, vc_next};
+    wk_session_clock c = {&clock, vc_schedule, vc_next, &sim->queue};
     wk_session_link l = {&link, tl_send};
     wk_session_backend b = {&backend, pb_run};
     memset(out, 0, sizeof *out);
-    rc = run_session(&sim->session, &clock, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s,
-                     err);
+    rc = wk_session_run(&sim->session, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s, err);
     if (rc) return rc;
     out->wire_bytes_total = link.model.wire_bytes_total;
     out->link_utilisation = NAN;
@@ -310,7 +290,7 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
         s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL,
                               cfg->kv_sample};
         s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name, NULL};
-        s->c = (wk_session_clock){s, slot_schedule, slot_next};
+        s->c = (wk_session_clock){s, slot_schedule, slot_next, NULL};
         s->l = (wk_session_link){s, slot_send};
         s->b = (wk_session_backend){&s->backend, pb_run};
         int rc = ensure_plan(&g->dev[k], &pols[k], &s->req, err);
