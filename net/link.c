@@ -29,21 +29,6 @@ double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival
     return wk_link_send_wire(l, t, wk_link_wire_bytes(&l->p, payload), arrival);
 }
 
-double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival) {
-    double offset = l->p.trace_offset_s;
-    if (t > l->free_at) { /* pipe idle: a new busy period starts now */
-        l->epoch_start = t + offset;
-        l->epoch_bytes = 0;
-        wk_trace_cursor_init(l->trace, l->epoch_start, &l->cursor);
-    }
-    l->epoch_bytes += wire;
-    l->wire_bytes_total += wire;
-    double done = wk_trace_cursor_time(l->trace, &l->cursor, l->epoch_bytes) - offset; /* = time_to_deliver */
-    l->free_at = done;
-    if (arrival) *arrival = done + l->p.one_way_delay_s;
-    return done;
-}
-
 double wk_link_capacity_bytes(const wk_link_model *l, double a, double b) {
     double off = l->p.trace_offset_s;
     return wk_trace_bytes_before(l->trace, b + off) - wk_trace_bytes_before(l->trace, a + off);

@@ -5,7 +5,8 @@
  * header bytes, plus one protocol header of `unit_header` bytes per unit. Units sent back to back
  * share the pipe exactly (no rounding at unit boundaries: a Mahimahi packet can carry the end of
  * one unit and the start of the next); a pipe left idle restarts at the next send. A unit's last
- * byte arrives one-way delay after the trace delivers it. O(log n) per unit. */
+ * byte arrives one-way delay after the trace delivers it. O(1) per unit while a busy period goes on
+ * (a trace cursor), O(log n) when one starts. */
 #ifndef WIKV_NET_LINK_H
 #define WIKV_NET_LINK_H
 
@@ -41,9 +42,25 @@ double wk_link_wire_bytes(const wk_link_params *p, int64_t payload);
 /* Hands a unit to the link at session time t. Returns the time its last byte leaves the trace's
  * bottleneck (when the pipe is free again); *arrival gets that plus the one-way delay. */
 double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival);
-/* The same for a unit of `wire` wire bytes (wk_link_wire_bytes of its payload, computed once). */
-double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival);
+/* The same for a unit of `wire` wire bytes (wk_link_wire_bytes of its payload, computed once). Inline:
+ * the simulator hands every unit over through it. */
+static inline double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival);
 /* Capacity bytes the trace offers between session times a and b. */
 double wk_link_capacity_bytes(const wk_link_model *l, double a, double b);
+
+static inline double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival) {
+    double offset = l->p.trace_offset_s;
+    if (t > l->free_at) { /* pipe idle: a new busy period starts now */
+        l->epoch_start = t + offset;
+        l->epoch_bytes = 0;
+        wk_trace_cursor_init(l->trace, l->epoch_start, &l->cursor);
+    }
+    l->epoch_bytes += wire;
+    l->wire_bytes_total += wire;
+    double done = wk_trace_cursor_time(l->trace, &l->cursor, l->epoch_bytes) - offset; /* = time_to_deliver */
+    l->free_at = done;
+    if (arrival) *arrival = done + l->p.one_way_delay_s;
+    return done;
+}
 
 #endif

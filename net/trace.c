@@ -215,11 +215,14 @@ static size_t segment_reaching(const wk_trace *tr, double rem, size_t hint) {
     return lo;
 }
 
-/* Earliest time >= t0 at which `before_t0 + bytes` bytes have been delivered since time 0. */
-static double capacity_from(const wk_trace *tr, double t0, double before_t0, double bytes, size_t *hint) {
+/* Earliest time >= t0 at which `before_t0 + bytes` bytes have been delivered since time 0. *loops0
+ * gets floor(target / bytes per period) before the correction for a target at a loop's end. */
+static double capacity_from(const wk_trace *tr, double t0, double before_t0, double bytes, size_t *hint,
+                            double *loops0) {
     double per_period = tr->cum_bytes[tr->n];
     double target = before_t0 + bytes;
     double loops = floor(target / per_period);
+    *loops0 = loops;
     double rem = target - loops * per_period;
     if (rem <= 0 && loops > 0) { loops -= 1; rem += per_period; }
     size_t lo = segment_reaching(tr, rem, *hint);
@@ -231,7 +234,8 @@ static double capacity_from(const wk_trace *tr, double t0, double before_t0, dou
 
 static double capacity_time(const wk_trace *tr, double t0, double bytes) {
     size_t hint = (size_t)-1;
-    return capacity_from(tr, t0, wk_trace_bytes_before(tr, t0), bytes, &hint);
+    double loops0;
+    return capacity_from(tr, t0, wk_trace_bytes_before(tr, t0), bytes, &hint, &loops0);
 }
 
 void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
@@ -239,42 +243,35 @@ void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c) {
     c->t0 = t0;
     c->base = tr->kind == WK_TRACE_OPPORTUNITIES ? first_opportunity_at_or_after(tr, t0) : wk_trace_bytes_before(tr, t0);
     c->hint = (size_t)-1;
+    c->loops = 0;
+    c->loop_lo = (double)INFINITY; /* no loop known yet: the first answer searches */
+    c->loop_hi = -(double)INFINITY;
     c->base_loops = tr->kind == WK_TRACE_OPPORTUNITIES ? floor(c->base / (double)tr->n) : 0;
     c->base_index = tr->kind == WK_TRACE_OPPORTUNITIES ? (size_t)(c->base - c->base_loops * (double)tr->n) : 0;
     c->last_index = c->base_index;
 }
 
-/* Below this, integer-valued doubles divide exactly as integers do: a quotient's rounding error
- * (< q * 2^-53) is smaller than its distance to the next integer (>= 1/divisor). */
-#define EXACT_INTEGERS 0x1p50
+/* Margin, in loops, around the last answer's loop within which a target's loop is that one whatever
+ * the rounding of target / bytes per period (its error is below 2^-52 loops per loop). */
+#define LOOP_MARGIN 1e-6
 
-/* opportunity_from(tr, c->base, bytes) without its two divisions when the byte count is a whole
- * number (a link hands over whole bytes): ceil(b / 1500) is (b + 1499) / 1500 in integers, and the
- * loop of the last packet is the base's while the packets fit in it. Same answer, bit for bit. */
-static double cursor_opportunity(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
-    if (!(bytes < EXACT_INTEGERS) || !(c->base >= 0 && c->base < EXACT_INTEGERS)) return opportunity_from(tr, c->base, bytes);
-    uint64_t b = (uint64_t)bytes;
-    if ((double)b != bytes) return opportunity_from(tr, c->base, bytes);
-    uint64_t packets = (b + 1499) / 1500; /* WK_MAHIMAHI_PACKET_BYTES */
-    uint64_t last = (uint64_t)c->base_index + packets - 1;
-    double loops = c->base_loops;
-    if (last >= tr->n) {
-        uint64_t wraps = last / tr->n;
-        loops += (double)wraps;
-        last -= wraps * tr->n;
-    }
-    /* a busy period hands over units of similar sizes: fetch the entry the next one will likely read
-     * while this one is used (a long Mahimahi trace does not fit in the cache) */
-    uint64_t ahead = last + (last > c->last_index ? last - c->last_index : 0);
-    if (ahead < tr->n) __builtin_prefetch(&tr->t_s[ahead]);
-    c->last_index = last;
-    return loops * tr->period_s + tr->t_s[last];
-}
-
-double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
+double wk_trace_cursor_time_slow(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
     if (!(bytes > 0)) return c->t0;
-    return tr->kind == WK_TRACE_OPPORTUNITIES ? cursor_opportunity(tr, c, bytes)
-                                              : capacity_from(tr, c->t0, c->base, bytes, &c->hint);
+    if (tr->kind == WK_TRACE_OPPORTUNITIES) {
+        /* what the integer path (wk_trace_cursor_opportunity) does not answer */
+        return opportunity_from(tr, c->base, bytes);
+    }
+    double loops0;
+    double t = capacity_from(tr, c->t0, c->base, bytes, &c->hint, &loops0);
+    /* targets well inside this loop have the same floor and a remainder > 0 (no correction): the
+     * next answers in it skip the division (wk_trace_cursor_capacity) */
+    double per_period = tr->cum_bytes[tr->n];
+    if (loops0 >= 0 && loops0 < WK_TRACE_EXACT_INTEGERS) {
+        c->loops = loops0;
+        c->loop_lo = loops0 > 0 ? (loops0 + LOOP_MARGIN) * per_period : 0;
+        c->loop_hi = (loops0 + 1 - LOOP_MARGIN) * per_period;
+    }
+    return t;
 }
 
 double wk_trace_time_to_deliver(const wk_trace *tr, double t0, double bytes) {

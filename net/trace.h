@@ -62,12 +62,73 @@ typedef struct wk_trace_cursor {
     double t0;      /* clamped to >= 0 */
     double base;    /* CAPACITY: bytes before t0; OPPORTUNITIES: global index of the first opportunity at or after t0 */
     size_t hint;    /* CAPACITY: segment of the last answer */
+    double loops;   /* CAPACITY: floor(target / bytes per period) of the last answer, which holds for every */
+    double loop_lo, loop_hi; /* target (base + bytes) in [loop_lo, loop_hi] (empty: not known yet) */
     double base_loops; /* OPPORTUNITIES: base = base_loops * n + base_index, so that answers within the */
     size_t base_index; /* same loop need no division */
     size_t last_index; /* OPPORTUNITIES: entry of the last answer (to fetch the next one early) */
 } wk_trace_cursor;
 void wk_trace_cursor_init(const wk_trace *tr, double t0, wk_trace_cursor *c);
-double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes);
+static inline double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes);
+
+/* ---- inline fast paths (a link asks the cursor once per unit) ---- */
+
+/* Out of line: every answer the fast paths below do not give. */
+double wk_trace_cursor_time_slow(const wk_trace *tr, wk_trace_cursor *c, double bytes);
+
+/* Below this, integer-valued doubles divide exactly as integers do: a quotient's rounding error
+ * (< q * 2^-53) is smaller than its distance to the next integer (>= 1/divisor). */
+#define WK_TRACE_EXACT_INTEGERS 0x1p50
+
+/* OPPORTUNITIES: the opportunity that carries the last byte, without the two divisions of the
+ * general answer when the byte count is a whole number (a link hands over whole bytes): ceil(b /
+ * 1500) is (b + 1499) / 1500 in integers, and the loop of the last packet is the base's while the
+ * packets fit in it. Same answer, bit for bit. */
+static inline double wk_trace_cursor_opportunity(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
+    if (!(bytes < WK_TRACE_EXACT_INTEGERS) || !(c->base >= 0 && c->base < WK_TRACE_EXACT_INTEGERS))
+        return wk_trace_cursor_time_slow(tr, c, bytes);
+    uint64_t b = (uint64_t)bytes;
+    if ((double)b != bytes) return wk_trace_cursor_time_slow(tr, c, bytes);
+    uint64_t packets = (b + 1499) / 1500; /* WK_MAHIMAHI_PACKET_BYTES */
+    uint64_t last = (uint64_t)c->base_index + packets - 1;
+    double loops = c->base_loops;
+    if (last >= tr->n) {
+        uint64_t wraps = last / tr->n;
+        loops += (double)wraps;
+        last -= wraps * tr->n;
+    }
+    /* a busy period hands over units of similar sizes: fetch the entry the next one will likely read
+     * while this one is used (a long Mahimahi trace does not fit in the cache) */
+    uint64_t ahead = last + (last > c->last_index ? last - c->last_index : 0);
+    if (ahead < tr->n) __builtin_prefetch(&tr->t_s[ahead]);
+    c->last_index = last;
+    return loops * tr->period_s + tr->t_s[last];
+}
+
+/* CAPACITY: while the target stays in the loop of the last answer and ends in its segment or the
+ * next one, the answer needs neither the loop's division nor a search. Same answer, bit for bit. */
+static inline double wk_trace_cursor_capacity(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
+    double target = c->base + bytes;
+    if (!(target >= c->loop_lo && target <= c->loop_hi)) return wk_trace_cursor_time_slow(tr, c, bytes);
+    double rem = target - c->loops * tr->cum_bytes[tr->n]; /* > 0: loop_lo says so */
+    const double *cum = tr->cum_bytes;
+    size_t i = c->hint;
+    if (!(cum[i] < rem && cum[i + 1] >= rem)) { /* not the last answer's segment: the next one? */
+        i++;
+        if (!(i < tr->n && cum[i] < rem && cum[i + 1] >= rem)) return wk_trace_cursor_time_slow(tr, c, bytes);
+    }
+    c->hint = i;
+    double within = tr->rate_Bps[i] > 0 ? (rem - cum[i]) / tr->rate_Bps[i] : 0;
+    double t = c->loops * tr->period_s + tr->t_s[i] + within;
+    return t > c->t0 ? t : c->t0;
+}
+
+static inline double wk_trace_cursor_time(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
+    if (!(bytes > 0)) return c->t0;
+    return tr->kind == WK_TRACE_OPPORTUNITIES ? wk_trace_cursor_opportunity(tr, c, bytes)
+                                              : wk_trace_cursor_capacity(tr, c, bytes);
+}
+
 /* Mean rate over one period, Mbit/s. */
 double wk_trace_mean_mbps(const wk_trace *tr);
 

@@ -112,17 +112,25 @@ WK_EVENT_INLINE int wk_event_queue_push_owned(wk_event_queue *q, double t, int32
     return 0;
 }
 
+/* Run k's top becomes the best so far if it comes first. */
+WK_EVENT_INLINE void wk_event_consider(const wk_event_queue *q, int k, int *from, double *bt, uint64_t *bs) {
+    if (q->top_t[k] < *bt || (q->top_t[k] == *bt && q->top_seq[k] < *bs)) {
+        *bt = q->top_t[k];
+        *bs = q->top_seq[k];
+        *from = k;
+    }
+}
+
 WK_EVENT_INLINE int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
     if (q->pending == 0) return -1;
     int from = WK_EVENT_RUNS; /* the heap */
     double bt = q->top_t[WK_EVENT_RUNS];
     uint64_t bs = q->top_seq[WK_EVENT_RUNS];
-    for (int k = 0; k < WK_EVENT_RUNS; k++)
-        if (q->top_t[k] < bt || (q->top_t[k] == bt && q->top_seq[k] < bs)) {
-            bt = q->top_t[k];
-            bs = q->top_seq[k];
-            from = k;
-        }
+    _Static_assert(WK_EVENT_RUNS == 4, "one wk_event_consider per run");
+    wk_event_consider(q, 0, &from, &bt, &bs);
+    wk_event_consider(q, 1, &from, &bt, &bs);
+    wk_event_consider(q, 2, &from, &bt, &bs);
+    wk_event_consider(q, 3, &from, &bt, &bs);
     if (from == WK_EVENT_RUNS) {
         if (q->n == 0) return wk_event_queue_pop_scan(q, ev);
         wk_event_queue_pop_heap(q, ev);

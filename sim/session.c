@@ -73,7 +73,10 @@ static void fail(wk_session_result *out, const char *why) {
 }
 
 static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_link *link, wk_err *err) {
-    long idx = pol->ops->next_unit(pol->state, pol->param, &r->v);
+    /* the policies that send in plan order share one helper: called here without the indirect call */
+    long (*next_unit)(void *, const double *, const wk_view *) = pol->ops->next_unit;
+    long idx = next_unit == wk_policy_send_in_order ? wk_policy_next_in_order(&r->v)
+                                                    : next_unit(pol->state, pol->param, &r->v);
     if (idx < 0 || (size_t)idx >= r->v.plan->n || s->unit_state[idx] != WK_US_PLANNED) {
         r->sender_idle = 1;
         r->v.sender_done = idx == WK_SEND_DONE;
@@ -199,43 +202,49 @@ static void finish_action(wk_session *s, run_state *r, int accepted, wk_session_
     r->pending_n = 0;
 }
 
-static int receiver_step(wk_session *s, run_state *r, wk_policy *pol, const wk_session_backend *be, wk_timeline *tl,
-                         int *done, wk_err *err) {
-    wk_action a = {.wake_at = -1, .position = r->v.tokens_prefilled};
-    pol->ops->decide(pol->state, pol->param, &r->v, &a);
-    if (a.kind == WK_ACT_DONE) {
-        *done = 1;
+/* Starts the policy's decision r->current (not a wait) on the device. */
+static int start_action(wk_session *s, run_state *r, wk_policy *pol, const wk_session_backend *be, wk_timeline *tl,
+                        wk_err *err) {
+    wk_action *a = &r->current;
+    if (a->kind == WK_ACT_DONE) {
+        r->done = 1;
         return 0;
     }
-    if (a.kind == WK_ACT_WAIT) {
-        /* a policy that keeps waiting for the same deadline asks again after every arrival: one
-         * pending wake-up serves them all (a second one at the same instant would change nothing) */
-        if (a.wake_at > r->v.now && a.wake_at != r->timer_at) {
-            r->timer_at = a.wake_at;
-            return post(r, a.wake_at, WK_EV_TIMER, 0, err);
-        }
-        return 0;
-    }
-    if (a.kind == WK_ACT_DECODE_KV) {
-        r->pending_n = collect_pending(s, r, a.count);
+    if (a->kind == WK_ACT_DECODE_KV) {
+        r->pending_n = collect_pending(s, r, a->count);
         if (r->pending_n == 0) return wk_err_set(err, WK_ESTATE, "policy %s: decode with nothing arrived", pol->ops->name);
     }
-    if (a.kind == WK_ACT_PREFILL && (a.tokens <= 0 || a.position < 0 || a.position + a.tokens > r->v.req->context_tokens))
-        return wk_err_set(err, WK_ESTATE, "policy %s: prefill of %d tokens beyond the context", pol->ops->name, a.tokens);
+    if (a->kind == WK_ACT_PREFILL && (a->tokens <= 0 || a->position < 0 || a->position + a->tokens > r->v.req->context_tokens))
+        return wk_err_set(err, WK_ESTATE, "policy %s: prefill of %d tokens beyond the context", pol->ops->name, a->tokens);
     double seconds = 0;
     int accepted = 1;
-    int rc = be->run(be->self, &a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
+    int rc = be->run(be->self, a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
     if (rc) return rc;
-    if (a.kind == WK_ACT_EMIT && a.force) accepted = 1;
-    if (a.kind == WK_ACT_PREFILL && a.position + a.tokens > r->v.tokens_prefilling)
-        r->v.tokens_prefilling = a.position + a.tokens;
-    r->current = a;
+    if (a->kind == WK_ACT_EMIT && a->force) accepted = 1;
+    if (a->kind == WK_ACT_PREFILL && a->position + a->tokens > r->v.tokens_prefilling)
+        r->v.tokens_prefilling = a->position + a->tokens;
     r->current_start = r->v.now;
     r->busy = 1;
     static const int tl_type[] = {[WK_ACT_DECODE_KV] = WK_TL_DECODE_KV, [WK_ACT_PREFILL] = WK_TL_PREFILL,
                                   [WK_ACT_EMIT] = WK_TL_EMIT};
-    tl_add(tl, r->v.now, tl_type[a.kind], 0, seconds);
+    tl_add(tl, r->v.now, tl_type[a->kind], 0, seconds);
     return post(r, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
+}
+
+/* The device is idle: the policy fills its next decision in place of the action that ended. A wait
+ * (most decisions) is handled here, inline in the event loop. */
+static inline int receiver_step(wk_session *s, run_state *r, wk_policy *pol, wk_err *err) {
+    wk_action *a = &r->current;
+    *a = (wk_action){.wake_at = -1, .position = r->v.tokens_prefilled};
+    pol->ops->decide(pol->state, pol->param, &r->v, a);
+    if (a->kind != WK_ACT_WAIT) return start_action(s, r, pol, r->be, r->tl, err);
+    /* a policy that keeps waiting for the same deadline asks again after every arrival: one
+     * pending wake-up serves them all (a second one at the same instant would change nothing) */
+    if (a->wake_at > r->v.now && a->wake_at != r->timer_at) {
+        r->timer_at = a->wake_at;
+        return post(r, a->wake_at, WK_EV_TIMER, 0, err);
+    }
+    return 0;
 }
 
 int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
@@ -273,7 +282,10 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
 }
 
 /* One event: what it changes, then the sender half if it was idle and the receiver half if the
- * device is. Inlined into wk_session_run's loop and wk_session_step. */
+ * device is. Inlined into wk_session_run's loop (no call per event) and wk_session_step. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline int step(wk_session *s, run_state *r, double now, int type, int64_t arg, wk_err *err) {
     int rc = 0;
     r->events++;
@@ -304,7 +316,7 @@ static inline int step(wk_session *s, run_state *r, double now, int type, int64_
     if (!rc && r->sender_idle && type != WK_EV_SENDER && !r->v.sender_done && !r->remote_sender)
         rc = sender_step(s, r, r->pol, r->link, err);
     if (!rc && !r->busy && r->v.tokens_emitted < r->output_tokens)
-        rc = receiver_step(s, r, r->pol, r->be, r->tl, &r->done, err);
+        rc = receiver_step(s, r, r->pol, err);
     if (r->v.tokens_emitted >= r->output_tokens && !r->busy) r->done = 1;
     return rc;
 }

@@ -91,7 +91,7 @@ typedef struct wk_session_live {
     wk_session_result *out;
     size_t decode_cursor;   /* position in arrival_order from which undecoded units are searched */
     size_t pending_n;
-    wk_action current;      /* action in progress */
+    wk_action current;      /* action in progress; while the device is idle, the policy's last decision */
     double current_start;
     int busy;
     int sender_idle;        /* the sender returned -1 or the link is waiting for the next send slot */
