@@ -105,18 +105,22 @@ static inline double wk_trace_cursor_opportunity(const wk_trace *tr, wk_trace_cu
     return loops * tr->period_s + tr->t_s[last];
 }
 
-/* CAPACITY: while the target stays in the loop of the last answer and ends in its segment or the
- * next one, the answer needs neither the loop's division nor a search. Same answer, bit for bit. */
+/* Segments a busy period's answer walks forward from the last one before it searches instead. */
+#define WK_TRACE_CURSOR_WALK 8
+
+/* CAPACITY: while the target stays in the loop of the last answer and ends in its segment or one of
+ * the next few (a busy period's targets grow), the answer needs neither the loop's division nor a
+ * search: the segment is the first whose end reaches the remainder, as the search finds it. Same
+ * answer, bit for bit. */
 static inline double wk_trace_cursor_capacity(const wk_trace *tr, wk_trace_cursor *c, double bytes) {
     double target = c->base + bytes;
     if (!(target >= c->loop_lo && target <= c->loop_hi)) return wk_trace_cursor_time_slow(tr, c, bytes);
     double rem = target - c->loops * tr->cum_bytes[tr->n]; /* > 0: loop_lo says so */
     const double *cum = tr->cum_bytes;
     size_t i = c->hint;
-    if (!(cum[i] < rem && cum[i + 1] >= rem)) { /* not the last answer's segment: the next one? */
-        i++;
-        if (!(i < tr->n && cum[i] < rem && cum[i + 1] >= rem)) return wk_trace_cursor_time_slow(tr, c, bytes);
-    }
+    if (!(cum[i] < rem)) return wk_trace_cursor_time_slow(tr, c, bytes); /* behind the last answer */
+    for (size_t end = i + WK_TRACE_CURSOR_WALK < tr->n ? i + WK_TRACE_CURSOR_WALK : tr->n; !(cum[i + 1] >= rem); i++)
+        if (i + 1 >= end) return wk_trace_cursor_time_slow(tr, c, bytes);
     c->hint = i;
     double within = tr->rate_Bps[i] > 0 ? (rem - cum[i]) / tr->rate_Bps[i] : 0;
     double t = c->loops * tr->period_s + tr->t_s[i] + within;

@@ -5,6 +5,7 @@
  * `first_level`). The device entropy-decodes chunks as they arrive and decodes the first token once
  * every chunk is in. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kv/codec_size.h"
@@ -22,6 +23,9 @@ static const wk_param_desc params[] = {
 typedef struct {
     wk_policy_sizes sizes;
     size_t chunks;
+    /* [chunks + 1][WK_CG_LEVELS] bytes of chunks [c, chunks) at each level, the sums the sender
+     * compares at every chunk (whole numbers below 2^53: any order of addition gives them exactly) */
+    double *remaining;
     size_t next_chunk;
     double kv_bytes_per_token; /* of the fp16 cache the decode step reads (per request: decide runs per event) */
 } cachegen_state;
@@ -49,7 +53,23 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
         st->chunks++;
     }
     plan->kv_values_total = values_per_token * req->context_tokens;
+    double *rem = realloc(st->remaining, (st->chunks + 1) * WK_CG_LEVELS * sizeof *rem);
+    if (!rem) return wk_err_set(err, WK_ENOMEM, "cachegen: out of memory for %zu chunks", st->chunks);
+    st->remaining = rem;
+    for (int level = 0; level < WK_CG_LEVELS; level++) {
+        rem[st->chunks * WK_CG_LEVELS + (size_t)level] = 0;
+        for (size_t c = st->chunks; c-- > 0;)
+            rem[c * WK_CG_LEVELS + (size_t)level] =
+                (double)plan->units[c * WK_CG_LEVELS + (size_t)level].bytes + rem[(c + 1) * WK_CG_LEVELS + (size_t)level];
+        if (!(rem[level] < 0x1p53)) return wk_err_set(err, WK_EINVAL, "cachegen: level %d has %g bytes", level, rem[level]);
+    }
     return 0;
+}
+
+static void release(void *state) {
+    cachegen_state *st = state;
+    free(st->remaining);
+    st->remaining = NULL;
 }
 
 static void start(void *state, const double *param, const wk_request *req, const wk_plan *plan) {
@@ -58,13 +78,6 @@ static void start(void *state, const double *param, const wk_request *req, const
     cachegen_state *st = state;
     st->next_chunk = 0;
     st->kv_bytes_per_token = wk_model_kv_bytes_per_token(req->model, 16);
-}
-
-/* Bytes of chunks [c, end) at one level. */
-static double remaining_bytes(const wk_plan *plan, size_t c, size_t chunks, int level) {
-    double bytes = 0;
-    for (size_t i = c; i < chunks; i++) bytes += (double)plan->units[i * WK_CG_LEVELS + (size_t)level].bytes;
-    return bytes;
 }
 
 static long next_unit(void *state, const double *param, const wk_view *v) {
@@ -78,7 +91,7 @@ static long next_unit(void *state, const double *param, const wk_view *v) {
         double left = budget_end - v->now;
         level = lo;
         for (int k = hi; k >= lo; k--)
-            if (left > 0 && remaining_bytes(v->plan, st->next_chunk, st->chunks, k) / v->est_bw_Bps <= left) {
+            if (left > 0 && st->remaining[st->next_chunk * WK_CG_LEVELS + (size_t)k] / v->est_bw_Bps <= left) {
                 level = k;
                 break;
             }
@@ -103,4 +116,5 @@ const wk_policy_ops wk_policy_cachegen = {
     .start = start,
     .next_unit = next_unit,
     .decide = decide,
+    .release = release,
 };
