@@ -273,6 +273,42 @@ START_TEST(trace_cursor_matches_time_to_deliver) {
 }
 END_TEST
 
+/* The cursor's fast path keeps the loop and segment of its last answer: answers at, just before and
+ * just after loop ends (bytes per period multiples) and segment ends, walked forward in small and large
+ * steps and then back, match wk_trace_time_to_deliver exactly. */
+START_TEST(trace_cursor_exact_at_loop_and_segment_ends) {
+    wk_trace traces[2];
+    make_traces(&traces[0], &traces[1]);
+    const wk_trace *tr = &traces[0]; /* capacity: the loop and segment logic */
+    double per_period = tr->cum_bytes[tr->n];
+    const double nudges[] = {-1, -1e-3, 0, 1e-3, 1};
+    for (int start = 0; start < 6; start++) {
+        double t0 = start * 0.37 * tr->period_s; /* several starting loops and segments */
+        wk_trace_cursor c;
+        wk_trace_cursor_init(tr, t0, &c);
+        double before = wk_trace_bytes_before(tr, t0);
+        int checked = 0;
+        for (int loop = 0; loop < 4; loop++)
+            for (size_t seg = 0; seg <= tr->n; seg++)
+                for (int k = 0; k < 5; k++) {
+                    /* bytes that make the target land on this loop's segment end, nudged */
+                    double b = (double)loop * per_period + tr->cum_bytes[seg] - before + nudges[k];
+                    if (!(b > 0)) continue;
+                    double want = wk_trace_time_to_deliver(tr, t0, b), got = wk_trace_cursor_time(tr, &c, b);
+                    ck_assert_msg(want == got, "t0 %.17g bytes %.17g: %.17g vs %.17g", t0, b, got, want);
+                    checked++;
+                }
+        ck_assert_int_gt(checked, 150);
+        for (double b = 3.5 * per_period; b > 1; b /= 1.7) { /* backwards: every answer behind the last */
+            double want = wk_trace_time_to_deliver(tr, t0, b), got = wk_trace_cursor_time(tr, &c, b);
+            ck_assert_msg(want == got, "back: t0 %.17g bytes %.17g: %.17g vs %.17g", t0, b, got, want);
+        }
+    }
+    wk_trace_free(&traces[0]);
+    wk_trace_free(&traces[1]);
+}
+END_TEST
+
 /* The queue (sorted runs + heap) pops exactly in (time, push order), for random interleavings of
  * pushes in order, out of order, at equal times, and pops; checked against a linear scan. */
 START_TEST(event_queue_pops_in_time_then_push_order) {
@@ -329,6 +365,7 @@ int main(void) {
     tcase_add_test(tc, devices_sharing_a_link_wait_n_times_longer);
     tcase_add_test(tc, random_flows_never_exceed_capacity);
     tcase_add_test(tc, trace_cursor_matches_time_to_deliver);
+    tcase_add_test(tc, trace_cursor_exact_at_loop_and_segment_ends);
     tcase_add_test(tc, event_queue_pops_in_time_then_push_order);
     suite_add_tcase(s, tc);
     return wk_test_run(s);
