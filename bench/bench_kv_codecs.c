@@ -13,7 +13,6 @@
  * usage: bench_kv_codecs [--layers L] [--heads H] [--tokens T] [--head-dim D] [--batch UNITS]
  *                        [--chunk TOKENS] [--gpu-only] [--no-verify] [--reps N] [FILE.wkv] */
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "core/half.h"
+#include "core/parallel.h"
 #include "kv/cachegen.h"
 #include "kv/codec_size.h"
 #include "kv/kivi.h"
@@ -164,46 +164,6 @@ static int cpu_rows(const wk_kv_tensor *t, wk_kv_tensor *u, const uint32_t *orde
 }
 
 /* ---- parallel work: large shapes (the GPU rows) are generated and encoded on all cores ---- */
-
-typedef struct {
-    int n, next, failed;
-    pthread_mutex_t lock;
-    int (*job)(void *ctx, int i, wk_err *err);
-    void *ctx;
-    wk_err err;
-} pool;
-
-static void *pool_worker(void *arg) {
-    pool *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        int i = p->failed ? p->n : p->next++;
-        pthread_mutex_unlock(&p->lock);
-        if (i >= p->n) return NULL;
-        wk_err err;
-        if (p->job(p->ctx, i, &err)) {
-            pthread_mutex_lock(&p->lock);
-            if (!p->failed) p->err = err;
-            p->failed = 1;
-            pthread_mutex_unlock(&p->lock);
-        }
-    }
-}
-
-/* Runs job(ctx, i) for i in [0, n) on all cores; 0 or the first failure (err filled). */
-static int parallel_for(int n, int (*job)(void *, int, wk_err *), void *ctx, wk_err *err) {
-    pool p = {n, 0, 0, PTHREAD_MUTEX_INITIALIZER, job, ctx, {0, {0}}};
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
-    pthread_t th[64];
-    int started = 0;
-    for (; started < nt && started < n; started++)
-        if (pthread_create(&th[started], NULL, pool_worker, &p)) break;
-    if (started == 0) pool_worker(&p);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-    if (p.failed && err) *err = p.err;
-    return p.failed ? p.err.code : 0;
-}
 
 typedef struct {
     wk_kv_tensor *t;
@@ -390,7 +350,7 @@ static int gpu_kivi(gpu_bench *b, int bits, wk_err *err) {
     uint8_t *buf = malloc(len);
     if (!buf) return wk_err_set(err, WK_ENOMEM, "out of memory");
     kivi_enc_ctx ke = {b->t, p, buf, per}; /* the layout of wk_kivi_encode, (layer, head) blocks in parallel */
-    if (parallel_for(blocks, kivi_job, &ke, err)) {
+    if (wk_parallel_for(blocks, 0, kivi_job, &ke, err)) {
         free(buf);
         return err->code;
     }
@@ -413,7 +373,7 @@ static int gpu_cachegen(gpu_bench *b, int level, int delta, int chunk, wk_err *e
                  calloc((size_t)n, sizeof(size_t))};
     e.cg.level = level;
     e.cg.delta = delta;
-    int rc = e.buf && e.len ? parallel_for(n, cg_job, &e, err) : wk_err_set(err, WK_ENOMEM, "out of memory");
+    int rc = e.buf && e.len ? wk_parallel_for(n, 0, cg_job, &e, err) : wk_err_set(err, WK_ENOMEM, "out of memory");
     if (!rc && b->verify) {
         zero_kv(&b->ref);
         for (int i = 0; !rc && i < n; i++) rc = wk_cg_decode(e.buf[i], e.len[i], &b->ref, err);
@@ -444,7 +404,7 @@ static int gpu_semantic(gpu_bench *b, const uint32_t *order, int batch, wk_err *
     for (int level = 0; !rc && level < WK_SEM_MAX_LEVELS; level++) {
         enc_ctx e = {t, wk_cg_defaults(), wk_sem_defaults(t->layers), order, batch, level, buf + level * n,
                      len + level * n};
-        rc = parallel_for(n, sem_job, &e, err);
+        rc = wk_parallel_for(n, 0, sem_job, &e, err);
     }
     gpu_times tm[WK_SEM_MAX_LEVELS];
     int same[WK_SEM_MAX_LEVELS] = {0};
@@ -564,7 +524,7 @@ int main(int argc, char **argv) {
         if (wk_kv_tensor_alloc(&t, L, H, T, D, &err)) return die(&err);
         wk_kv_synth_params sp = wk_kv_synth_defaults(1);
         synth_ctx sc = {&t, &sp}; /* layer by layer on all cores: the same tensor as wk_kv_tensor_synth */
-        if (parallel_for(t.layers, synth_job, &sc, &err)) return die(&err);
+        if (wk_parallel_for(t.layers, 0, synth_job, &sc, &err)) return die(&err);
     }
     if (wk_kv_tensor_alloc(&u, t.layers, t.kv_heads, t.tokens, t.head_dim, &err)) return die(&err);
     printf("KV %s: layers %d, kv_heads %d, tokens %d, head_dim %d (%.1f MB fp16)\n", file ? file : "synthetic",

@@ -12,13 +12,13 @@
  * CacheGen units are sent at one level (--cg-level) per chunk.
  * usage: bench_kv_sink [--model synthetic:llama-3.1-8b] [--backend cuda] [--tokens 8192] [--group 16]
  *                      [--host-s 2] [--cg-level 2] [--policies "kivi2;kivi4;cachegen;wikv:levels=2"] */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "core/parallel.h"
 #include "exec/engine.h"
 #include "exec/kv_sink.h"
 #include "exec/stream.h"
@@ -41,45 +41,6 @@ static int die(const char *what, const wk_err *err) {
 }
 
 /* ---- parallel work: the synthetic KV and the encoding run on all cores ---- */
-
-typedef struct {
-    int n, next, failed;
-    pthread_mutex_t lock;
-    int (*job)(void *ctx, int i, wk_err *err);
-    void *ctx;
-    wk_err err;
-} pool;
-
-static void *pool_worker(void *arg) {
-    pool *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->lock);
-        int i = p->failed ? p->n : p->next++;
-        pthread_mutex_unlock(&p->lock);
-        if (i >= p->n) return NULL;
-        wk_err err;
-        if (p->job(p->ctx, i, &err)) {
-            pthread_mutex_lock(&p->lock);
-            if (!p->failed) p->err = err;
-            p->failed = 1;
-            pthread_mutex_unlock(&p->lock);
-        }
-    }
-}
-
-static int parallel_for(int n, int (*job)(void *, int, wk_err *), void *ctx, wk_err *err) {
-    pool p = {n, 0, 0, PTHREAD_MUTEX_INITIALIZER, job, ctx, {0, {0}}};
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int nt = ncpu < 1 ? 1 : ncpu > 64 ? 64 : (int)ncpu;
-    pthread_t th[64];
-    int started = 0;
-    for (; started < nt && started < n; started++)
-        if (pthread_create(&th[started], NULL, pool_worker, &p)) break;
-    if (started == 0) pool_worker(&p);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
-    if (p.failed && err) *err = p.err;
-    return p.failed ? p.err.code : 0;
-}
 
 typedef struct {
     wk_kv_tensor *t;
@@ -203,7 +164,7 @@ static int bench_policy(const bench *b, const char *name) {
     }
     enc_ctx ec = {&codec, b->kv, items, bufs};
     double t0 = now();
-    if (parallel_for((int)n, enc_job, &ec, &err)) return die("encode", &err);
+    if (wk_parallel_for((int)n, 0, enc_job, &ec, &err)) return die("encode", &err);
     double enc_s = now() - t0;
     for (size_t i = 0; i < n; i++) bytes += items[i].len;
     size_t done[3], units[3];
@@ -268,7 +229,7 @@ int main(int argc, char **argv) {
     if (wk_kv_tensor_alloc(&kv, spec.n_layers, spec.n_kv_heads, b.tokens, spec.head_dim, &err)) return die("kv", &err);
     wk_kv_synth_params sp = wk_kv_synth_defaults(1);
     synth_ctx sc = {&kv, &sp};
-    if (parallel_for(spec.n_layers, synth_job, &sc, &err)) return die("synthetic kv", &err);
+    if (wk_parallel_for(spec.n_layers, 0, synth_job, &sc, &err)) return die("synthetic kv", &err);
     b.spec = &spec;
     b.dev = &dev;
     b.kv = &kv;

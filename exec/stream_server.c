@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "exec/unit_store.h"
 #include "models/device.h"
@@ -853,48 +854,16 @@ static int preload(const wk_stream_server_opts *o, kv_cache *c, wk_err *err) {
     return rc;
 }
 
-/* Threads encoding every unit of one plan into the context's store. */
-typedef struct pre_encoder {
-    pthread_mutex_t mu;
-    server_req *s;
-    size_t next;
-    int rc;
-    wk_err err;
-} pre_encoder;
-
-static void *pre_encode_worker(void *arg) {
-    pre_encoder *p = arg;
-    server_req *s = p->s;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        size_t i = p->rc ? s->plan.n : p->next++;
-        pthread_mutex_unlock(&p->mu);
-        if (i >= s->plan.n) return NULL;
-        uint8_t *data = NULL;
-        size_t len = 0;
-        wk_err err = {0};
-        int reused = 0;
-        int rc = encode_or_reuse(s->entry->units, &s->codec, &s->plan.units[i], s->kv, s->prompt.ids, s->prompt.n, &data,
-                                 &len, &reused, &err);
-        free(data);
-        pthread_mutex_lock(&p->mu);
-        if (rc && !p->rc) p->rc = rc, p->err = err;
-        pthread_mutex_unlock(&p->mu);
-    }
-}
-
-static int pre_encode_plan(server_req *s, int threads, wk_err *err) {
-    pre_encoder p = {.s = s};
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_t th[64];
-    int n = 0;
-    for (; n < threads && n < 64; n++)
-        if (pthread_create(&th[n], NULL, pre_encode_worker, &p) != 0) break;
-    if (n == 0) pre_encode_worker(&p);
-    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
-    pthread_mutex_destroy(&p.mu);
-    if (p.rc) *err = p.err;
-    return p.rc;
+/* Encodes unit i of a request's plan into its context's store. */
+static int pre_encode_unit(void *ctx, int i, wk_err *err) {
+    server_req *s = ctx;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int reused = 0;
+    int rc = encode_or_reuse(s->entry->units, &s->codec, &s->plan.units[i], s->kv, s->prompt.ids, s->prompt.n, &data,
+                             &len, &reused, err);
+    free(data);
+    return rc;
 }
 
 /* Encodes, for every preloaded context, every unit of each pre_encode policy's plan into the context's
@@ -905,7 +874,6 @@ static int pre_encode(const wk_stream_server_opts *o, policy_pool *pool, kv_cach
     char specs[4096];
     if (strlen(o->pre_encode) >= sizeof specs) return wk_err_set(err, WK_EINVAL, "--pre-encode: list too long");
     double t0 = wk_now_s();
-    long threads = sysconf(_SC_NPROCESSORS_ONLN); /* nothing else runs before the server listens */
     int rc = 0;
     size_t units = 0;
     for (size_t k = 0; !rc && k < c->n; k++) {
@@ -924,7 +892,8 @@ static int pre_encode(const wk_stream_server_opts *o, policy_pool *pool, kv_cach
             wk_plan_init(&s.plan);
             rc = wk_stream_job_to_wire(&job, &wr, err);
             if (!rc) rc = prepare(o, &wr, &s, err);
-            if (!rc && s.entry && s.entry->units) rc = pre_encode_plan(&s, threads > 0 ? (int)threads : 1, err);
+            /* on every core: nothing else runs before the server listens */
+            if (!rc && s.entry && s.entry->units) rc = wk_parallel_for((int)s.plan.n, 0, pre_encode_unit, &s, err);
             if (rc) wk_err_prefix(err, "--pre-encode %s", spec);
             units += s.plan.n;
             release(&s);
