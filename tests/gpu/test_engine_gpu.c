@@ -12,18 +12,8 @@
 #include "exec/cuda/engine_cuda.h"
 #include "exec/engine.h"
 #include "exec/sampler.h"
+#include "gpu_check.h"
 #include "tiny_model.h"
-
-typedef struct {
-    int failures, checks;
-} tally;
-
-static void report(tally *t, int ok, const char *what, const char *detail) {
-    t->checks++;
-    if (!ok) t->failures++;
-    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail[0] ? ": " : "", detail);
-    fflush(stdout);
-}
 
 /* ||a - b|| / ||b||. */
 static double rel_err(const float *a, const float *b, size_t n) {

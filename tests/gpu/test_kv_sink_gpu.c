@@ -21,26 +21,11 @@
 #include "models/device.h"
 #include "models/model_spec.h"
 #include "sim/policy.h"
+#include "gpu_check.h"
 #include "tiny_model.h"
 
 #define N_PROMPT 200
 #define STEPS 6
-
-typedef struct {
-    int failures, checks;
-} tally;
-
-static void report(tally *t, int ok, const char *what, const char *detail) {
-    t->checks++;
-    if (!ok) t->failures++;
-    printf("%s %s%s%s\n", ok ? "PASS" : "FAIL", what, detail[0] ? ": " : "", detail);
-    fflush(stdout);
-}
-
-static void die(const char *what, const wk_err *err) {
-    fprintf(stderr, "FAIL %s: %s\n", what, err->msg);
-    exit(1);
-}
 
 typedef struct {
     const char *policy;
