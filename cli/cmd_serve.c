@@ -113,8 +113,12 @@ int wk_cmd_serve(int argc, char **argv) {
     }
     if (optind != argc || port < 0 || port > 65535 || !trace_path || o.delay_s < 0 || o.max_connections < 0 ||
         o.max_active < 0 || o.send_timeout_s < 0 || o.kv_cache < 0 || o.encode_threads < -1 || o.encode_ahead < 0 ||
-        o.unit_store_mb < -1 || (o.pre_encode && !o.kv_preload)) {
+        o.unit_store_mb < -1) {
         fprintf(stderr, "%s", usage);
+        return 2;
+    }
+    if (o.pre_encode && !(o.kv_preload && o.kv_dir)) {
+        fprintf(stderr, "wikv serve: --pre-encode encodes the preloaded contexts: it needs --kv-dir and --kv-preload\n");
         return 2;
     }
     wk_err err = {0};

@@ -69,7 +69,15 @@ set +e
 [ $? -ne 0 ] || exit 1
 "$wikv" kvgen --task passkey --context 256 --model synthetic:nosuch --out "$tmp/kv9" 2>>"$tmp/err"
 [ $? -ne 0 ] || exit 1
+# pre-encoding needs preloaded contexts; an unknown policy in its list is named
+"$wikv" serve --port 0 --trace "$trace" --model synthetic:tiny --pre-encode kivi2 2>>"$tmp/err"
+[ $? -eq 2 ] || exit 1
+"$wikv" serve --port 0 --trace "$trace" --model synthetic:tiny --kv-dir "$tmp/kv" --kv-preload \
+    --pre-encode "nosuch;kivi2" >/dev/null 2>>"$tmp/err"
+[ $? -ne 0 ] || exit 1
 set -e
 err=$(cat "$tmp/err")
 grep -q "beyond the CPU engine's limit" <<<"$err"
 grep -q 'unknown model "nosuch"' <<<"$err"
+grep -q "pre-encode encodes the preloaded contexts: it needs --kv-dir and --kv-preload" <<<"$err"
+grep -q -- '--pre-encode nosuch: unknown policy "nosuch"' <<<"$err"
