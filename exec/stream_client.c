@@ -70,7 +70,7 @@ static void post_fail(exec_clock *c, int code, const char *why, const char *msg)
     if (!c->failed) {
         c->failed = 1;
         c->fail_code = code;
-        snprintf(c->reason, sizeof c->reason, "%s: %s (%zu of %zu units arrived)", why, msg, c->n_arrived, c->plan->n);
+        snprintf(c->reason, sizeof c->reason, "%s: %.400s (%zu of %zu units arrived)", why, msg, c->n_arrived, c->plan->n);
     }
     pthread_cond_signal(&c->cv);
     pthread_mutex_unlock(&c->mu);

@@ -39,7 +39,7 @@ static int parse_number(const char *path, int line_no, const char *key, const ch
 
 /* The optional keys: attention_efficiency, kv_decode_gbps.POLICY. 1: not one of them. */
 static int parse_optional(const char *key, const char *val, const char *path, int line_no, wk_device *dev, wk_err *err) {
-    double v;
+    double v = 0;
     if (strcmp(key, "attention_efficiency") == 0) {
         int rc = parse_number(path, line_no, key, val, &v, err);
         if (!rc && !(v > 0 && v <= 1))
@@ -85,7 +85,7 @@ static int parse_line(char *line, const char *path, int line_no, wk_device *dev,
     if (opt <= 0) return opt;
     for (size_t i = 0; i < N_FIELDS; i++) {
         if (strcmp(key, fields[i].key) != 0) continue;
-        double v;
+        double v = 0;
         int rc = parse_number(path, line_no, key, val, &v, err);
         if (rc) return rc;
         *(double *)((char *)dev + fields[i].offset) = v * fields[i].scale;

@@ -375,7 +375,7 @@ static void decode_payload(wk_wire_msg *m, reader *r, int *rc) {
 
 int wk_wire_decode(const uint8_t *buf, size_t len, wk_wire_msg *m, size_t *frame_len, wk_err *err) {
     memset(m, 0, sizeof *m);
-    const uint8_t *payload;
+    const uint8_t *payload = NULL;
     int rc = wk_wire_decode_frame(buf, len, &m->h, &payload, frame_len, err);
     if (rc) return rc;
     reader r = {.p = payload, .len = m->h.payload_len, .type = wk_wire_type_name(m->h.type), .err = err};
