@@ -21,6 +21,9 @@
 #include "models/model_spec.h"
 
 #define WK_POLICY_MAX_PARAMS 16
+/* The most bytes a policy puts in one unit: half a wire frame (WK_WIRE_MAX_PAYLOAD, 64 MiB), since a
+ * layer of an 8B model's KV at 32K tokens is 134 MB in fp16. */
+#define WK_UNIT_MAX_BYTES (32 * 1024 * 1024)
 #define WK_SEND_LATER (-1L)
 #define WK_SEND_DONE (-2L)
 

@@ -193,6 +193,40 @@ START_TEST(full_units_fit_a_wire_frame_and_cover_every_token) {
 }
 END_TEST
 
+/* KIVI-4 of an 8B model: a layer per unit at 8K tokens; at 64K a layer (72 MB) would not fit a wire frame,
+ * so each (layer, KV head) is a unit of its own, every one present once, with the same total bytes. */
+START_TEST(kivi_units_fit_a_wire_frame) {
+    load_fixtures();
+    wk_err err;
+    wk_policy pol;
+    ck_assert_int_eq(wk_policy_create("kivi4", &pol, &err), 0);
+    int contexts[2] = {8192, 65536};
+    for (int c = 0; c < 2; c++) {
+        wk_request req = {&llama, &laptop, contexts[c], 8, "passkey", 1, NULL, NULL};
+        wk_plan plan;
+        wk_plan_init(&plan);
+        ck_assert_int_eq(pol.ops->plan(pol.state, pol.param, &req, &plan, &err), 0);
+        wk_kivi_params kp = {4, 32, 128};
+        int64_t head_bytes = wk_kivi_bytes(&kp, contexts[c], llama.head_dim), total = 0;
+        int seen[32][8] = {{0}};
+        for (size_t i = 0; i < plan.n; i++) {
+            const wk_unit *u = &plan.units[i];
+            ck_assert(u->bytes <= WK_UNIT_MAX_BYTES);
+            ck_assert_int_eq(u->token_count, contexts[c]);
+            for (int h = 0; h < llama.n_kv_heads; h++)
+                if (u->kv_head < 0 || u->kv_head == h) seen[u->layer_first][h]++;
+            total += u->bytes;
+        }
+        ck_assert_int_eq(plan.n, c == 0 ? 32 : 32 * 8);
+        for (int l = 0; l < 32; l++)
+            for (int h = 0; h < 8; h++) ck_assert_int_eq(seen[l][h], 1);
+        ck_assert_int_eq(total, head_bytes * 32 * 8);
+        wk_plan_free(&plan);
+    }
+    wk_policy_free(&pol);
+}
+END_TEST
+
 /* WiKV without a confidence test (every step passes) emits at its first threshold. */
 START_TEST(wikv_emits_at_first_threshold) {
     load_fixtures();
@@ -490,6 +524,7 @@ int main(void) {
     tcase_set_timeout(tc, 60); /* plans of the ranked policies take seconds on a loaded machine */
     tcase_add_test(tc, full_ttft_matches_closed_form);
     tcase_add_test(tc, full_units_fit_a_wire_frame_and_cover_every_token);
+    tcase_add_test(tc, kivi_units_fit_a_wire_frame);
     tcase_add_test(tc, framing_overhead_adds_wire_bytes);
     tcase_add_test(tc, kivi_is_faster_than_full_on_slow_link);
     tcase_add_test(tc, prefill_overlaps_text_arrival_with_compute);

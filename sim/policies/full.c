@@ -2,16 +2,12 @@
  * once every layer has arrived (and been copied to GPU memory where that costs time). */
 #include "sim/policy.h"
 
-/* A unit carries one layer's KV for at most this many bytes of tokens: a frame of the wire protocol holds
- * at most WK_WIRE_MAX_PAYLOAD (64 MiB), and a 32K-token layer of an 8B model is 134 MB. */
-#define FULL_UNIT_MAX_BYTES (32.0 * 1024 * 1024)
-
 static int plan(void *state, const double *param, const wk_request *req, wk_plan *plan, wk_err *err) {
     (void)state;
     (void)param;
     const wk_model_spec *m = req->model;
     double per_token = (double)wk_model_kv_values_per_token_layer(m); /* values of one token in one layer */
-    int chunk = (int)(FULL_UNIT_MAX_BYTES / (per_token * 2));
+    int chunk = (int)(WK_UNIT_MAX_BYTES / (per_token * 2));
     if (chunk < 1) chunk = 1;
     for (int l = 0; l < m->n_layers; l++)
         for (int t0 = 0; t0 < req->context_tokens; t0 += chunk) {

@@ -1,5 +1,5 @@
 /* kivi2 / kivi4: the KV cache quantized by KIVI (2 or 4 bits, scales and zero points per group, the
- * most recent tokens in fp16) is streamed layer by layer; the device decodes with KIVI's fused
+ * most recent tokens in fp16) is streamed layer by layer (head by head where a layer is too big for a unit); the device decodes with KIVI's fused
  * kernels straight from the quantized cache once every layer has arrived. */
 #include "kv/kivi.h"
 #include "sim/policy.h"
@@ -17,18 +17,24 @@ static wk_kivi_params kivi_params(const double *param, int bits) {
     return p;
 }
 
+/* One unit per layer, or per (layer, KV head) where a layer would exceed WK_UNIT_MAX_BYTES (KIVI-4 of an
+ * 8B model beyond ~48K tokens): KIVI groups keys along tokens, so a head's tokens stay in one unit. */
 static int plan_bits(const double *param, const wk_request *req, wk_plan *plan, int bits, wk_err *err) {
     const wk_model_spec *m = req->model;
     wk_kivi_params kp = kivi_params(param, bits);
-    int64_t layer_bytes = (int64_t)m->n_kv_heads * wk_kivi_bytes(&kp, req->context_tokens, m->head_dim);
-    double values = (double)req->context_tokens * (double)wk_model_kv_values_per_token_layer(m);
-    for (int l = 0; l < m->n_layers; l++) {
-        wk_unit u = {.bytes = layer_bytes, .layer_first = l, .layer_count = 1, .token_count = req->context_tokens,
-                     .kv_head = -1, .kind = WK_UNIT_KV, .group = l, .values = values, .decoded_bytes = 0};
-        int rc = wk_plan_push(plan, &u, err);
-        if (rc) return rc;
-    }
-    plan->kv_values_total = values * m->n_layers;
+    int64_t head_bytes = wk_kivi_bytes(&kp, req->context_tokens, m->head_dim);
+    int per_head = (int64_t)m->n_kv_heads * head_bytes > WK_UNIT_MAX_BYTES;
+    int units_per_layer = per_head ? m->n_kv_heads : 1;
+    double values = (double)req->context_tokens * (double)wk_model_kv_values_per_token_layer(m) / units_per_layer;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int h = 0; h < units_per_layer; h++) {
+            wk_unit u = {.bytes = head_bytes * (m->n_kv_heads / units_per_layer), .layer_first = l, .layer_count = 1,
+                         .token_count = req->context_tokens, .kv_head = per_head ? h : -1, .kind = WK_UNIT_KV,
+                         .group = (int32_t)plan->n, .values = values, .decoded_bytes = 0};
+            int rc = wk_plan_push(plan, &u, err);
+            if (rc) return rc;
+        }
+    plan->kv_values_total = values * units_per_layer * m->n_layers;
     return 0;
 }
 
