@@ -24,8 +24,8 @@ int wk_cmd_kvgen(int argc, char **argv) {
                                          {"model", required_argument, 0, 'm'}, {"out", required_argument, 0, 'o'},
                                          {"tokenizer", required_argument, 0, 'K'}, {"backend", required_argument, 0, 'b'},
                                          {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
-    static char model_dir[4096];
-    snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    char model_dir[4096];
+    wk_fixture_model_dir(model_dir, sizeof model_dir);
     const char *model = model_dir, *out = NULL, *task = NULL, *tokenizer = NULL, *backend = "cpu";
     wk_stream_job job = {.seed = 1, .output_tokens = 1, .policy = "full"};
     int n = 1;

@@ -46,8 +46,8 @@ int wk_cmd_quality(int argc, char **argv) {
         {"model", required_argument, 0, 'm'}, {"tasks", required_argument, 0, 't'}, {"context", required_argument, 0, 'c'},
         {"n", required_argument, 0, 'n'},     {"out-tokens", required_argument, 0, 'k'},
         {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    static char model_dir[4096];
-    snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    char model_dir[4096];
+    wk_fixture_model_dir(model_dir, sizeof model_dir);
     wk_qm_opts o = {.model_dir = model_dir, .context = 1024, .n = 8, .output_tokens = 12};
     const char *tasks = "passkey,topic", *out = NULL;
     optind = 1;

@@ -205,8 +205,8 @@ static int needed_capacity(const run_args *a, int *capacity, wk_err *err) {
 }
 
 int wk_cmd_run(int argc, char **argv) {
-    static char model_dir[4096];
-    snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    char model_dir[4096];
+    wk_fixture_model_dir(model_dir, sizeof model_dir);
     run_args a = {.model = model_dir, .db = "results.db", .n = 1, .out = 12, .seed = 1, .timeout_s = 30.0, .backend = "cpu"};
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;

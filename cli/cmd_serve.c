@@ -72,8 +72,8 @@ int wk_cmd_serve(int argc, char **argv) {
         {"encode-threads", required_argument, 0, 'E'}, {"encode-ahead", required_argument, 0, 'A'},
         {"unit-store", required_argument, 0, 'U'}, {"pre-encode", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    static char model_dir[4096];
-    snprintf(model_dir, sizeof model_dir, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    char model_dir[4096];
+    wk_fixture_model_dir(model_dir, sizeof model_dir);
     wk_stream_server_opts o = {.model_dir = model_dir, .delay_s = 0.010};
     const char *trace_path = NULL, *host = "127.0.0.1";
     long port = -1;

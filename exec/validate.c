@@ -103,7 +103,7 @@ int wk_validate_grid_load(const char *path, wk_validate_grid *g, wk_err *err) {
     g->requests = 1;
     g->output_tokens = 1;
     g->delay_ms = 10;
-    snprintf(g->model, sizeof g->model, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+    wk_fixture_model_dir(g->model, sizeof g->model);
     FILE *f = fopen(path, "r");
     if (!f) return wk_err_set(err, WK_ENOTFOUND, "%s: cannot open", path);
     char dir[4096];

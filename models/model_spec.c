@@ -14,6 +14,10 @@ const char *wk_data_dir(void) {
     return (env && *env) ? env : WIKV_SOURCE_DIR;
 }
 
+void wk_fixture_model_dir(char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/models/fixtures/tiny-llama-tasks", wk_data_dir());
+}
+
 static int get_positive_int(const wk_json *cfg, const char *path, const char *key, long long fallback, int *out,
                             wk_err *err) {
     long long v;

@@ -39,5 +39,8 @@ int64_t wk_model_kv_values_per_token_layer(const wk_model_spec *m);
 
 /* Directory holding the bundled data (models/, traces/): $WIKV_DATA or the source tree. */
 const char *wk_data_dir(void);
+/* The bundled fixture model's folder (models/fixtures/tiny-llama-tasks under wk_data_dir()), the
+ * default --model of the commands that run an engine. */
+void wk_fixture_model_dir(char *buf, size_t cap);
 
 #endif
