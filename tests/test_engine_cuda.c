@@ -2,6 +2,7 @@
  * crashes: unknown synthetic names and missing folders are refused before any GPU call, and a valid
  * model on a machine without a GPU gives WK_EUNSUPPORTED. The numerical checks against the CPU
  * engine need a GPU and live in tests/gpu/. Without nvcc the suite checks bench_engine's fallback. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "check_util.h"
@@ -27,6 +28,23 @@ START_TEST(missing_folder_refused) {
     ck_assert_int_lt(wk_engine_cuda_open("/nonexistent/wikv/model", NULL, &e, &err), 0);
     ck_assert_ptr_null(e);
     ck_assert_msg(strstr(err.msg, "config.json") != NULL, "%s", err.msg);
+}
+END_TEST
+
+START_TEST(unknown_prefill_kernel_refused) {
+    /* WIKV_CUDA_ATTN_PREFILL is read before any GPU call: a name it does not know is an error, the
+     * known ones open as usual (here: no GPU). */
+    wk_engine *e = NULL;
+    wk_err err = {0};
+    setenv("WIKV_CUDA_ATTN_PREFILL", "fastest", 1);
+    ck_assert_int_eq(wk_engine_cuda_open("synthetic:tiny", NULL, &e, &err), WK_EINVAL);
+    ck_assert_ptr_null(e);
+    ck_assert_msg(strstr(err.msg, "WIKV_CUDA_ATTN_PREFILL=fastest") != NULL, "%s", err.msg);
+    setenv("WIKV_CUDA_ATTN_PREFILL", "pipe", 1);
+    int rc = wk_engine_cuda_open("synthetic:tiny", NULL, &e, &err);
+    ck_assert_msg(rc == 0 || rc == WK_EUNSUPPORTED, "rc %d: %s", rc, err.msg);
+    if (rc == 0) wk_engine_free(e);
+    unsetenv("WIKV_CUDA_ATTN_PREFILL");
 }
 END_TEST
 
@@ -72,6 +90,7 @@ static Suite *suite(void) {
 #ifdef WIKV_HAVE_CUDA
     tcase_add_test(tc, unknown_synthetic_name_refused);
     tcase_add_test(tc, missing_folder_refused);
+    tcase_add_test(tc, unknown_prefill_kernel_refused);
     tcase_add_test(tc, valid_model_opens_or_says_no_gpu);
 #endif
     tcase_add_test(tc, bench_engine_help);

@@ -52,6 +52,7 @@ typedef struct {
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
     int gemv_early;     /* 1: matrix-vector kernels start their weight stream before the previous kernel ends */
     int simt_decode;    /* 1: decode attention on the CUDA cores only (WIKV_CUDA_ATTN_SIMT, for comparison) */
+    int prefill_kernel; /* WK_CU_PREFILL_*: flash prefill kernel (WIKV_CUDA_ATTN_PREFILL=mma|wgmma|pipe|pairs) */
     int rope_in_gemv;   /* 1: decode RoPE + KV store in the QKV product (0: WIKV_CUDA_ROPE_KERNEL, the separate kernel) */
     int max_splits;     /* > 0: at most this many decode-attention splits (WIKV_CUDA_ATTN_SPLITS, for tests) */
     char device[320];
@@ -367,7 +368,7 @@ static int attention(wk_engine *e, int l, int pos, int n, wk_err *err) {
     size_t off = (size_t)l * c->n_kv_heads * e->kv_capacity;
     wk_cu_attn_args a = {im->q, im->att, im->k + off * c->head_dim, im->v + off * c->head_dim, im->present + off,
                          n, pos, c->n_heads, c->n_kv_heads, c->head_dim, e->kv_capacity, c->sliding_window,
-                         e->absent_mode == WK_KV_ABSENT_ZERO, im->simt_decode};
+                         e->absent_mode == WK_KV_ABSENT_ZERO, im->simt_decode, im->prefill_kernel};
     if (n > FLASH_MIN_ROWS && wk_cu_attn_prefill_supported(c->head_dim)) {
         wk_cu_attn_prefill(&a, im->stream);
         CK(cudaGetLastError());
@@ -407,7 +408,7 @@ static int attn_block(wk_engine *e, int l, const cu_layer *L, const wk_forward_a
     if (fa->attn) {
         wk_cu_attn_args a = {im->q, im->att, im->k + off * hd, im->v + off * hd, im->present + off, n, fa->pos, c->n_heads,
                              c->n_kv_heads, hd, e->kv_capacity, c->sliding_window, e->absent_mode == WK_KV_ABSENT_ZERO,
-                             im->simt_decode};
+                             im->simt_decode, im->prefill_kernel};
         wk_cu_attn_export(&a, n - fa->attn_rows, im->attn + (size_t)l * c->n_kv_heads * fa->attn_stride, fa->attn_stride,
                           im->stream);
         CK(cudaGetLastError());
@@ -706,6 +707,12 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     e->absent_mode = o.absent_mode;
     if (e->kv_capacity > (1 << 24) || e->max_chunk > (1 << 16)) {
         rc = wk_err_set(err, WK_EINVAL, "engine: kv_capacity %d / max_chunk %d too large", e->kv_capacity, e->max_chunk);
+        goto fail;
+    }
+    im->prefill_kernel = wk_cu_prefill_kernel_named(getenv("WIKV_CUDA_ATTN_PREFILL"));
+    if (im->prefill_kernel < 0) {
+        rc = wk_err_set(err, WK_EINVAL, "cuda engine: WIKV_CUDA_ATTN_PREFILL=%.32s: not mma, wgmma, pipe or pairs",
+                        getenv("WIKV_CUDA_ATTN_PREFILL"));
         goto fail;
     }
     rc = open_device(e, err);

@@ -66,9 +66,17 @@ typedef struct wk_cu_attn_args {
     const uint8_t *present;  /* this layer: [n_kv][cap] */
     int n_rows, pos0, n_heads, n_kv, hd, cap, window, zero_mode;
     int simt_decode;         /* 1: split decode on the CUDA cores even where the tensor-core kernel applies */
+    int prefill_kernel;      /* WK_CU_PREFILL_*: which flash prefill kernel runs */
 } wk_cu_attn_args;
 
-/* Flash-style prefill (tensor cores, online softmax, 64x64 tiles); hd must be 64 or 128. */
+/* Flash-style prefill (tensor cores, online softmax, 64-key tiles); hd must be 64 or 128. Kernels:
+ * MMA: mma.sync, 64 rows per block (the default); WGMMA: Hopper wgmma, 128 rows per block (two
+ * warpgroups); PIPE: WGMMA with each warpgroup's softmax overlapping its tensor-core work and 3
+ * K/V stages; PAIRS: PIPE with the two warpgroups on two query heads of one KV head (64 positions;
+ * PIPE where the GQA group size is odd). wk_cu_prefill_kernel_named maps the names "mma", "wgmma",
+ * "pipe", "pairs" (NULL: MMA) to these, -1 for others. */
+enum { WK_CU_PREFILL_MMA, WK_CU_PREFILL_WGMMA, WK_CU_PREFILL_PIPE, WK_CU_PREFILL_PAIRS };
+int wk_cu_prefill_kernel_named(const char *name);
 int wk_cu_attn_prefill_supported(int hd);
 void wk_cu_attn_prefill(const wk_cu_attn_args *a, cudaStream_t s);
 

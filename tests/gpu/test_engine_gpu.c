@@ -304,6 +304,28 @@ int main(void) {
     check_masked(&t, "mistral window 48", &mistral, WK_KV_ABSENT_MASKED);
     check_export(&t, "llama hd64", &llama64);
     check_export(&t, "mistral window 48", &mistral);
+    /* The Hopper prefill kernels (WIKV_CUDA_ATTN_PREFILL): long prompts (many 64-key tiles per chunk),
+     * GQA groups 4 / 2 / 1 (pairs falls back to pipe for odd groups), the sliding window, absent
+     * slots in both modes. */
+    static const char *const prefill_kernels[] = {"wgmma", "pipe", "pairs"};
+    for (int k = 0; k < 3; k++) {
+        char name[96];
+        setenv("WIKV_CUDA_ATTN_PREFILL", prefill_kernels[k], 1);
+        snprintf(name, sizeof name, "llama hd128 long (%s prefill)", prefill_kernels[k]);
+        check_model(&t, name, &llama128, 1500, 512, 8);
+        snprintf(name, sizeof name, "llama hd64 gqa2 (%s prefill)", prefill_kernels[k]);
+        check_model(&t, name, &llama64, 200, 64, 8);
+        snprintf(name, sizeof name, "qwen3 gqa1 (%s prefill)", prefill_kernels[k]);
+        check_model(&t, name, &qwen3, 200, 64, 8);
+        snprintf(name, sizeof name, "mistral window 48 (%s prefill)", prefill_kernels[k]);
+        check_model(&t, name, &mistral, 200, 64, 8);
+        snprintf(name, sizeof name, "llama hd128 (%s prefill)", prefill_kernels[k]);
+        check_masked(&t, name, &llama128, WK_KV_ABSENT_MASKED);
+        check_masked(&t, name, &llama128, WK_KV_ABSENT_ZERO);
+        snprintf(name, sizeof name, "llama hd64 (%s prefill)", prefill_kernels[k]);
+        check_masked(&t, name, &llama64, WK_KV_ABSENT_ZERO);
+    }
+    unsetenv("WIKV_CUDA_ATTN_PREFILL");
     printf("%s: %d of %d checks passed\n", t.failures ? "FAIL" : "PASS", t.checks - t.failures, t.checks);
     return t.failures ? 1 : 0;
 }
