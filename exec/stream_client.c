@@ -427,8 +427,8 @@ int wk_stream_client_request(wk_stream_client *c, const char *host, uint16_t por
     char reason[sizeof e.msg] = "";
     if (started) {
         wk_session_clock clk = {&r->clk, ec_schedule, ec_next, NULL};
-        wk_session_link link = {NULL, NULL};
-        wk_session_backend be = {&r->be, wk_stream_backend_run};
+        wk_session_link link = {NULL, NULL, NULL, NULL};
+        wk_session_backend be = {&r->be, wk_stream_backend_run, NULL};
         if (wk_session_run(&r->session, &r->pol, &r->req, &r->plan, &clk, &link, &be, 0.0, NULL, &res, &e)) {
             res.ok = 0;
             snprintf(reason, sizeof reason, "%s", e.msg);

@@ -14,9 +14,9 @@ void wk_link_init(wk_link_model *l, const wk_trace *trace, const wk_link_params 
     l->p = *p;
     l->epoch_start = p->trace_offset_s;
     l->epoch_bytes = 0;
-    l->free_at = -INFINITY;
+    l->free_at = -INFINITY; /* the first send starts a busy period, and the cursor with it */
     l->wire_bytes_total = 0;
-    wk_trace_cursor_init(trace, l->epoch_start, &l->cursor);
+    l->cursor = (wk_trace_cursor){0};
 }
 
 double wk_link_wire_bytes(const wk_link_params *p, int64_t payload) {

@@ -1,15 +1,16 @@
 /* An event queue ordered by (time, insertion sequence): events at the same time pop in the order
  * they were pushed, so every simulation is deterministic.
  *
- * Parts popped by comparing their heads: a few runs, each a FIFO of events of some types pushed in
- * non-decreasing time order (a link's arrivals come in send order, a sender's turns and a device's
- * computations one after another, so most events land in their type's run at O(1) even while a far
- * deadline waits in another), and a binary heap for the rest. The pop order is exactly that of one
- * heap on (time, sequence). */
+ * Two parts, popped by comparing their first events: a short array kept sorted by insertion from its
+ * back, and a binary heap for what does not fit in it. A simulated request has a few events pending at
+ * any time (the sender's turn, the arrivals in flight, the device's computation, a wake-up) and most
+ * new ones are due after most pending ones, so a push moves a few events at most and a pop takes the
+ * array's first: no search. The heap takes the overflow when many sessions share one queue. The pop
+ * order is exactly that of one heap on (time, sequence) for times that are not NaN (an event at a NaN
+ * time pops in an order that is deterministic but not specified). */
 #ifndef WIKV_SIM_EVENT_QUEUE_H
 #define WIKV_SIM_EVENT_QUEUE_H
 
-#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,24 +24,14 @@ typedef struct wk_event {
     int64_t arg;
 } wk_event;
 
-enum { WK_EVENT_RUNS = 4 };  /* run k holds events of types with type % WK_EVENT_RUNS == k */
-typedef struct wk_event_run {
-    wk_event *e;            /* [cap] ring, cap a power of two: events number head..tail-1 sit at slot
-                               number & (cap - 1), sorted by (t, seq) */
-    size_t head, tail, cap; /* head and tail count pops and pushes; tail - head events are in the run */
-    double last_t;          /* t of the run's last event (valid while the run holds one) */
-} wk_event_run;
+enum { WK_EVENT_NEAR = 32 }; /* events the sorted array holds */
 
 typedef struct wk_event_queue {
-    wk_event *heap;
-    size_t n, cap;          /* events in the heap */
-    wk_event_run run[WK_EVENT_RUNS];
+    wk_event near[WK_EVENT_NEAR]; /* events lo..hi-1, sorted by (t, seq) */
+    size_t lo, hi;
+    wk_event *heap;               /* [cap] min-heap on (t, seq): n events */
+    size_t n, cap;
     uint64_t next_seq;
-    size_t pending;         /* events in the runs and the heap */
-    /* (t, seq) of the first event of each run and (last) of the heap; (INFINITY, UINT64_MAX) when
-     * empty: a pop compares these five without looking into the arrays */
-    double top_t[WK_EVENT_RUNS + 1];
-    uint64_t top_seq[WK_EVENT_RUNS + 1];
 } wk_event_queue;
 
 /* The fast paths below are inlined even where the compiler would not (one call per event matters). */
@@ -66,12 +57,10 @@ size_t wk_event_queue_size(const wk_event_queue *q);
 
 /* ---- inline fast paths (a simulated request pushes and pops every event through these) ---- */
 
-/* Out of line: pushes to the heap and growth of a run. */
-int wk_event_queue_push_slow(wk_event_queue *q, wk_event_run *r, const wk_event *ev, wk_err *err);
+/* Out of line: a push when the array's end is reached (it is compacted, or the heap takes one). */
+int wk_event_queue_push_slow(wk_event_queue *q, const wk_event *ev, wk_err *err);
 /* Out of line: pops the heap's top. */
 void wk_event_queue_pop_heap(wk_event_queue *q, wk_event *ev);
-/* Out of line: the first event when the tops cannot tell (times that are NaN). */
-int wk_event_queue_pop_scan(wk_event_queue *q, wk_event *ev);
 
 static inline int wk_event_before(const wk_event *a, const wk_event *b) {
     return a->t < b->t || (a->t == b->t && a->seq < b->seq);
@@ -89,65 +78,30 @@ static inline void wk_event_copy(wk_event *to, const wk_event *from) {
 
 WK_EVENT_INLINE int wk_event_queue_push_owned(wk_event_queue *q, double t, int32_t owner, int type, int64_t arg,
                                              wk_err *err) {
-    unsigned k = (unsigned)type % WK_EVENT_RUNS;
-    wk_event_run *r = &q->run[k];
-    size_t used = r->tail - r->head;
-    /* seq grows with every push, so an event no earlier than the run's last keeps the run sorted */
-    if (used >= r->cap || (used > 0 && !(t >= r->last_t)))
-        return wk_event_queue_push_slow(q, r, &(wk_event){t, q->next_seq, owner, type, arg}, err);
-    size_t mask = r->cap - 1;
-    wk_event *e = &r->e[r->tail & mask];
-    e->t = t;
-    e->seq = q->next_seq++;
-    e->owner = owner;
-    e->type = type;
-    e->arg = arg;
-    r->tail++;
-    r->last_t = t;
-    q->pending++;
-    /* the run's first event: this one if the run was empty, else unchanged (read, not branched on) */
-    const wk_event *first = &r->e[r->head & mask];
-    q->top_t[k] = first->t;
-    q->top_seq[k] = first->seq;
+    size_t j = q->hi;
+    if (j == WK_EVENT_NEAR) return wk_event_queue_push_slow(q, &(wk_event){t, q->next_seq++, owner, type, arg}, err);
+    /* the new event has the largest seq: it goes after every event due no later than it */
+    wk_event *e = q->near;
+    for (; j > q->lo && e[j - 1].t > t; j--) wk_event_copy(&e[j], &e[j - 1]);
+    e[j].t = t;
+    e[j].seq = q->next_seq++;
+    e[j].owner = owner;
+    e[j].type = type;
+    e[j].arg = arg;
+    q->hi++;
     return 0;
 }
 
-/* Run k's top becomes the best so far if it comes first. */
-WK_EVENT_INLINE void wk_event_consider(const wk_event_queue *q, int k, int *from, double *bt, uint64_t *bs) {
-    if (q->top_t[k] < *bt || (q->top_t[k] == *bt && q->top_seq[k] < *bs)) {
-        *bt = q->top_t[k];
-        *bs = q->top_seq[k];
-        *from = k;
-    }
-}
-
 WK_EVENT_INLINE int wk_event_queue_pop(wk_event_queue *q, wk_event *ev) {
-    if (q->pending == 0) return -1;
-    int from = WK_EVENT_RUNS; /* the heap */
-    double bt = q->top_t[WK_EVENT_RUNS];
-    uint64_t bs = q->top_seq[WK_EVENT_RUNS];
-    _Static_assert(WK_EVENT_RUNS == 4, "one wk_event_consider per run");
-    wk_event_consider(q, 0, &from, &bt, &bs);
-    wk_event_consider(q, 1, &from, &bt, &bs);
-    wk_event_consider(q, 2, &from, &bt, &bs);
-    wk_event_consider(q, 3, &from, &bt, &bs);
-    if (from == WK_EVENT_RUNS) {
-        if (q->n == 0) return wk_event_queue_pop_scan(q, ev);
-        wk_event_queue_pop_heap(q, ev);
+    size_t lo = q->lo;
+    if (lo < q->hi && (q->n == 0 || wk_event_before(&q->near[lo], &q->heap[0]))) {
+        wk_event_copy(ev, &q->near[lo]);
+        if (++lo == q->hi) lo = q->hi = 0; /* empty: start again at the array's beginning */
+        q->lo = lo;
         return 0;
     }
-    wk_event_run *r = &q->run[from];
-    size_t mask = r->cap - 1;
-    wk_event_copy(ev, &r->e[r->head & mask]);
-    r->head++;
-    q->pending--;
-    if (r->head != r->tail) {
-        q->top_t[from] = r->e[r->head & mask].t;
-        q->top_seq[from] = r->e[r->head & mask].seq;
-    } else {
-        q->top_t[from] = (double)INFINITY;
-        q->top_seq[from] = UINT64_MAX;
-    }
+    if (q->n == 0) return -1;
+    wk_event_queue_pop_heap(q, ev);
     return 0;
 }
 

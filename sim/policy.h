@@ -105,6 +105,11 @@ typedef struct wk_policy_ops {
     void (*decide)(void *state, const double *param, const wk_view *v, wk_action *a);
     /* optional: frees what plan() allocated inside the state */
     void (*release)(void *state);
+    /* 1 when decide reads nothing the sender half changes (n_sent, bytes_sent, est_bw_Bps, sender_done,
+     * WK_US_SENT) and a WAIT it returns stays its decision until its wake_at (for ever when < 0) unless
+     * an arrival, the end of a computation or a wake-up changes the view: the session then does not ask
+     * again after a turn of the sender alone (the same decisions, fewer calls). */
+    int wait_ignores_sender;
 } wk_policy_ops;
 
 typedef struct wk_policy {

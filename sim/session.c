@@ -87,7 +87,14 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     r->v.n_sent++;
     r->v.bytes_sent += u->bytes;
     double next_at;
-    int rc = link->send(link->self, r->v.now, (size_t)idx, u->bytes, &next_at, err);
+    int rc;
+    if (link->model) { /* the simulator's trace link: its arrival goes into the clock at no earlier than now */
+        double arrival;
+        next_at = wk_link_send_wire(link->model, r->v.now, link->unit_wire[idx], &arrival);
+        rc = post(r, arrival, WK_EV_ARRIVAL, idx, err);
+    } else {
+        rc = link->send(link->self, r->v.now, (size_t)idx, u->bytes, &next_at, err);
+    }
     if (rc < 0) return rc;
     int link_posts = rc == 1;
     /* sender-side rate estimate: an exponentially weighted mean of per-unit throughput */
@@ -218,8 +225,12 @@ static int start_action(wk_session *s, run_state *r, wk_policy *pol, const wk_se
         return wk_err_set(err, WK_ESTATE, "policy %s: prefill of %d tokens beyond the context", pol->ops->name, a->tokens);
     double seconds = 0;
     int accepted = 1;
-    int rc = be->run(be->self, a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
-    if (rc) return rc;
+    if (a->kind == WK_ACT_DECODE_KV && be->unit_decode_s) {
+        for (size_t i = 0; i < r->pending_n; i++) seconds += be->unit_decode_s[s->pending[i]];
+    } else {
+        int rc = be->run(be->self, a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err);
+        if (rc) return rc;
+    }
     if (a->kind == WK_ACT_EMIT && a->force) accepted = 1;
     if (a->kind == WK_ACT_PREFILL && a->position + a->tokens > r->v.tokens_prefilling)
         r->v.tokens_prefilling = a->position + a->tokens;
@@ -227,7 +238,7 @@ static int start_action(wk_session *s, run_state *r, wk_policy *pol, const wk_se
     r->busy = 1;
     static const int tl_type[] = {[WK_ACT_DECODE_KV] = WK_TL_DECODE_KV, [WK_ACT_PREFILL] = WK_TL_PREFILL,
                                   [WK_ACT_EMIT] = WK_TL_EMIT};
-    tl_add(tl, r->v.now, tl_type[a->kind], 0, seconds);
+    if (tl) tl_add(tl, r->v.now, tl_type[a->kind], 0, seconds);
     return post(r, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
 }
 
@@ -237,7 +248,11 @@ static inline int receiver_step(wk_session *s, run_state *r, wk_policy *pol, wk_
     wk_action *a = &r->current;
     *a = (wk_action){.wake_at = -1, .position = r->v.tokens_prefilled};
     pol->ops->decide(pol->state, pol->param, &r->v, a);
-    if (a->kind != WK_ACT_WAIT) return start_action(s, r, pol, r->be, r->tl, err);
+    if (a->kind != WK_ACT_WAIT) {
+        r->wait_until = -(double)INFINITY;
+        return start_action(s, r, pol, r->be, r->tl, err);
+    }
+    if (r->wait_skips_sender) r->wait_until = a->wake_at < 0 ? (double)INFINITY : a->wake_at;
     /* a policy that keeps waiting for the same deadline asks again after every arrival: one
      * pending wake-up serves them all (a second one at the same instant would change nothing) */
     if (a->wake_at > r->v.now && a->wake_at != r->timer_at) {
@@ -272,11 +287,13 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
     r->tl = tl;
     r->out = out;
     r->timer_at = NAN;
+    r->wait_until = -(double)INFINITY; /* no decision yet */
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
     /* a link without send means the sender half runs elsewhere (exec client): arrivals come from the
      * clock's event source, and a WK_EV_SENDER event from it says the sender finished */
     r->remote_sender = link->send == NULL;
+    r->wait_skips_sender = pol->ops->wait_ignores_sender && !r->remote_sender;
     if (r->remote_sender) return 0;
     return post(r, request_delay_s, WK_EV_SENDER, 0, err);
 }
@@ -315,7 +332,8 @@ static inline int step(wk_session *s, run_state *r, double now, int type, int64_
     /* a sender that had nothing to send may have something now (e.g. after a request) */
     if (!rc && r->sender_idle && type != WK_EV_SENDER && !r->v.sender_done && !r->remote_sender)
         rc = sender_step(s, r, r->pol, r->link, err);
-    if (!rc && !r->busy && r->v.tokens_emitted < r->output_tokens)
+    /* the receiver's wait holds over a turn of the sender alone when its policy says so */
+    if (!rc && !r->busy && r->v.tokens_emitted < r->output_tokens && !(type == WK_EV_SENDER && now < r->wait_until))
         rc = receiver_step(s, r, r->pol, err);
     if (r->v.tokens_emitted >= r->output_tokens && !r->busy) r->done = 1;
     return rc;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "net/link.h"
 #include "sim/event_queue.h"
 #include "sim/policy.h"
 
@@ -36,6 +37,11 @@ typedef struct wk_session_link {
      * or 1 when the link posts that WK_EV_SENDER event itself because the time may still change (a
      * link shared with other devices re-times it; *next_send_at is then the estimate at hand-over). */
     int (*send)(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err);
+    /* Optional (NULL: use send): the link is this trace link model (the simulator's), unit i being
+     * unit_wire[i] wire bytes on it. The session then hands units to it inline and posts their arrivals
+     * as send would: no call through the table per unit. */
+    wk_link_model *model;
+    const double *unit_wire;
 } wk_session_link;
 
 typedef struct wk_session_backend {
@@ -44,6 +50,9 @@ typedef struct wk_session_backend {
      * Returns the duration; for EMIT sets *accepted (the step passed the confidence test). */
     int (*run)(void *self, const wk_action *a, const wk_view *v, const uint32_t *units, size_t n, double *seconds,
                int *accepted, wk_err *err);
+    /* Optional (NULL: use run for every action): a DECODE_KV of units takes the sum of their entries
+     * in this table (the simulator's per-unit copy and decode seconds), without a call. */
+    const double *unit_decode_s;
 } wk_session_backend;
 
 /* Timeline of one request, for the events table (optional). */
@@ -101,6 +110,8 @@ typedef struct wk_session_live {
     int done;
     size_t events;
     double timer_at;        /* the receiver's pending wake-up (NaN: none): not posted twice */
+    int wait_skips_sender;  /* the policy's wait_ignores_sender, and the sender half runs here */
+    double wait_until;      /* until then the receiver's last decision (a WAIT) holds over sender turns */
 } wk_session_live;
 
 typedef struct wk_session {

@@ -185,8 +185,8 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     link.unit_wire = sim->unit_wire;
     profile_backend backend = {&req, cfg->quality, pol->ops->name, sim->unit_decode_s};
     wk_session_clock c = {&clock, vc_schedule, vc_next, &sim->queue};
-    wk_session_link l = {&link, tl_send};
-    wk_session_backend b = {&backend, pb_run};
+    wk_session_link l = {&link, tl_send, &link.model, sim->unit_wire};
+    wk_session_backend b = {&backend, pb_run, sim->unit_decode_s};
     memset(out, 0, sizeof *out);
     rc = wk_session_run(&sim->session, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s, err);
     if (rc) return rc;
@@ -291,8 +291,8 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
                               cfg->kv_sample};
         s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name, NULL};
         s->c = (wk_session_clock){s, slot_schedule, slot_next, NULL};
-        s->l = (wk_session_link){s, slot_send};
-        s->b = (wk_session_backend){&s->backend, pb_run};
+        s->l = (wk_session_link){s, slot_send, NULL, NULL};
+        s->b = (wk_session_backend){&s->backend, pb_run, NULL};
         int rc = ensure_plan(&g->dev[k], &pols[k], &s->req, err);
         memset(&out[k], 0, sizeof out[k]);
         if (!rc) rc = wk_session_begin(&g->dev[k].session, &pols[k], &s->req, &g->dev[k].plan, &s->c, &s->l, &s->b,

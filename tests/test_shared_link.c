@@ -309,7 +309,7 @@ START_TEST(trace_cursor_exact_at_loop_and_segment_ends) {
 }
 END_TEST
 
-/* The queue (sorted runs + heap) pops exactly in (time, push order), for random interleavings of
+/* The queue (sorted array + heap) pops exactly in (time, push order), for random interleavings of
  * pushes in order, out of order, at equal times, and pops; checked against a linear scan. */
 START_TEST(event_queue_pops_in_time_then_push_order) {
     enum { CAP = 1500 };

@@ -394,6 +394,100 @@ START_TEST(policy_specs_are_validated) {
 }
 END_TEST
 
+/* A receiver that reads the clock: it waits, asking again at the next event (wake_at = now), until
+ * `at` seconds, then emits. Its wait holds over no sender turn once the time passed. */
+static void decide_from_time(void *state, const double *param, const wk_view *v, wk_action *a) {
+    (void)state;
+    (void)param;
+    if (wk_policy_decode_arrived(v, a)) return;
+    if (v->now >= 0.35) {
+        a->kind = WK_ACT_EMIT;
+        a->force = 1;
+        a->kv_bytes_per_token = 1e5;
+        return;
+    }
+    a->kind = WK_ACT_WAIT;
+    a->wake_at = v->now;
+}
+
+/* A policy's wait_ignores_sender only spares calls: with it off (the receiver asked after every
+ * event), every policy that sets it gives the same results, bit for bit, on a varying capacity trace
+ * and a Mahimahi trace, with failed confidence tests (wikv's attempts) and several output tokens. */
+START_TEST(wait_over_sender_turns_changes_nothing) {
+    load_fixtures();
+    wk_err err;
+    wk_trace traces[2];
+    double t[40], mbps[40];
+    for (int i = 0; i < 40; i++) {
+        t[i] = i * 0.25;
+        mbps[i] = 40 + 300 * ((i * 7) % 9) / 8.0;
+    }
+    ck_assert_int_eq(wk_trace_from_capacity("varying", t, mbps, 40, 10.0, &traces[0], &err), 0);
+    double ms[4000];
+    for (int i = 0; i < 4000; i++) ms[i] = (double)(i / 3 + (i % 7 == 0) * 2);
+    for (int i = 1; i < 4000; i++) ms[i] = fmax(ms[i], ms[i - 1]);
+    ck_assert_int_eq(wk_trace_from_opportunities("mahimahi", ms, 4000, &traces[1], &err), 0);
+    wk_quality_table q;
+    memset(&q, 0, sizeof q);
+    strcpy(q.source, "assumed");
+    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
+    q.rows[1] = (wk_quality_row){"default", 0.5, 0.3, 0.8};
+    q.rows[2] = (wk_quality_row){"default", 0.9, 1.0, 1.0};
+    q.n = 3;
+    static const char *specs[] = {"wikv", "wikv:threshold=0.05,step=0.02,levels=2,batch=1024", "full", "kivi2",
+                                  "kivi4", "cachegen", "prefill", "h2o"};
+    enum { N_SPECS = sizeof specs / sizeof specs[0] };
+    int compared = 0;
+    for (size_t p = 0; p <= N_SPECS; p++) { /* and last, full's plan with the receiver above */
+        wk_policy with, without;
+        ck_assert_msg(wk_policy_create(p < N_SPECS ? specs[p] : "full", &with, &err) == 0, "%s", err.msg);
+        ck_assert_msg(wk_policy_create(p < N_SPECS ? specs[p] : "full", &without, &err) == 0, "%s", err.msg);
+        const wk_policy_ops *registered = with.ops;
+        wk_policy_ops by_time = *with.ops;
+        by_time.decide = decide_from_time;
+        if (p == N_SPECS) with.ops = &by_time;
+        ck_assert_msg(with.ops->wait_ignores_sender, "%s no longer sets wait_ignores_sender", with.ops->name);
+        wk_policy_ops asked_always = *with.ops;
+        asked_always.wait_ignores_sender = 0;
+        without.ops = &asked_always;
+        wk_sim a, b;
+        wk_sim_init(&a);
+        wk_sim_init(&b);
+        for (int k = 0; k < 2; k++)
+            for (int r = 0; r < 24; r++) {
+                wk_sim_config cfg = config(&traces[k], &orin, 2048);
+                cfg.quality = r % 2 ? &q : NULL;
+                cfg.seed = (uint64_t)r;
+                cfg.output_tokens = 1 + r % 4;
+                cfg.link.trace_offset_s = r * 0.37;
+                wk_sim_result x, y;
+                ck_assert_msg(wk_sim_request(&a, &with, &cfg, NULL, &x, &err) == 0, "%s", err.msg);
+                ck_assert_msg(wk_sim_request(&b, &without, &cfg, NULL, &y, &err) == 0, "%s", err.msg);
+                ck_assert_msg(x.s.ok == y.s.ok && x.s.tokens == y.s.tokens && x.s.events == y.s.events,
+                              "%s: ok %d/%d tokens %d/%d events %zu/%zu", with.ops->name, x.s.ok, y.s.ok, x.s.tokens,
+                              y.s.tokens, x.s.events, y.s.events);
+                ck_assert_msg(memcmp(&x.s.ttft_s, &y.s.ttft_s, sizeof x.s.ttft_s) == 0 &&
+                                  memcmp(&x.s.total_s, &y.s.total_s, sizeof x.s.total_s) == 0,
+                              "%s: ttft %.17g/%.17g total %.17g/%.17g", with.ops->name, x.s.ttft_s, y.s.ttft_s, x.s.total_s,
+                              y.s.total_s);
+                ck_assert(x.s.payload_bytes_sent == y.s.payload_bytes_sent &&
+                          x.s.payload_bytes_total == y.s.payload_bytes_total);
+                ck_assert(memcmp(&x.s.coverage_at_first, &y.s.coverage_at_first, sizeof(double)) == 0 &&
+                          memcmp(&x.s.kv_fraction_at_first, &y.s.kv_fraction_at_first, sizeof(double)) == 0);
+                compared += x.s.ok;
+            }
+        wk_sim_free(&a);
+        wk_sim_free(&b);
+        with.ops = without.ops = registered;
+        wk_policy_free(&with);
+        wk_policy_free(&without);
+    }
+    ck_assert_int_gt(compared, 300);
+    wk_trace_free(&traces[0]);
+    wk_trace_free(&traces[1]);
+}
+END_TEST
+
 START_TEST(event_queue_breaks_ties_by_insertion) {
     wk_event_queue q;
     wk_event_queue_init(&q);
@@ -538,6 +632,7 @@ int main(void) {
     tcase_add_test(tc, eviction_policies_stream_their_budget);
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
+    tcase_add_test(tc, wait_over_sender_turns_changes_nothing);
     tcase_add_test(tc, bundled_specs_and_devices_load);
     tcase_add_test(tc, plan_cache_never_reuses_a_stale_plan);
     tcase_add_test(tc, quality_lookup_falls_back_by_family);

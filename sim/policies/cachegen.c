@@ -116,5 +116,6 @@ const wk_policy_ops wk_policy_cachegen = {
     .start = start,
     .next_unit = next_unit,
     .decide = decide,
+    .wait_ignores_sender = 1,
     .release = release,
 };

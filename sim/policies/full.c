@@ -46,4 +46,5 @@ const wk_policy_ops wk_policy_full = {
     .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
+    .wait_ignores_sender = 1,
 };

@@ -72,6 +72,7 @@ const wk_policy_ops wk_policy_kivi2 = {
     .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
+    .wait_ignores_sender = 1,
 };
 
 const wk_policy_ops wk_policy_kivi4 = {
@@ -84,4 +85,5 @@ const wk_policy_ops wk_policy_kivi4 = {
     .start = start,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
+    .wait_ignores_sender = 1,
 };

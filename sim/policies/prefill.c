@@ -50,4 +50,5 @@ const wk_policy_ops wk_policy_prefill = {
     .plan = plan,
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
+    .wait_ignores_sender = 1,
 };
