@@ -160,18 +160,32 @@ static double roofline_s(const wk_device *d, double flops, double attn, double c
 
 /* Attention FLOPs of `chunk` queries over `past` earlier tokens plus causal attention inside the
  * chunk: QK^T and AV, 2 FLOPs per multiply-add, all heads, all layers. */
+static double attention_per_key(const wk_model_spec *m) { return 4.0 * m->n_layers * m->n_heads * (double)m->head_dim; }
+
 static double attention_flops(const wk_model_spec *m, double chunk, double past) {
     double keys_seen = chunk * past + chunk * (chunk + 1) / 2;
-    return 4.0 * m->n_layers * m->n_heads * (double)m->head_dim * keys_seen;
+    return attention_per_key(m) * keys_seen;
+}
+
+wk_prefill_cost wk_prefill_cost_of(const wk_model_spec *m) {
+    wk_prefill_cost c = {.layer_params = m->n_layers * wk_model_params_per_layer(m),
+                         .head_params = (double)m->vocab * m->hidden,
+                         .kv_bytes_per_token = wk_model_kv_bytes_per_token(m, 16),
+                         .attention_per_key = attention_per_key(m)};
+    return c;
+}
+
+double wk_device_prefill_step_s(const wk_device *d, const wk_prefill_cost *c, int chunk, int past) {
+    double keys_seen = (double)chunk * past + (double)chunk * ((double)chunk + 1) / 2;
+    double attn = c->attention_per_key * keys_seen;
+    double flops = 2.0 * c->layer_params * chunk + attn + 2.0 * c->head_params;
+    double bytes = 2.0 * (c->layer_params + c->head_params) + c->kv_bytes_per_token * ((double)past + chunk);
+    return roofline_s(d, flops, attn, d->prefill_efficiency, bytes, d->decode_efficiency);
 }
 
 double wk_device_prefill_s(const wk_device *d, const wk_model_spec *m, int chunk, int past) {
-    double layer_params = m->n_layers * wk_model_params_per_layer(m);
-    double head_params = (double)m->vocab * m->hidden;
-    double attn = attention_flops(m, chunk, past);
-    double flops = 2.0 * layer_params * chunk + attn + 2.0 * head_params;
-    double bytes = 2.0 * (layer_params + head_params) + wk_model_kv_bytes_per_token(m, 16) * ((double)past + chunk);
-    return roofline_s(d, flops, attn, d->prefill_efficiency, bytes, d->decode_efficiency);
+    wk_prefill_cost c = wk_prefill_cost_of(m);
+    return wk_device_prefill_step_s(d, &c, chunk, past);
 }
 
 double wk_device_decode_s(const wk_device *d, const wk_model_spec *m, int context, double kv_bytes_per_token) {

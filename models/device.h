@@ -41,6 +41,15 @@ void wk_device_list(char *buf, size_t cap);
 /* Seconds to prefill `chunk` new tokens on top of `past` cached tokens (all layers, logits of the
  * last token only). */
 double wk_device_prefill_s(const wk_device *d, const wk_model_spec *m, int chunk, int past);
+/* What prefill times of one model depend on besides the step, computed once for many steps (a
+ * simulated request's): wk_device_prefill_step_s gives wk_device_prefill_s exactly. */
+typedef struct wk_prefill_cost {
+    double layer_params, head_params; /* parameters of all layers, of the LM head */
+    double kv_bytes_per_token;        /* fp16 cache */
+    double attention_per_key;         /* FLOPs per (query, key) pair over all layers and heads */
+} wk_prefill_cost;
+wk_prefill_cost wk_prefill_cost_of(const wk_model_spec *m);
+double wk_device_prefill_step_s(const wk_device *d, const wk_prefill_cost *c, int chunk, int past);
 /* Seconds of one decode step over `context` cached tokens whose KV is read at `kv_bytes_per_token`
  * (all layers; e.g. wk_model_kv_bytes_per_token(m, 16) for fp16). */
 double wk_device_decode_s(const wk_device *d, const wk_model_spec *m, int context, double kv_bytes_per_token);

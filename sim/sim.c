@@ -51,6 +51,8 @@ typedef struct {
     const wk_quality_table *quality;
     const char *family;
     const double *unit_decode_s; /* [plan units] copy + decode seconds of each, or NULL: computed here */
+    int have_prefill_cost;       /* prefill_cost holds the request's model's (at its first prefill) */
+    wk_prefill_cost prefill_cost;
 } profile_backend;
 
 /* The confidence test of a step on partial KV, as the quality table predicts it for this request. */
@@ -84,7 +86,11 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
         return 0;
     }
     case WK_ACT_PREFILL:
-        *seconds = wk_device_prefill_s(d, m, a->tokens, a->position);
+        if (!b->have_prefill_cost) {
+            b->prefill_cost = wk_prefill_cost_of(m);
+            b->have_prefill_cost = 1;
+        }
+        *seconds = wk_device_prefill_step_s(d, &b->prefill_cost, a->tokens, a->position);
         return 0;
     case WK_ACT_EMIT:
         *accepted = step_accepted(b, v);
@@ -183,7 +189,8 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     wk_link_init(&link.model, cfg->trace, &cfg->link);
     link.queue = &sim->queue;
     link.unit_wire = sim->unit_wire;
-    profile_backend backend = {&req, cfg->quality, pol->ops->name, sim->unit_decode_s};
+    profile_backend backend = {.req = &req, .quality = cfg->quality, .family = pol->ops->name,
+                               .unit_decode_s = sim->unit_decode_s};
     wk_session_clock c = {&clock, vc_schedule, vc_next, &sim->queue};
     wk_session_link l = {&link, tl_send, &link.model, sim->unit_wire};
     wk_session_backend b = {&backend, pb_run, sim->unit_decode_s};
@@ -289,7 +296,7 @@ static int start_devices(wk_sim_shared *g, wk_policy *pols, size_t n, const wk_s
         s->now = now;
         s->req = (wk_request){cfg->model, cfg->device, cfg->context_tokens, cfg->output_tokens, cfg->task, cfg->seed, NULL,
                               cfg->kv_sample};
-        s->backend = (profile_backend){&s->req, cfg->quality, pols[k].ops->name, NULL};
+        s->backend = (profile_backend){.req = &s->req, .quality = cfg->quality, .family = pols[k].ops->name};
         s->c = (wk_session_clock){s, slot_schedule, slot_next, NULL};
         s->l = (wk_session_link){s, slot_send, NULL, NULL};
         s->b = (wk_session_backend){&s->backend, pb_run, NULL};

@@ -488,6 +488,24 @@ START_TEST(wait_over_sender_turns_changes_nothing) {
 }
 END_TEST
 
+/* The prefill cost computed once per model gives wk_device_prefill_s bit for bit. */
+START_TEST(prefill_cost_once_is_exact) {
+    load_fixtures();
+    wk_device slow_attention = orin;
+    slow_attention.attention_efficiency = 0.3;
+    const wk_device *devs[] = {&orin, &laptop, &slow_attention};
+    wk_prefill_cost c = wk_prefill_cost_of(&llama);
+    for (int d = 0; d < 3; d++)
+        for (int chunk = 1; chunk <= 40000; chunk = chunk * 3 + 1)
+            for (int past = 0; past <= 131072; past = past * 5 + 7) {
+                double want = wk_device_prefill_s(devs[d], &llama, chunk, past);
+                double got = wk_device_prefill_step_s(devs[d], &c, chunk, past);
+                ck_assert_msg(memcmp(&want, &got, sizeof want) == 0, "chunk %d past %d: %.17g vs %.17g", chunk, past, got,
+                              want);
+            }
+}
+END_TEST
+
 START_TEST(event_queue_breaks_ties_by_insertion) {
     wk_event_queue q;
     wk_event_queue_init(&q);
@@ -633,6 +651,7 @@ int main(void) {
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, wait_over_sender_turns_changes_nothing);
+    tcase_add_test(tc, prefill_cost_once_is_exact);
     tcase_add_test(tc, bundled_specs_and_devices_load);
     tcase_add_test(tc, plan_cache_never_reuses_a_stale_plan);
     tcase_add_test(tc, quality_lookup_falls_back_by_family);
