@@ -415,13 +415,15 @@ def run_request(case, policy, offset):
         pending = []
 
     def receiver_step():
-        nonlocal busy, current, done, pending, decode_cursor, timer_at
+        nonlocal busy, current, done, pending, decode_cursor, timer_at, wait_until
         a = Action(v.tokens_prefilled)
         policy.decide(v, a)
         if a.kind == ACT_DONE:
             done = True
             return
         if a.kind == ACT_WAIT:
+            # the policies' waits ignore the sender (as wait_ignores_sender in C): they hold over its turns
+            wait_until = a.wake_at if a.wake_at >= 0 else math.inf
             if a.wake_at > v.now and a.wake_at != timer_at:
                 timer_at = a.wake_at
                 schedule(a.wake_at, EV_TIMER, 0)
@@ -443,8 +445,10 @@ def run_request(case, policy, offset):
             seconds = roof.decode_s(v.context + v.tokens_emitted, a.kv_bytes_per_token)
         current = a
         busy = True
+        wait_until = -math.inf
         schedule(v.now + seconds, EV_COMPUTE_DONE, 1)
 
+    wait_until = -math.inf
     schedule(case.link["request_delay"], EV_SENDER, 0)
     while not done:
         if not heap:
@@ -464,7 +468,7 @@ def run_request(case, policy, offset):
             timer_at = math.nan
         if sender_idle and not v.sender_done and typ != EV_SENDER:
             sender_step()
-        if not busy and v.tokens_emitted < case.output_tokens:
+        if not busy and v.tokens_emitted < case.output_tokens and not (typ == EV_SENDER and now < wait_until):
             receiver_step()
         if v.tokens_emitted >= case.output_tokens and not busy:
             done = True
