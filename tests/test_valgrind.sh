@@ -33,7 +33,13 @@ check kvgen $? "$tmp/kvgen.err"
 vg "$wikv" serve --port 0 --trace "$src/traces/lte-static-90s-seed1.txt" --kv-dir "$tmp/kv" --max-connections 2 \
   --quiet >"$tmp/port" 2>"$tmp/serve.err" &
 server=$!
-for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+# under memcheck, and beside the other tests, loading the model and the KV takes a while
+for _ in $(seq 1200); do
+  [ -s "$tmp/port" ] && break
+  kill -0 "$server" 2>/dev/null || { echo "FAIL: serve exited before listening"; tail -30 "$tmp/serve.err"; exit 1; }
+  sleep 0.1
+done
+[ -s "$tmp/port" ] || { echo "FAIL: serve not listening after 120 s"; tail -30 "$tmp/serve.err"; exit 1; }
 port=$(sed 's/.*://' "$tmp/port")
 for p in full wikv:batch=256; do
   vg "$wikv" run --server 127.0.0.1:"$port" --policy $p --task passkey --context 256 --seed 3 --out 2 \
