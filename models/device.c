@@ -162,9 +162,11 @@ static double roofline_s(const wk_device *d, double flops, double attn, double c
  * chunk: QK^T and AV, 2 FLOPs per multiply-add, all heads, all layers. */
 static double attention_per_key(const wk_model_spec *m) { return 4.0 * m->n_layers * m->n_heads * (double)m->head_dim; }
 
+/* (query, key) pairs of `chunk` queries over `past` earlier tokens and causally inside the chunk */
+static double keys_seen(double chunk, double past) { return chunk * past + chunk * (chunk + 1) / 2; }
+
 static double attention_flops(const wk_model_spec *m, double chunk, double past) {
-    double keys_seen = chunk * past + chunk * (chunk + 1) / 2;
-    return attention_per_key(m) * keys_seen;
+    return attention_per_key(m) * keys_seen(chunk, past);
 }
 
 wk_prefill_cost wk_prefill_cost_of(const wk_model_spec *m) {
@@ -176,8 +178,7 @@ wk_prefill_cost wk_prefill_cost_of(const wk_model_spec *m) {
 }
 
 double wk_device_prefill_step_s(const wk_device *d, const wk_prefill_cost *c, int chunk, int past) {
-    double keys_seen = (double)chunk * past + (double)chunk * ((double)chunk + 1) / 2;
-    double attn = c->attention_per_key * keys_seen;
+    double attn = c->attention_per_key * keys_seen(chunk, past);
     double flops = 2.0 * c->layer_params * chunk + attn + 2.0 * c->head_params;
     double bytes = 2.0 * (c->layer_params + c->head_params) + c->kv_bytes_per_token * ((double)past + chunk);
     return roofline_s(d, flops, attn, d->prefill_efficiency, bytes, d->decode_efficiency);

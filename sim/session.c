@@ -238,7 +238,7 @@ static int start_action(wk_session *s, run_state *r, wk_policy *pol, const wk_se
     r->busy = 1;
     static const int tl_type[] = {[WK_ACT_DECODE_KV] = WK_TL_DECODE_KV, [WK_ACT_PREFILL] = WK_TL_PREFILL,
                                   [WK_ACT_EMIT] = WK_TL_EMIT};
-    if (tl) tl_add(tl, r->v.now, tl_type[a->kind], 0, seconds);
+    tl_add(tl, r->v.now, tl_type[a->kind], 0, seconds);
     return post(r, r->v.now + seconds, WK_EV_COMPUTE_DONE, accepted, err);
 }
 
@@ -290,9 +290,9 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
     r->wait_until = -(double)INFINITY; /* no decision yet */
     out->stream_start = request_delay_s;
     if (pol->ops->start) pol->ops->start(pol->state, pol->param, req, plan);
-    /* a link without send means the sender half runs elsewhere (exec client): arrivals come from the
-     * clock's event source, and a WK_EV_SENDER event from it says the sender finished */
-    r->remote_sender = link->send == NULL;
+    /* a link without send or model means the sender half runs elsewhere (exec client): arrivals come
+     * from the clock's event source, and a WK_EV_SENDER event from it says the sender finished */
+    r->remote_sender = link->send == NULL && link->model == NULL;
     r->wait_skips_sender = pol->ops->wait_ignores_sender && !r->remote_sender;
     if (r->remote_sender) return 0;
     return post(r, request_delay_s, WK_EV_SENDER, 0, err);

@@ -27,7 +27,7 @@ typedef struct wk_session_clock {
     wk_event_queue *queue;
 } wk_session_clock;
 
-/* A link whose send is NULL says the sender half runs elsewhere (the exec client): the session never
+/* A link whose send and model are NULL says the sender half runs elsewhere (the exec client): the session never
  * calls next_unit, counts arrivals as sent, and a WK_EV_SENDER event from the clock means "the sender
  * is done". */
 typedef struct wk_session_link {
@@ -37,9 +37,9 @@ typedef struct wk_session_link {
      * or 1 when the link posts that WK_EV_SENDER event itself because the time may still change (a
      * link shared with other devices re-times it; *next_send_at is then the estimate at hand-over). */
     int (*send)(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err);
-    /* Optional (NULL: use send): the link is this trace link model (the simulator's), unit i being
-     * unit_wire[i] wire bytes on it. The session then hands units to it inline and posts their arrivals
-     * as send would: no call through the table per unit. */
+    /* Or (send NULL) the link is this trace link model (the simulator's), unit i being unit_wire[i]
+     * wire bytes on it: the session hands units to it inline and posts their arrivals as send would,
+     * with no call through the table per unit. */
     wk_link_model *model;
     const double *unit_wire;
 } wk_session_link;

@@ -31,26 +31,9 @@ static int vc_next(void *self, double *now, int *type, int64_t *arg, wk_err *err
 }
 
 typedef struct {
-    wk_link_model model;
-    wk_event_queue *queue;   /* the virtual clock's */
-    const double *unit_wire; /* [plan units] wire bytes of each */
-} trace_link;
-
-/* Hands a unit over at session time t, the clock's time: its arrival goes into the clock's queue at
- * no earlier than t, as the clock's schedule would post it. */
-static int tl_send(void *self, double t, size_t index, int64_t bytes, double *next_send_at, wk_err *err) {
-    (void)bytes; /* its wire bytes are in unit_wire */
-    trace_link *l = self;
-    double arrival;
-    *next_send_at = wk_link_send_wire(&l->model, t, l->unit_wire[index], &arrival);
-    return wk_event_queue_push_owned(l->queue, arrival < t ? t : arrival, 0, WK_EV_ARRIVAL, (int64_t)index, err);
-}
-
-typedef struct {
     const wk_request *req;
     const wk_quality_table *quality;
     const char *family;
-    const double *unit_decode_s; /* [plan units] copy + decode seconds of each, or NULL: computed here */
     int have_prefill_cost;       /* prefill_cost holds the request's model's (at its first prefill) */
     wk_prefill_cost prefill_cost;
 } profile_backend;
@@ -77,11 +60,8 @@ static int pb_run(void *self, const wk_action *a, const wk_view *v, const uint32
     *accepted = 1;
     switch (a->kind) {
     case WK_ACT_DECODE_KV: {
-        double t = 0;
-        if (b->unit_decode_s)
-            for (size_t i = 0; i < n; i++) t += b->unit_decode_s[units[i]];
-        else
-            for (size_t i = 0; i < n; i++) t += unit_decode_s(d, b->family, &v->plan->units[units[i]]);
+        double t = 0; /* (a session given the simulator's per-unit table sums it without this call) */
+        for (size_t i = 0; i < n; i++) t += unit_decode_s(d, b->family, &v->plan->units[units[i]]);
         *seconds = t;
         return 0;
     }
@@ -185,24 +165,21 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     if (rc) return rc;
     wk_event_queue_clear(&sim->queue);
     virtual_clock clock = {&sim->queue, 0};
-    trace_link link;
-    wk_link_init(&link.model, cfg->trace, &cfg->link);
-    link.queue = &sim->queue;
-    link.unit_wire = sim->unit_wire;
-    profile_backend backend = {.req = &req, .quality = cfg->quality, .family = pol->ops->name,
-                               .unit_decode_s = sim->unit_decode_s};
+    wk_link_model link;
+    wk_link_init(&link, cfg->trace, &cfg->link);
+    profile_backend backend = {.req = &req, .quality = cfg->quality, .family = pol->ops->name};
     wk_session_clock c = {&clock, vc_schedule, vc_next, &sim->queue};
-    wk_session_link l = {&link, tl_send, &link.model, sim->unit_wire};
+    wk_session_link l = {NULL, NULL, &link, sim->unit_wire};
     wk_session_backend b = {&backend, pb_run, sim->unit_decode_s};
     memset(out, 0, sizeof *out);
     rc = wk_session_run(&sim->session, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s, err);
     if (rc) return rc;
-    out->wire_bytes_total = link.model.wire_bytes_total;
+    out->wire_bytes_total = link.wire_bytes_total;
     out->link_utilisation = NAN;
     if (out->s.ok && out->s.payload_bytes_total > 0) {
-        double wire_first = link.model.wire_bytes_total * (double)out->s.payload_bytes_sent /
+        double wire_first = link.wire_bytes_total * (double)out->s.payload_bytes_sent /
                             (double)out->s.payload_bytes_total;
-        double cap = wk_link_capacity_bytes(&link.model, out->s.stream_start, out->s.ttft_s);
+        double cap = wk_link_capacity_bytes(&link, out->s.stream_start, out->s.ttft_s);
         out->link_utilisation = cap > 0 ? fmin(1.0, wire_first / cap) : NAN;
     }
     return 0;

@@ -1,6 +1,7 @@
 /* kivi2 / kivi4: the KV cache quantized by KIVI (2 or 4 bits, scales and zero points per group, the
- * most recent tokens in fp16) is streamed layer by layer (head by head where a layer is too big for a unit); the device decodes with KIVI's fused
- * kernels straight from the quantized cache once every layer has arrived. */
+ * most recent tokens in fp16) is streamed layer by layer (head by head where a layer is too big for a
+ * unit); the device decodes with KIVI's fused kernels straight from the quantized cache once every
+ * layer has arrived. */
 #include "kv/kivi.h"
 #include "sim/policy.h"
 
