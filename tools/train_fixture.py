@@ -174,6 +174,49 @@ def make_model(vocab, max_len):
     return LlamaForCausalLM(cfg)
 
 
+def grow_layers(model, layers):
+    """A deeper model that computes exactly what `model` computes: `layers` - n new decoder layers are
+    inserted evenly between the trained ones, each an identity at first (attention o_proj and MLP
+    down_proj zero, so both residual branches add nothing); training then gives them work. A way to add
+    depth without losing what the trained layers know. Returns the new model (fp32, on model's device)."""
+    from transformers import LlamaForCausalLM
+    import copy
+    old = model.model.layers
+    n = len(old)
+    if layers <= n:
+        return model
+    cfg = copy.deepcopy(model.config)
+    cfg.num_hidden_layers = layers
+    big = LlamaForCausalLM(cfg).to(next(model.parameters()).device)
+    # new layer slots: spread the layers - n identities evenly after trained layers 0..n-1
+    extra = layers - n
+    where = [(i + 1) * n // (extra + 1) for i in range(extra)]  # insert after these trained layers
+    order, k = [], 0
+    for i in range(n):
+        order.append(("old", i))
+        while k < extra and where[k] == i + 1:
+            order.append(("new", k))
+            k += 1
+    while k < extra:
+        order.append(("new", k))
+        k += 1
+    sd = {k2: v for k2, v in model.state_dict().items() if not k2.startswith("model.layers.")}
+    for dst, (kind, src) in enumerate(order):
+        layer = big.model.layers[dst]
+        if kind == "old":
+            layer.load_state_dict(old[src].state_dict())
+        else:
+            with torch.no_grad():
+                layer.self_attn.o_proj.weight.zero_()
+                layer.mlp.down_proj.weight.zero_()
+    missing, unexpected = big.load_state_dict(sd, strict=False)
+    assert not unexpected and all(m.startswith("model.layers.") for m in missing), (missing, unexpected)
+    big.tie_weights()
+    log("grew %d -> %d layers (identity layers at slots %s)" %
+        (n, layers, [d for d, (kind, _) in enumerate(order) if kind == "new"]))
+    return big
+
+
 def parse_task_weights(text):
     """"passkey=1,multikey=3,..." -> weights in TASKS order (missing tasks weigh 1)."""
     w = {t: 1.0 for t in TASKS}
@@ -226,6 +269,8 @@ def train(args, tok, ratio, device):
         model.config.max_position_embeddings = max(model.config.max_position_embeddings, args.max_len)
         model = model.to(device)
         log("continuing from %s" % args.init)
+        if args.grow_layers:
+            model = grow_layers(model, args.grow_layers)
     else:
         model = make_model(tok.get_vocab_size(), args.max_len).to(device)
     nparams = sum(p.numel() for p in model.parameters())
@@ -461,6 +506,8 @@ def main():
     ap.add_argument("--eval-n", type=int, default=10)
     ap.add_argument("--init", default=None,
                     help="continue training the fixture in this directory (its tokenizer.json is kept)")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init: insert identity layers up to this many layers (see grow_layers())")
     ap.add_argument("--curriculum", choices=("scratch", "long", "mixed"), default=None,
                     help="length schedule (default: scratch, or long with --init); see curriculum()")
     ap.add_argument("--task-weights", default="",
