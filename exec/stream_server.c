@@ -562,7 +562,7 @@ static int read_progress(wk_paced_receiver *rx, wk_view *v, wk_err *err) {
         if (rx->fd < 0 || poll(&p, 1, 0) != 1) return 0;
         wk_wire_msg m;
         int rc = wk_paced_recv(rx, &m, 1.0, err); /* a frame is 40 bytes: its rest follows at once */
-        if (rc) return wk_err_prefix(err, "client gone");
+        if (rc) return wk_err_prefix(err, rc == WK_EFORMAT ? "garbage frame from the client" : "client gone");
         if (m.h.type == WK_FRAME_PROGRESS && (int64_t)m.u.progress.tokens_prefilling > v->tokens_prefilling)
             v->tokens_prefilling = (int)(m.u.progress.tokens_prefilling < (uint32_t)v->req->context_tokens
                                              ? m.u.progress.tokens_prefilling
@@ -694,17 +694,45 @@ static int stream_units(server_req *s, wk_paced_sender *ps, wk_paced_receiver *r
     return wk_paced_send_msg(ps, &m, err);
 }
 
+static void error_frame(wk_wire_msg *m, uint32_t stream, const wk_err *e) {
+    memset(m, 0, sizeof *m);
+    m->h.type = WK_FRAME_ERROR;
+    m->h.stream_id = stream;
+    m->u.error.code = e->code;
+    snprintf(m->u.error.message, sizeof m->u.error.message, "%.*s", (int)sizeof m->u.error.message - 1, e->msg);
+}
+
+/* ERROR written straight to the socket, before a stream started. */
 static void send_error(int fd, uint32_t stream, const wk_err *e) {
     wk_wire_msg m;
-    memset(&m, 0, sizeof m);
-    m.h.type = WK_FRAME_ERROR;
-    m.h.stream_id = stream;
-    m.u.error.code = e->code;
-    snprintf(m.u.error.message, sizeof m.u.error.message, "%.*s", (int)sizeof m.u.error.message - 1, e->msg);
+    error_frame(&m, stream, e);
     uint8_t buf[1024];
     size_t len;
     wk_err e2;
     if (wk_wire_encode(&m, buf, sizeof buf, &len, &e2) == 0) (void)!send(fd, buf, len, MSG_NOSIGNAL);
+}
+
+/* Half-closes and discards what the client still sends until it closes (at most wait_s): closing a
+ * socket with unread bytes resets the connection, which would destroy the answer in flight. */
+static void close_after_client(int fd, double wait_s) {
+    shutdown(fd, SHUT_WR);
+    double end = wk_now_s() + wait_s;
+    uint8_t junk[4096];
+    for (double left = wait_s; left > 0; left = end - wk_now_s()) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(left * 1000) + 1) != 1 || read(fd, junk, sizeof junk) <= 0) return;
+    }
+}
+
+/* A stream that fails after it started (a unit that cannot be encoded, a garbage frame from the device)
+ * ends with ERROR behind the bytes already queued, so the device learns why instead of seeing the
+ * connection close; waits at most wait_s for it to be written. Best effort: a client already gone gets
+ * nothing. */
+static void send_error_in_stream(wk_paced_sender *ps, int fd, uint32_t stream, const wk_err *e, double wait_s) {
+    wk_wire_msg m;
+    error_frame(&m, stream, e);
+    wk_err e2;
+    if (wk_paced_send_msg(ps, &m, &e2) == 0 && wk_paced_drain(ps, wait_s, &e2) == 0) close_after_client(fd, wait_s);
 }
 
 /* Refuses a connection beyond max_active: reads its REQUEST (so closing does not reset the
@@ -725,12 +753,17 @@ static void refuse_busy(conn *c, wk_paced_receiver *rx) {
 static void *serve_conn(void *arg) {
     conn *c = arg;
     const wk_stream_server_opts *o = c->o;
+    /* The receiver reads a copy of the socket: it closes its copy when a frame is bad, while the sender
+     * still owns c->fd (its thread may be writing) and can still answer ERROR. */
     wk_paced_receiver rx;
-    wk_paced_receiver_init(&rx, c->fd);
-    if (c->busy) {
-        refuse_busy(c, &rx);
-        if (!o->quiet) fprintf(stderr, "wikv serve: connection %d: refused, server busy\n", c->id);
+    wk_paced_receiver_init(&rx, dup(c->fd));
+    if (c->busy || rx.fd < 0) {
+        if (rx.fd >= 0) refuse_busy(c, &rx);
+        if (!o->quiet)
+            fprintf(stderr, "wikv serve: connection %d: refused, %s\n", c->id,
+                    c->busy ? "server busy" : "no file descriptor left");
         wk_paced_receiver_free(&rx);
+        close(c->fd);
         atomic_store(&c->done, 1);
         return NULL;
     }
@@ -757,8 +790,15 @@ static void *serve_conn(void *arg) {
     if (!rc && up_left > 0) sleep_s(up_left);
     wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
     if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
-    if (rc && rx.fd >= 0) send_error(c->fd, stream, &err);
-    if (!rc) rc = stream_units(&s, ps, &rx, stream, &err);
+    double linger_s = c->timeout_s < 5.0 ? c->timeout_s : 5.0;
+    if (rc) {
+        send_error(c->fd, stream, &err);
+        close_after_client(c->fd, linger_s);
+    }
+    if (!rc) {
+        rc = stream_units(&s, ps, &rx, stream, &err);
+        if (rc) send_error_in_stream(ps, c->fd, stream, &err, linger_s);
+    }
     if (!rc) {
         /* wait for the END to be written and the client to close (it reads until END); a client that
          * takes no byte for the send timeout fails the drain */
@@ -785,7 +825,8 @@ static void *serve_conn(void *arg) {
         }
     }
     release(&s);
-    wk_paced_receiver_free(&rx); /* closes fd */
+    wk_paced_receiver_free(&rx);
+    close(c->fd);
     atomic_store(&c->done, 1);
     return NULL;
 }

@@ -381,6 +381,44 @@ START_TEST(server_survives_a_client_leaving_mid_stream) {
 }
 END_TEST
 
+/* A device that sends garbage once the stream runs is told why the stream ends: ERROR, after the units
+ * already queued, naming the frame's problem (the connection does not just close). */
+START_TEST(garbage_from_the_device_mid_stream_gets_an_error_frame) {
+    wk_stream_job job = job_of(WK_TASK_PASSKEY, 52, "full");
+    test_server s;
+    server_start(&s, 0.5, 1);
+    kvgen(&s, &job, 1);
+    test_server_run(&s);
+    wk_err err = {0};
+    int fd;
+    ck_assert(wk_paced_connect("127.0.0.1", s.port, 5, &fd, &err) == 0);
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_REQUEST;
+    ck_assert(wk_stream_job_to_wire(&job, &m.u.request, &err) == 0);
+    uint8_t buf[4096];
+    size_t len;
+    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
+    ck_assert(write(fd, buf, len) == (ssize_t)len);
+    wk_paced_receiver rx;
+    wk_paced_receiver_init(&rx, fd);
+    ck_assert_msg(wk_paced_recv(&rx, &m, 10, &err) == 0, "%s", err.msg);
+    ck_assert_int_eq(m.h.type, WK_FRAME_STREAM_INFO);
+    memset(buf, 0x5a, 64);
+    ck_assert(write(fd, buf, 64) == 64);
+    int units = 0;
+    while (wk_paced_recv(&rx, &m, 10, &err) == 0 && m.h.type == WK_FRAME_UNIT_DATA) units++;
+    ck_assert_msg(m.h.type == WK_FRAME_ERROR, "after %d units: %s (frame %s)", units, err.msg,
+                  wk_wire_type_name(m.h.type));
+    ck_assert_msg(strstr(m.u.error.message, "garbage frame from the client") && strstr(m.u.error.message, "magic"),
+                  "%s", m.u.error.message);
+    ck_assert_int_eq(m.u.error.code, WK_EFORMAT);
+    wk_paced_receiver_free(&rx);
+    test_server_join(&s);
+    ck_assert_int_eq(s.rc, 0);
+}
+END_TEST
+
 /* A raw device for `job`: reads STREAM_INFO and the text units (hybrid sends them first), then, with
  * send_progress, says it computes the whole context itself; returns the KV units that arrive in 1 s. */
 static int kv_units_after_text(uint16_t port, const wk_stream_job *job, int text_units, int send_progress, int context) {
@@ -573,6 +611,7 @@ static Suite *suite(void) {
     tcase_add_test(tc, server_killed_mid_stream_is_a_failed_request);
     tcase_add_test(tc, garbage_frames_fail_the_request_naming_the_field);
     tcase_add_test(tc, server_survives_a_client_leaving_mid_stream);
+    tcase_add_test(tc, garbage_from_the_device_mid_stream_gets_an_error_frame);
     tcase_add_test(tc, two_clients_are_served_at_once);
     tcase_add_test(tc, hybrid_sender_follows_the_devices_progress);
     suite_add_tcase(s, tc);
