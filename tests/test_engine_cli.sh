@@ -8,10 +8,10 @@ fx=$src/models/fixtures/tiny-llama-tasks
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 info=$("$wikv" engine info "$fx")
-grep -q "^layers *4$" <<<"$info" || fail "info layers: $info"
+grep -q "^layers *6$" <<<"$info" || fail "info layers: $info"
 grep -q "heads *8 (kv 2, head_dim 32)" <<<"$info" || fail "info heads"
-grep -q "parameters *3541248" <<<"$info" || fail "info parameters"
-grep -q "F16 x38" <<<"$info" || fail "info dtypes"
+grep -q "parameters *5049600" <<<"$info" || fail "info parameters"
+grep -q "F16 x56" <<<"$info" || fail "info dtypes"
 grep -q "pre-tokenizer qwen2, bos 0" <<<"$info" || fail "info tokenizer"
 
 a=$("$wikv" engine generate "$fx" --prompt "The pass key is 93062. Remember it. 93062 is the" -n 6 2>/dev/null)
