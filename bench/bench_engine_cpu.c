@@ -1,4 +1,4 @@
-/* CPU reference engine speed on the fixture model (3.5M parameters): prefill tokens/s at 512 and 2048
+/* CPU reference engine speed on the fixture model (5M parameters): prefill tokens/s at 512 and 2048
  * tokens, decode tokens/s at 2048 tokens of context, and the achieved GFLOP/s of the weight matmuls.
  * The baseline printed beside it is a naive single-accumulator matmul of the model's own layer shapes,
  * measured in the same run, so the ratio says what the engine's kernels gain on this machine. */
