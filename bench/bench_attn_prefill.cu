@@ -14,8 +14,8 @@
 
 #include "exec/cuda/kernels.cuh"
 
-#define N_KERNELS 4
-static const char *const kernel_names[N_KERNELS] = {"mma", "wgmma", "pipe", "pairs"};
+#define N_KERNELS 3 /* WK_CU_PREFILL_MMA, PIPE, PAIRS (kernels.cuh) */
+static const char *const kernel_names[N_KERNELS] = {"mma", "pipe", "pairs"};
 
 #define CK(x)                                                                                 \
     do {                                                                                      \

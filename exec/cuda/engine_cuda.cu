@@ -52,7 +52,7 @@ typedef struct {
     int use_gemv;       /* 1: single-token steps use the fused matrix-vector kernels */
     int gemv_early;     /* 1: matrix-vector kernels start their weight stream before the previous kernel ends */
     int simt_decode;    /* 1: decode attention on the CUDA cores only (WIKV_CUDA_ATTN_SIMT, for comparison) */
-    int prefill_kernel; /* WK_CU_PREFILL_*: flash prefill kernel (WIKV_CUDA_ATTN_PREFILL=mma|wgmma|pipe|pairs) */
+    int prefill_kernel; /* WK_CU_PREFILL_*: flash prefill kernel (WIKV_CUDA_ATTN_PREFILL=auto|mma|pipe|pairs) */
     int rope_in_gemv;   /* 1: decode RoPE + KV store in the QKV product (0: WIKV_CUDA_ROPE_KERNEL, the separate kernel) */
     int max_splits;     /* > 0: at most this many decode-attention splits (WIKV_CUDA_ATTN_SPLITS, for tests) */
     char device[320];
@@ -711,7 +711,7 @@ int wk_engine_cuda_open(const char *src, const wk_engine_opts *opts, wk_engine *
     }
     im->prefill_kernel = wk_cu_prefill_kernel_named(getenv("WIKV_CUDA_ATTN_PREFILL"));
     if (im->prefill_kernel < 0) {
-        rc = wk_err_set(err, WK_EINVAL, "cuda engine: WIKV_CUDA_ATTN_PREFILL=%.32s: not mma, wgmma, pipe or pairs",
+        rc = wk_err_set(err, WK_EINVAL, "cuda engine: WIKV_CUDA_ATTN_PREFILL=%.32s: not auto, mma, pipe or pairs",
                         getenv("WIKV_CUDA_ATTN_PREFILL"));
         goto fail;
     }

@@ -70,12 +70,13 @@ typedef struct wk_cu_attn_args {
 } wk_cu_attn_args;
 
 /* Flash-style prefill (tensor cores, online softmax, 64-key tiles); hd must be 64 or 128. Kernels:
- * MMA: mma.sync, 64 rows per block (the default); WGMMA: Hopper wgmma, 128 rows per block (two
- * warpgroups); PIPE: WGMMA with each warpgroup's softmax overlapping its tensor-core work and 3
- * K/V stages; PAIRS: PIPE with the two warpgroups on two query heads of one KV head (64 positions;
- * PIPE where the GQA group size is odd). wk_cu_prefill_kernel_named maps the names "mma", "wgmma",
- * "pipe", "pairs" (NULL: MMA) to these, -1 for others. */
-enum { WK_CU_PREFILL_MMA, WK_CU_PREFILL_WGMMA, WK_CU_PREFILL_PIPE, WK_CU_PREFILL_PAIRS };
+ * MMA: mma.sync, 64 rows per block; PIPE: Hopper wgmma, 128 rows per block (two warpgroups), each
+ * warpgroup's softmax overlapping its tensor-core work, 3 K/V stages; PAIRS: PIPE with the two
+ * warpgroups on two query heads of one KV head (64 positions; PIPE where the GQA group size is odd);
+ * AUTO (the default): PAIRS at head_dim 128, MMA at 64, the faster of each on an H100.
+ * wk_cu_prefill_kernel_named maps the names "mma", "pipe", "pairs", "auto" (NULL: AUTO) to these, -1
+ * for others. */
+enum { WK_CU_PREFILL_MMA, WK_CU_PREFILL_PIPE, WK_CU_PREFILL_PAIRS, WK_CU_PREFILL_AUTO };
 int wk_cu_prefill_kernel_named(const char *name);
 int wk_cu_attn_prefill_supported(int hd);
 void wk_cu_attn_prefill(const wk_cu_attn_args *a, cudaStream_t s);

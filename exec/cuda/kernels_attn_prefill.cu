@@ -1,8 +1,8 @@
 /* Flash-style prefill attention on the tensor cores (fp16 in, fp32 accumulate): a block owns a tile
  * of query rows of one head and walks the cache in 64-key tiles with an online softmax, so no (rows x
  * keys) score matrix is ever stored: memory stays O(tile) at any context length. The mma.sync kernel
- * (4 warps of 16 rows; the default) and the Hopper (wgmma) kernels, warpgroups of 64 rows, selected
- * by WIKV_CUDA_ATTN_PREFILL (kernels.cuh; the Hopper ones are not yet measured on a GPU). Presence
+ * (4 warps of 16 rows; head_dim 64) and the Hopper (wgmma) kernel, warpgroups of 64 rows (head_dim
+ * 128), or the one WIKV_CUDA_ATTN_PREFILL names (kernels.cuh). Presence
  * rules as in exec/engine.h; CPU reference: attend() in exec/cpu/engine_cpu.c. */
 #include <string.h>
 
@@ -181,167 +181,14 @@ __device__ static inline void cp_async16_s(uint32_t dst, const __half *src, int 
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
 }
 
-/* Hopper kernel. grid (ceil(n_rows / BQ), n_heads), block NWG warpgroups: BQ = 64 NWG query rows of
- * one head, warpgroup w rows 64 w .. 64 w + 63, its warp w' rows 16 w' .. 16 w' + 15 (the wgmma
- * accumulator layout, wgmma.cuh; per thread the same rows and columns as in the mma.sync kernel).
- * Per 64-key tile a warpgroup issues S = Q K^T (64 x 64, hd / 16 wgmmas, Q and K from shared
+/* Hopper kernel (wgmma). grid (ceil(n_rows / BQ), n_heads), block NWG warpgroups: BQ = 64 NWG query
+ * rows of one head, warpgroup w rows 64 w .. 64 w + 63, its warp w' rows 16 w' .. 16 w' + 15 (the
+ * wgmma accumulator layout, wgmma.cuh; per thread the same rows and columns as in the mma.sync
+ * kernel). Per 64-key tile a warpgroup issues S = Q K^T (64 x 64, hd / 16 wgmmas, Q and K from shared
  * memory), masks and exponentiates S in registers (online softmax in base 2), and issues O += P V
- * (hd / 64 x 4 wgmmas, P from registers, V read transposed from shared memory). All threads stream
- * the next K/V tile with cp.async meanwhile. Shared memory (dynamic, 1024-aligned, 128B-swizzled
- * slabs of 64 columns): Q [BQ][hd], 2 stages x (K [64][hd], V [64][hd]), 2 x 64 presence bytes. */
-template <int HD, int NWG>
-__global__ __launch_bounds__(NWG * 128, 1) void attn_prefill_wgmma_kernel(wk_cu_attn_args a) {
-    constexpr int BQ = 64 * NWG, BK = 64, NTH = 128 * NWG, CH = HD / 8, NA = HD / 64, KS = HD / 16;
-    constexpr uint32_t Q_BYTES = BQ * HD * 2, T_BYTES = BK * HD * 2;
-    extern __shared__ __align__(16) unsigned char smem[];
-    uint32_t raw = (uint32_t)__cvta_generic_to_shared(smem), sQ = (raw + 1023) & ~1023u;
-    uint32_t sK = sQ + Q_BYTES, sV = sK + 2 * T_BYTES;
-    uint8_t *Pb = smem + (sV + 2 * T_BYTES - raw);
-    int qt = gridDim.x - 1 - blockIdx.x; /* longest (latest) query tiles first */
-    int h = blockIdx.y, kvh = h / (a.n_heads / a.n_kv);
-    int wg = threadIdx.x / 128, warp = threadIdx.x / 32, lane = threadIdx.x % 32, gq = lane >> 2, tq = lane & 3;
-    int q0 = qt * BQ, rw = q0 + warp * 16, ra = rw + gq, rb = ra + 8, qd = a.n_heads * HD;
-    int last_row = min(q0 + BQ, a.n_rows) - 1;
-    int kstart = window_lo(a.pos0 + q0, a.window) / BK * BK, kend = a.pos0 + last_row + 1;
-    int pa = a.pos0 + ra, pb = a.pos0 + rb, loa = window_lo(pa, a.window), lob = window_lo(pb, a.window);
-    int warp_last_pos = a.pos0 + rw + 15, wg_last_pos = a.pos0 + q0 + 64 * wg + 63;
-    const __half *Kg = a.k + (size_t)kvh * a.cap * HD, *Vg = a.v + (size_t)kvh * a.cap * HD;
-    const uint8_t *pres = a.present + (size_t)kvh * a.cap;
-    const float sl2 = rsqrtf((float)HD) * LOG2E;
-    for (int i = threadIdx.x; i < BQ * CH; i += NTH) { /* rows past the chunk: zeros */
-        int r = i / CH, c = i % CH;
-        bool ok = q0 + r < a.n_rows;
-        cp_async16_s(sQ + swz_off(r, c, BQ), a.q + (ok ? (size_t)(q0 + r) * qd + h * HD + c * 8 : 0), ok ? 16 : 0);
-    }
-    /* Absent or out-of-range rows are zero-filled: that is ZERO mode's K = V = 0. */
-    auto load_tile = [&](int k0, int buf) {
-        for (int i = threadIdx.x; i < BK * CH; i += NTH) {
-            int r = i / CH, c = i % CH, t = k0 + r;
-            bool ok = t < kend && pres[t];
-            size_t off = ok ? (size_t)t * HD + c * 8 : 0;
-            uint32_t d = buf * T_BYTES + swz_off(r, c, BK);
-            cp_async16_s(sK + d, Kg + off, ok ? 16 : 0);
-            cp_async16_s(sV + d, Vg + off, ok ? 16 : 0);
-        }
-        if (threadIdx.x < BK) Pb[buf * BK + threadIdx.x] = k0 + threadIdx.x < kend ? pres[k0 + threadIdx.x] : 0;
-        cp_async_commit();
-    };
-    float o[NA][32];
-#pragma unroll
-    for (int n = 0; n < NA; n++)
-#pragma unroll
-        for (int i = 0; i < 32; i++) o[n][i] = 0.0f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f; /* m in units of log2 */
-    load_tile(kstart, 0); /* one group with Q */
-    for (int k0 = kstart, it = 0; k0 < kend; k0 += BK, it++) {
-        int buf = it & 1;
-        if (k0 + BK < kend) {
-            load_tile(k0 + BK, buf ^ 1);
-            cp_async_wait<1>();
-        } else
-            cp_async_wait<0>();
-        fence_proxy_async(); /* this thread's cp.async data, before the tensor cores read it */
-        __syncthreads();
-        const uint8_t *Ps = Pb + buf * BK;
-        if (k0 <= wg_last_pos) { /* else the tile is in the causal future of the whole warpgroup */
-            float s[32];
-#pragma unroll
-            for (int i = 0; i < 32; i++) s[i] = 0.0f;
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < KS; kk++)
-                wgmma_64x64x16_ss(s, wgmma_desc(sQ + (kk >> 2) * BQ * 128 + wg * 64 * 128 + (kk & 3) * 32),
-                                  wgmma_desc(sK + buf * T_BYTES + (kk >> 2) * BK * 128 + (kk & 3) * 32), kk > 0);
-            wgmma_commit();
-            wgmma_wait<0>();
-#pragma unroll
-            for (int i = 0; i < 32; i++) reg_fence(s[i]);
-            float mxa = -INFINITY, mxb = -INFINITY;
-            /* Tiles wholly inside every row's causal window (most of them) skip the position tests. */
-            bool inside = k0 + BK - 1 <= a.pos0 + rw && k0 >= window_lo(warp_last_pos, a.window);
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    int kc = nt * 8 + 2 * tq + (e & 1), t = k0 + kc;
-                    int pos = e < 2 ? pa : pb, lo = e < 2 ? loa : lob;
-                    bool vis = (inside || (t <= pos && t >= lo)) && (a.zero_mode || Ps[kc]);
-                    s[nt * 4 + e] = vis ? s[nt * 4 + e] : -INFINITY;
-                    if (e < 2) mxa = fmaxf(mxa, s[nt * 4 + e]);
-                    else mxb = fmaxf(mxb, s[nt * 4 + e]);
-                }
-            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 1));
-            mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, 2));
-            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 1));
-            mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, 2));
-            float na = fmaxf(m0, mxa * sl2), nb = fmaxf(m1, mxb * sl2);
-            float ua = na == -INFINITY ? 0.0f : na, ub = nb == -INFINITY ? 0.0f : nb; /* all masked: p = 0 */
-            float ca = ex2(m0 - ua), cb = ex2(m1 - ub);
-            m0 = na;
-            m1 = nb;
-            float suma = 0.0f, sumb = 0.0f;
-#pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                s[nt * 4 + 0] = ex2(fmaf(s[nt * 4 + 0], sl2, -ua));
-                s[nt * 4 + 1] = ex2(fmaf(s[nt * 4 + 1], sl2, -ua));
-                s[nt * 4 + 2] = ex2(fmaf(s[nt * 4 + 2], sl2, -ub));
-                s[nt * 4 + 3] = ex2(fmaf(s[nt * 4 + 3], sl2, -ub));
-                suma += s[nt * 4 + 0] + s[nt * 4 + 1];
-                sumb += s[nt * 4 + 2] + s[nt * 4 + 3];
-            }
-            l0 = l0 * ca + suma;
-            l1 = l1 * cb + sumb;
-#pragma unroll
-            for (int n = 0; n < NA; n++)
-#pragma unroll
-                for (int i = 0; i < 32; i += 4) {
-                    o[n][i] *= ca;
-                    o[n][i + 1] *= ca;
-                    o[n][i + 2] *= cb;
-                    o[n][i + 3] *= cb;
-                }
-            uint32_t pf[4][4];
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                pf[kk][0] = pack_half2(s[8 * kk + 0], s[8 * kk + 1]);
-                pf[kk][1] = pack_half2(s[8 * kk + 2], s[8 * kk + 3]);
-                pf[kk][2] = pack_half2(s[8 * kk + 4], s[8 * kk + 5]);
-                pf[kk][3] = pack_half2(s[8 * kk + 6], s[8 * kk + 7]);
-            }
-            wgmma_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-#pragma unroll
-                for (int n = 0; n < NA; n++)
-                    wgmma_64x64x16_rs_mn(o[n], pf[kk], wgmma_desc(sV + buf * T_BYTES + n * BK * 128 + kk * 16 * 128));
-            wgmma_commit();
-            wgmma_wait<0>();
-#pragma unroll
-            for (int n = 0; n < NA; n++)
-#pragma unroll
-                for (int i = 0; i < 32; i++) reg_fence(o[n][i]);
-        }
-        __syncthreads(); /* everyone is done with buf before the next iteration refills it */
-    }
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    float ia = l0 > 0.0f ? 1.0f / l0 : 0.0f, ib = l1 > 0.0f ? 1.0f / l1 : 0.0f;
-#pragma unroll
-    for (int n = 0; n < NA; n++)
-#pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-            int c = h * HD + n * 64 + nt * 8 + 2 * tq;
-            if (ra < a.n_rows)
-                *reinterpret_cast<__half2 *>(a.out + (size_t)ra * qd + c) = __floats2half2_rn(o[n][nt * 4] * ia, o[n][nt * 4 + 1] * ia);
-            if (rb < a.n_rows)
-                *reinterpret_cast<__half2 *>(a.out + (size_t)rb * qd + c) =
-                    __floats2half2_rn(o[n][nt * 4 + 2] * ib, o[n][nt * 4 + 3] * ib);
-        }
-}
-
-/* Pipelined Hopper kernel: as attn_prefill_wgmma_kernel, but each warpgroup overlaps its softmax with
+ * (hd / 64 x 4 wgmmas, P from registers, V read transposed from shared memory). Shared memory
+ * (dynamic, 1024-aligned, 128B-swizzled slabs of 64 columns): Q [BQ][hd], 3 stages x (K [64][hd],
+ * V [64][hd]), 3 x 64 presence bytes. Pipelined: each warpgroup overlaps its softmax with
  * the tensor cores. Per tile j it issues S(j+1) = Q K(j+1)^T and O += P(j) V(j) back to back, waits
  * for S(j+1) only, and exponentiates it while P(j) V(j) still runs; O is rescaled once that product
  * is done. K/V tiles stream through 3 shared-memory stages (tile j+3 is requested once every
@@ -555,12 +402,6 @@ template <int HD> static void launch_mma(const wk_cu_attn_args *a, cudaStream_t 
     attn_prefill_kernel<HD><<<dim3((a->n_rows + 63) / 64, a->n_heads), 128, smem, s>>>(*a);
 }
 
-template <int HD, int NWG> static void launch_wgmma(const wk_cu_attn_args *a, cudaStream_t s) {
-    size_t smem = 1024 + (size_t)64 * NWG * HD * 2 + (size_t)4 * 64 * HD * 2 + 2 * 64;
-    cudaFuncSetAttribute(attn_prefill_wgmma_kernel<HD, NWG>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
-    attn_prefill_wgmma_kernel<HD, NWG><<<dim3((a->n_rows + 64 * NWG - 1) / (64 * NWG), a->n_heads), 128 * NWG, smem, s>>>(*a);
-}
-
 template <int HD, int NWG, bool HP> static void launch_wgmma_pipe(const wk_cu_attn_args *a, cudaStream_t s) {
     size_t smem = 1024 + (size_t)64 * NWG * HD * 2 + (size_t)6 * 64 * HD * 2 + 3 * 64;
     int bq = HP ? 64 : 64 * NWG;
@@ -569,19 +410,19 @@ template <int HD, int NWG, bool HP> static void launch_wgmma_pipe(const wk_cu_at
 }
 
 int wk_cu_prefill_kernel_named(const char *name) {
-    static const char *const names[] = {"mma", "wgmma", "pipe", "pairs"};
-    if (!name) return WK_CU_PREFILL_MMA;
+    static const char *const names[] = {"mma", "pipe", "pairs", "auto"};
+    if (!name) return WK_CU_PREFILL_AUTO;
     for (int i = 0; i < 4; i++)
         if (!strcmp(name, names[i])) return i;
     return -1;
 }
 
 void wk_cu_attn_prefill(const wk_cu_attn_args *a, cudaStream_t s) {
-    int k = a->prefill_kernel, pairs = k == WK_CU_PREFILL_PAIRS && (a->n_heads / a->n_kv) % 2 == 0;
-    if (k == WK_CU_PREFILL_WGMMA) {
-        if (a->hd == 128) launch_wgmma<128, 2>(a, s);
-        else launch_wgmma<64, 2>(a, s);
-    } else if (pairs) {
+    int k = a->prefill_kernel;
+    /* measured on an H100 (exec/cuda/README.md): pairs 1.22-1.29x mma.sync at head_dim 128, 0.77x at 64 */
+    if (k == WK_CU_PREFILL_AUTO) k = a->hd == 128 ? WK_CU_PREFILL_PAIRS : WK_CU_PREFILL_MMA;
+    int pairs = k == WK_CU_PREFILL_PAIRS && (a->n_heads / a->n_kv) % 2 == 0;
+    if (pairs) {
         if (a->hd == 128) launch_wgmma_pipe<128, 2, true>(a, s);
         else launch_wgmma_pipe<64, 2, true>(a, s);
     } else if (k == WK_CU_PREFILL_PIPE || k == WK_CU_PREFILL_PAIRS) {

@@ -304,10 +304,10 @@ int main(void) {
     check_masked(&t, "mistral window 48", &mistral, WK_KV_ABSENT_MASKED);
     check_export(&t, "llama hd64", &llama64);
     check_export(&t, "mistral window 48", &mistral);
-    /* The Hopper prefill kernels (WIKV_CUDA_ATTN_PREFILL): long prompts (many 64-key tiles per chunk),
+    /* Every prefill kernel (WIKV_CUDA_ATTN_PREFILL; the checks above ran the default, auto): long prompts (many 64-key tiles per chunk),
      * GQA groups 4 / 2 / 1 (pairs falls back to pipe for odd groups), the sliding window, absent
      * slots in both modes. */
-    static const char *const prefill_kernels[] = {"wgmma", "pipe", "pairs"};
+    static const char *const prefill_kernels[] = {"mma", "pipe", "pairs"};
     for (int k = 0; k < 3; k++) {
         char name[96];
         setenv("WIKV_CUDA_ATTN_PREFILL", prefill_kernels[k], 1);
