@@ -425,14 +425,14 @@ __device__ int expand_table(const uint8_t *p, uint32_t pos, uint32_t end, int ns
     return sum == total ? 0 : TE_SUM;
 }
 
-/* Decodes one stream: channels [d0, d1) of one head, token-major, with its tables at tab (nsym + 1 apart). */
+/* Decodes one stream: channels [d0, d1) of one head, token-major, with its tables at tab, stride entries apart. */
 template <typename C>
-__device__ int cg_stream_decode(const uint8_t *sp, uint32_t len, const uint8_t *scales, const C *tab,
+__device__ int cg_stream_decode(const uint8_t *sp, uint32_t len, const uint8_t *scales, const C *tab, size_t stride,
                                 const cg_layer &c, const cg_block &b, uint16_t *base, int d0, int d1, int D) {
     rcd d;
     int e = rcd_init(&d, sp, len);
     if (e) return e;
-    const int stride = b.nsym + 1, vec8 = d1 - d0 == 8 && D % 8 == 0;
+    const int vec8 = d1 - d0 == 8 && D % 8 == 0;
     for (int tt = 0; tt < c.ntokens; tt++) {
         float step = __fdiv_rn(h2f(load_u16(scales + 2 * (size_t)tt)), (float)b.M);
         int rel = c.delta ? tt % c.group : 0;
@@ -462,11 +462,22 @@ __device__ int cg_stream_decode(const uint8_t *sp, uint32_t len, const uint8_t *
     return d.pos != d.len ? SE_TRAILING : SE_OK;
 }
 
+/* Entries from one table to the next in a block's table region: at least nsym + 1, and an odd number of 32-bit
+ * words, so that the tables of 32 consecutive streams (stored side by side, see cg_decode_kernel) start in 32
+ * different shared-memory banks. */
+__host__ __device__ inline int cg_table_pitch(int nsym, int wide) {
+    int n = nsym + 1;
+    if (wide) return n | 1;
+    return (n + 1) / 2 % 2 ? (n + 1) / 2 * 2 : (n + 1) / 2 * 2 + 2;
+}
+
 /* A block per cg_block: its threads expand the block's tables from the stored bytes into shared memory (C:
  * uint16 when table_bits < 16), or into global scratch (C = uint32) when they do not fit there (scratch != 0),
- * then one thread per stream decodes. */
+ * then one thread per stream decodes. Table of channel j of the block's stream i: slot j * streams + i, pitch
+ * entries per slot: the threads of a warp, decoding the same channel of their streams at once, read tables in
+ * different banks (one table after another per stream put them 8 channels apart, mostly in the same bank). */
 template <typename C>
-/* (128, 9): 56 registers, so that 18 blocks of 64 threads fit an SM (what level 0's shared memory allows) */
+/* (128, 9): 56 registers, so that 18 blocks of 64 threads fit an SM (level 0's tables, 14 KB a block, allow 15) */
 __global__ void __launch_bounds__(128, 9)
     cg_decode_kernel(const cg_block *__restrict__ blocks, uint32_t b0, const cg_layer *__restrict__ cls,
                      const uint8_t *__restrict__ in, uint32_t *scratch, uint32_t scratch_per, cg_out o, uint16_t *k,
@@ -478,12 +489,13 @@ __global__ void __launch_bounds__(128, 9)
     const cg_layer c = cls[b.cl];
     const uint8_t *p = in + c.base;
     C *tabs = scratch ? (C *)(scratch + (size_t)bi * scratch_per) : (C *)shared_words;
-    const int stride = b.nsym + 1, C_ = H * D;
+    const int pitch = cg_table_pitch(b.nsym, sizeof(C) == 4), C_ = H * D, ns = b.s1 - b.s0;
     const uint32_t nt = b.c1 - b.c0;
     int bad = 0;
     for (uint32_t t = threadIdx.x; t < nt; t += blockDim.x) {
         uint32_t at = o.tab_at[c.table0 + (uint32_t)(b.kv * C_) + b.c0 + t];
-        int e = expand_table(p, at, c.len, b.nsym, c.tb, tabs + (size_t)t * stride);
+        const int ch = (int)(b.c0 + t), d = ch % D, slot = d % c.G * ns + ch / D * c.ng + d / c.G - b.s0;
+        int e = expand_table(p, at, c.len, b.nsym, c.tb, tabs + (size_t)slot * pitch);
         if (e) { /* the block's first failing table and its error */
             atomicMin(o.tab_key + bi, t << 8 | (uint32_t)e);
             atomicOr(o.flag, 1);
@@ -497,8 +509,8 @@ __global__ void __launch_bounds__(128, 9)
     const uint32_t gs = c.stream0 + (uint32_t)(b.kv * H * c.ng + s);
     const uint8_t *scales = p + o.lay_pos[b.cl] + (size_t)b.kv * 2 * c.ntokens;
     uint16_t *base = (b.kv ? v : k) + (((size_t)c.layer * H + h) * T) * D;
-    const C *tab = tabs + (size_t)((uint32_t)(h * D + d0) - b.c0) * stride;
-    int e = cg_stream_decode(p + o.str_at[gs], o.str_len[gs], scales, tab, c, b, base, d0, d1, D);
+    const C *tab = tabs + (size_t)threadIdx.x * pitch;
+    int e = cg_stream_decode(p + o.str_at[gs], o.str_len[gs], scales, tab, (size_t)ns * pitch, c, b, base, d0, d1, D);
     o.str_err[gs] = e;
     if (e) atomicOr(o.flag, 1);
 }
@@ -1079,7 +1091,7 @@ typedef struct {
     uint32_t *chunk_blk0;   /* [n + 1] first block of each chunk */
     uint64_t *chunk_base;   /* [n] the chunk's offset in the uploaded input */
     uint32_t streams, tables, max_threads;
-    size_t max_ncum; /* largest table region (entries) of a block */
+    size_t max_ncum[2]; /* largest table region (entries) of a block, tables as uint16 / uint32 */
     int wide;        /* some table_bits is 16: tables as uint32 */
 } cg_plan;
 
@@ -1104,8 +1116,9 @@ static int cg_add_block(cg_plan *pl, const wk_kv_cuda *g, uint32_t cl, const cg_
     int hl = (s1 - 1) / c->ng, gl = (s1 - 1) % c->ng;
     b.c0 = (uint32_t)(s0 / c->ng * g->D + s0 % c->ng * c->G);
     b.c1 = (uint32_t)(hl * g->D + (gl * c->G + c->G < g->D ? gl * c->G + c->G : g->D));
-    size_t ncum = (size_t)(b.c1 - b.c0) * (b.nsym + 1);
-    if (ncum > pl->max_ncum) pl->max_ncum = ncum;
+    const size_t slots = (size_t)(c->G < g->D ? c->G : g->D) * (size_t)(s1 - s0); /* see cg_decode_kernel */
+    for (int w = 0; w < 2; w++)
+        if (slots * cg_table_pitch(b.nsym, w) > pl->max_ncum[w]) pl->max_ncum[w] = slots * cg_table_pitch(b.nsym, w);
     if ((uint32_t)(s1 - s0) > pl->max_threads) pl->max_threads = (uint32_t)(s1 - s0);
     return hbuf_add(&pl->blocks, &b, sizeof b, err);
 }
@@ -1315,12 +1328,12 @@ extern "C" int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *c
     g->last.streams = (int)pl.streams;
     /* tables in shared memory (uint16 when every table_bits < 16), else in global scratch as uint32 */
     int wide = pl.wide;
-    size_t bytes = pl.max_ncum * (wide ? 4 : 2), scratch = 0;
+    size_t bytes = pl.max_ncum[wide] * (wide ? 4 : 2), scratch = 0;
     uint32_t scratch_per = 0;
     if (bytes > SMEM_MAX) {
         wide = 1;
-        scratch_per = (uint32_t)pl.max_ncum;
-        scratch = pl.blocks.len / sizeof(cg_block) * pl.max_ncum * 4;
+        scratch_per = (uint32_t)pl.max_ncum[1];
+        scratch = pl.blocks.len / sizeof(cg_block) * pl.max_ncum[1] * 4;
         bytes = 0;
     }
     if (!rc) rc = cg_fit(g, &pl, in_len, scratch, err);
