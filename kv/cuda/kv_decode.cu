@@ -532,38 +532,30 @@ typedef struct {
     uint32_t n;     /* units */
 } sem_stream;
 
+/* Decodes the n units of one substream (units unit0.. of the call, first.. of its batch) into vals [unit][2][D]
+ * (and codes, with delta), level 0 also writing the map's steps. 0 or an SE_* code. CPU reference: decode_units
+ * of kv/semantic.c. */
 template <typename C>
-__global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_stream *__restrict__ ss,
-                           const sem_batch_dev *__restrict__ batches, const uint8_t *__restrict__ in,
-                           const uint32_t *__restrict__ cum, int smem, const uint32_t *__restrict__ ids,
-                           const uint16_t *k, const uint16_t *v, float *step, uint16_t *vals, int8_t *codes, int H,
-                           int T, int D, int *errs) {
-    extern __shared__ uint32_t shared_words[];
-    const tab_block tb = blocks[blockIdx.x];
-    const C *tabs = block_tables<C>(tb, cum, smem, (C *)shared_words);
-    if (threadIdx.x >= tb.nstreams) return;
-    const int i = (int)(tb.stream0 + threadIdx.x);
-    sem_stream s = ss[i];
-    const sem_batch_dev *b = batches + s.batch;
+__device__ int sem_stream_decode(const uint8_t *sp, uint32_t len, const sem_batch_dev *b, const C *tabs,
+                                 const uint8_t *__restrict__ in, const uint32_t *__restrict__ ids, uint32_t unit0,
+                                 uint32_t first, uint32_t n, const uint16_t *k, const uint16_t *v, float *step,
+                                 uint16_t *vals, int8_t *codes, int H, int T, int D) {
     rcd d;
-    int e = rcd_init(&d, in + s.in_off, s.len);
-    if (e) {
-        errs[i] = e;
-        return;
-    }
+    int e = rcd_init(&d, sp, len);
+    if (e) return e;
     const int stride = b->nsym + 1, level = b->level;
-    for (uint32_t u = 0; u < s.n; u++) {
-        uint32_t id = ids[s.unit0 + u];
+    for (uint32_t u = 0; u < n; u++) {
+        uint32_t id = ids[unit0 + u];
         int g = (int)(id / ((uint32_t)H * T)) / b->group_layers;
         int M = b->m[g < b->nbins ? g : b->nbins - 1];
         for (int kv = 0; kv < 2; kv++) {
             float step0 = level == 0
-                              ? __fdiv_rn(h2f(load_u16(in + b->scale_off + 4 * (size_t)(s.first + u) + 2 * kv)),
+                              ? __fdiv_rn(h2f(load_u16(in + b->scale_off + 4 * (size_t)(first + u) + 2 * kv)),
                                           (float)M)
                               : step[2 * (size_t)id + kv];
             float st = ldexpf(step0, -2 * level);
             const uint16_t *cur = (kv ? v : k) + (size_t)id * D;
-            size_t at = ((size_t)(s.unit0 + u) * 2 + kv) * D;
+            size_t at = ((size_t)(unit0 + u) * 2 + kv) * D;
             const C *tab = tabs + (size_t)kv * D * stride;
             if (D % 8 == 0 && !b->delta) { /* 16-byte loads of the previous level and stores of the result */
                 for (int c0 = 0; c0 < D; c0 += 8) {
@@ -572,15 +564,9 @@ __global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_strea
 #pragma unroll
                     for (int j = 0; j < 8; j++, tab += stride) {
                         int sym = rcd_get(&d, tab, b->nsym, b->top_step, b->tb);
-                        if (sym < 0) {
-                            errs[i] = -sym;
-                            return;
-                        }
+                        if (sym < 0) return -sym;
                         int q = sym - b->off;
-                        if (q < -b->lim || q > b->lim) {
-                            errs[i] = SE_CODE;
-                            return;
-                        }
+                        if (q < -b->lim || q > b->lim) return SE_CODE;
                         float x = level == 0
                                       ? round_fp16(q ? __fmul_rn((float)q, step0) : 0.0f)
                                       : round_fp16(__fadd_rn(h2f(prev.h[j]), q ? __fmul_rn((float)q, st) : 0.0f));
@@ -593,15 +579,9 @@ __global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_strea
             }
             for (int c = 0; c < D; c++, tab += stride) {
                 int sym = rcd_get(&d, tab, b->nsym, b->top_step, b->tb);
-                if (sym < 0) {
-                    errs[i] = -sym;
-                    return;
-                }
+                if (sym < 0) return -sym;
                 int q = sym - b->off + (b->delta && u > 0 ? codes[at + c - 2 * (size_t)D] : 0);
-                if (q < -b->lim || q > b->lim) {
-                    errs[i] = SE_CODE;
-                    return;
-                }
+                if (q < -b->lim || q > b->lim) return SE_CODE;
                 if (b->delta) codes[at + c] = (int8_t)q;
                 float x = level == 0 ? round_fp16(q ? __fmul_rn((float)q, step0) : 0.0f)
                                      : round_fp16(__fadd_rn(h2f(cur[c]), q ? __fmul_rn((float)q, st) : 0.0f));
@@ -610,7 +590,23 @@ __global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_strea
             if (level == 0) step[2 * (size_t)id + kv] = step0;
         }
     }
-    errs[i] = d.pos != d.len ? SE_TRAILING : SE_OK;
+    return d.pos != d.len ? SE_TRAILING : SE_OK;
+}
+
+template <typename C>
+__global__ void sem_kernel(const tab_block *__restrict__ blocks, const sem_stream *__restrict__ ss,
+                           const sem_batch_dev *__restrict__ batches, const uint8_t *__restrict__ in,
+                           const uint32_t *__restrict__ cum, int smem, const uint32_t *__restrict__ ids,
+                           const uint16_t *k, const uint16_t *v, float *step, uint16_t *vals, int8_t *codes, int H,
+                           int T, int D, int *errs) {
+    extern __shared__ uint32_t shared_words[];
+    const tab_block tb = blocks[blockIdx.x];
+    const C *tabs = block_tables<C>(tb, cum, smem, (C *)shared_words);
+    if (threadIdx.x >= tb.nstreams) return;
+    const int i = (int)(tb.stream0 + threadIdx.x);
+    sem_stream s = ss[i];
+    errs[i] = sem_stream_decode(in + s.in_off, s.len, batches + s.batch, tabs, in, ids, s.unit0, s.first, s.n, k, v,
+                                step, vals, codes, H, T, D);
 }
 
 /* vals [n][2][D] -> k, v rows of ids[n] */
@@ -623,9 +619,250 @@ __global__ void sem_commit(const uint32_t *__restrict__ ids, const uint16_t *__r
     (kv ? v : k)[(size_t)ids[unit] * D + c] = vals[i];
 }
 
+/* ---- semantic on the GPU alone: a block per batch parses and checks it, then a decode as above ----
+ * The host reads only the headers. The parse kernel reads ids, scales, tables and substream lengths with the CPU
+ * decoder's checks plus two of its own that only send the call to the host path (varints of ids and lengths
+ * longer than 5 bytes, which the encoder never writes; a unit in two batches of the call, which the host path
+ * decodes in waves); ids are checked against a device copy of the map's levels. Anything off raises the call's
+ * flag, and then nothing is committed: the host path (above) decodes the call again and names the error. */
+
+/* What the host knows of a batch from its header. */
+typedef struct {
+    uint64_t in_off;
+    uint32_t len, ids_at, n, unit0, table0; /* table0: its first table [2][D] in the call's table offsets */
+} sem_fast_batch;
+
+/* What the parse kernel finds: ok, units per substream, substreams, where they start (relative to the batch). */
+typedef struct {
+    uint32_t ok, per, nsub, streams_at;
+} sem_fast_info;
+
+#define SEMP_THREADS 256
+
+typedef struct {
+    long long wsum[SEMP_THREADS / 32];
+    int bad;
+    uint32_t stop, pos, per;
+} semp_shared;
+
+/* Inclusive prefix sum of x over the block (SEMP_THREADS threads); *total: the whole block's sum. */
+template <typename V>
+__device__ V block_scan(V x, long long *wsum, V *total) {
+    const int lane = (int)(threadIdx.x & 31), w = (int)(threadIdx.x >> 5);
+    for (int o = 1; o < 32; o <<= 1) {
+        V y = __shfl_up_sync(0xFFFFFFFFu, x, o);
+        if (lane >= o) x += y;
+    }
+    if (lane == 31) wsum[w] = (long long)x;
+    __syncthreads();
+    V before = 0, all = 0;
+    for (int i = 0; i < SEMP_THREADS / 32; i++) {
+        V s = (V)wsum[i];
+        before += i < w ? s : 0;
+        all += s;
+    }
+    __syncthreads();
+    *total = all;
+    return x + before;
+}
+
+/* n LEB128 varints from p[pos, end) read by the whole block, 256 bytes at a time: a byte below 0x80 ends one, its
+ * thread gathers it backwards (at most 5 bytes, else bad: the CPU reads up to 10, the host path then does).
+ * val = xform(z, &bad); emit(index, val, inclusive sum of vals) may set bad. Returns bad (the block's); *stop:
+ * the position after the last, *sum: the sum of all. Every thread gets the same results. */
+template <typename X, typename E>
+__device__ int block_varints(const uint8_t *__restrict__ p, uint32_t pos, uint32_t end, uint32_t n, semp_shared *sm,
+                             X xform, E emit, uint32_t *stop, long long *sum) {
+    const uint32_t start = pos;
+    uint32_t count = 0;
+    long long carry = 0;
+    int bad = 0;
+    if (threadIdx.x == 0) {
+        sm->bad = 0;
+        sm->stop = 0;
+    }
+    __syncthreads();
+    while (count < n) {
+        if (pos >= end) { /* uniform: pos and count are the block's */
+            bad = 1;
+            break;
+        }
+        const uint32_t at = pos + threadIdx.x, b = at < end ? __ldg(p + at) : 0x80u;
+        const int is_end = b < 0x80;
+        int ends;
+        const uint32_t idx = count + (uint32_t)(block_scan<int>(is_end, sm->wsum, &ends) - is_end);
+        const int mine = is_end && idx < n;
+        long long val = 0;
+        if (mine) {
+            uint64_t z = b;
+            for (uint32_t q = at, nb = 1; q > start && __ldg(p + q - 1) >= 0x80; nb++) {
+                if (nb == 5) {
+                    bad = 1;
+                    break;
+                }
+                z = z << 7 | (__ldg(p + --q) & 0x7Fu);
+            }
+            val = xform(z, &bad);
+        }
+        long long tot;
+        const long long incl = block_scan<long long>(val, sm->wsum, &tot);
+        if (mine) {
+            bad |= emit(idx, val, carry + incl);
+            if (idx == n - 1) sm->stop = at + 1;
+        }
+        carry += tot;
+        count += (uint32_t)ends;
+        pos += SEMP_THREADS;
+    }
+    if (bad) sm->bad = 1;
+    __syncthreads();
+    *stop = sm->stop;
+    *sum = carry;
+    bad = sm->bad;
+    __syncthreads();
+    return bad;
+}
+
+/* One block (SEMP_THREADS) per batch. Writes the batch's ids, new levels, scale offset, expanded tables, substream
+ * offsets and lengths, and info (ok = 1 when everything checked out; else the call's flag is raised). */
+__global__ void __launch_bounds__(SEMP_THREADS)
+    sem_parse_kernel(const sem_fast_batch *__restrict__ fbs, uint32_t b0, sem_batch_dev *batches,
+                     const uint8_t *__restrict__ in, uint32_t units, const uint8_t *__restrict__ level_map,
+                     uint32_t *stamp, uint32_t call_no, uint32_t *ids, uint8_t *new_level, uint32_t *tab_at,
+                     uint32_t *cum, uint32_t *str_at, uint32_t *str_len, sem_fast_info *info, int D, int *flag) {
+    __shared__ semp_shared sm;
+    const uint32_t bi = b0 + blockIdx.x;
+    const sem_fast_batch f = fbs[bi];
+    sem_batch_dev *b = batches + bi;
+    const int level = b->level, nsym = b->nsym, tb = b->tb;
+    const uint8_t *p = in + f.in_off;
+    /* unit ids: zigzag deltas summed; in range, at this batch's level in the map, in no other batch of the call */
+    auto id_of = [](uint64_t z, int *bad) -> long long {
+        if (z > 2ull * UINT32_MAX) *bad = 1;
+        return z & 1 ? -(long long)((z >> 1) + 1) : (long long)(z >> 1);
+    };
+    auto check_id = [&](uint32_t i, long long, long long id) -> int {
+        if (id < 0 || id >= (long long)units) return 1;
+        ids[f.unit0 + i] = (uint32_t)id;
+        new_level[f.unit0 + i] = (uint8_t)(level + 1);
+        return level_map[id] != level || atomicExch(stamp + id, call_no) == call_no;
+    };
+    uint32_t pos;
+    long long sum;
+    int bad = block_varints(p, f.ids_at, f.len, f.n, &sm, id_of, check_id, &pos, &sum);
+    if (!bad && level == 0) { /* scales */
+        if (f.len - pos < 4 * f.n) bad = 1;
+        else {
+            b->scale_off = f.in_off + pos;
+            pos += 4 * f.n;
+        }
+    }
+    /* tables: warp 0 finds where each starts (one after another), then every thread expands some */
+    const int ntab = 2 * D;
+    if (!bad && threadIdx.x < 32) {
+        const int lane = (int)threadIdx.x;
+        int e = 0;
+        uint32_t ahead = pos;
+        for (int t = 0; t < ntab && !e; t++) {
+            if (ahead < f.len && (int)(ahead - pos) < 2048) { /* 2-4 KB ahead, as the CacheGen layout */
+                if (ahead + 128 * (uint32_t)lane < f.len) prefetch_l2(p + ahead + 128 * (uint32_t)lane);
+                ahead += 4096;
+            }
+            if (lane == 0) tab_at[f.table0 + t] = pos;
+            e = skip_table(p, &pos, f.len, nsym, lane);
+        }
+        if (lane == 0) {
+            sm.bad = e != 0;
+            sm.pos = pos;
+        }
+    }
+    __syncthreads();
+    if (!bad) {
+        bad = sm.bad;
+        pos = sm.pos;
+    }
+    for (int t = (int)threadIdx.x; !bad && t < ntab; t += blockDim.x)
+        if (expand_table(p, tab_at[f.table0 + t], f.len, nsym, tb, cum + b->cum_off + (size_t)t * (nsym + 1)))
+            sm.bad = 1; /* benign race: every writer writes 1 */
+    __syncthreads();
+    bad = bad || sm.bad;
+    /* units per substream, then the substream lengths, which fill the rest of the batch */
+    if (!bad && threadIdx.x == 0) {
+        uint64_t per = 0;
+        int e = read_varint(p, &pos, f.len, &per);
+        sm.bad = e || per < 1 || per > f.n;
+        sm.per = (uint32_t)per;
+        sm.pos = pos;
+    }
+    __syncthreads();
+    if (!bad) {
+        bad = sm.bad;
+        pos = sm.pos;
+    }
+    const uint32_t per = bad ? 1 : sm.per, nsub = bad ? 0 : (f.n + per - 1) / per;
+    __syncthreads();
+    auto length = [](uint64_t z, int *) -> long long { return (long long)z; };
+    auto place = [&](uint32_t j, long long l, long long end) -> int {
+        str_at[f.unit0 + j] = (uint32_t)(end - l);
+        str_len[f.unit0 + j] = (uint32_t)l;
+        return l > (long long)f.len;
+    };
+    uint32_t streams_at = 0;
+    if (!bad) bad = block_varints(p, pos, f.len, nsub, &sm, length, place, &streams_at, &sum);
+    if (!bad && sum != (long long)(f.len - streams_at)) bad = 1;
+    if (threadIdx.x == 0) {
+        sem_fast_info r = {(uint32_t)!bad, per, nsub, streams_at};
+        info[bi] = r;
+        if (bad) atomicOr(flag, 1);
+    }
+}
+
+/* Blocks (batch, y): the batch's tables staged as in sem_kernel, then its substreams y * blockDim.x + thread,
+ * gridDim.y * blockDim.x apart, one thread each. Batches whose parse failed are skipped (the call is redone). */
+template <typename C>
+__global__ void sem_fast_kernel(const sem_fast_batch *__restrict__ fbs, uint32_t b0, const sem_fast_info *info,
+                                const sem_batch_dev *__restrict__ batches, const uint8_t *__restrict__ in,
+                                const uint32_t *__restrict__ cum, int smem, const uint32_t *__restrict__ ids,
+                                const uint32_t *__restrict__ str_at, const uint32_t *__restrict__ str_len,
+                                const uint16_t *k, const uint16_t *v, float *step, uint16_t *vals, int8_t *codes,
+                                int H, int T, int D, int *flag) {
+    extern __shared__ uint32_t shared_words[];
+    const uint32_t bi = b0 + blockIdx.x;
+    const sem_fast_info r = info[bi];
+    if (!r.ok) return; /* uniform: written by the parse kernel before this one */
+    const sem_fast_batch f = fbs[bi];
+    const sem_batch_dev *b = batches + bi;
+    const tab_block tb = {0, 0, b->cum_off, (uint32_t)(2 * D * (b->nsym + 1))};
+    const C *tabs = block_tables<C>(tb, cum, smem, (C *)shared_words);
+    for (uint32_t j = blockIdx.y * blockDim.x + threadIdx.x; j < r.nsub; j += gridDim.y * blockDim.x) {
+        const uint32_t first = j * r.per, n = f.n - first < r.per ? f.n - first : r.per, s = f.unit0 + j;
+        int e = sem_stream_decode(in + f.in_off + r.streams_at + str_at[s], str_len[s], b, tabs, in, ids,
+                                  f.unit0 + first, first, n, k, v, step, vals, codes, H, T, D);
+        if (e) atomicOr(flag, 1);
+    }
+}
+
+/* When no batch of the call raised the flag: vals [n][2][D] -> the k, v rows of ids[n], and their new levels.
+ * One thread per 8 values (D % 8 == 0, 16-byte accesses) or per value. */
+__global__ void sem_fast_commit(const uint32_t *__restrict__ ids, const uint16_t *__restrict__ vals,
+                                const uint8_t *__restrict__ new_level, size_t n, int D, uint16_t *k, uint16_t *v,
+                                uint8_t *level_map, const int *flag) {
+    if (*flag) return;
+    const int w = D % 8 ? 1 : 8;
+    const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, per = 2 * (size_t)D / w;
+    if (i >= n * per) return;
+    const size_t unit = i / per, j = i % per, c = j * w % D;
+    const int kv = (int)(j * w / D);
+    const size_t dst = (size_t)ids[unit] * D + c, src = unit * 2 * D + (size_t)kv * D + c;
+    if (w == 8) *(uint4 *)((kv ? v : k) + dst) = *(const uint4 *)(vals + src);
+    else (kv ? v : k)[dst] = vals[src];
+    if (j == 0) level_map[ids[unit]] = new_level[unit];
+}
+
 /* ---- context ---- */
 
 #define MAX_PARTS 8
+enum { MAP_SAME, MAP_HOST, MAP_DEVICE, MAP_RESET }; /* which map levels are current (MAP_RESET: the host's, zero) */
 #define DEFAULT_PARTS 4
 
 typedef struct {
@@ -641,6 +878,10 @@ struct wk_kv_cuda {
     uint8_t *level; /* host: semantic map levels [L*H*T] */
     uint32_t *wave; /* host: wave stamp per unit (a unit touched twice in one wave starts a new wave) */
     uint32_t wave_no;
+    uint8_t *dlevel;   /* device copy of the map levels [L*H*T], the GPU parse's */
+    uint32_t *dstamp;  /* device: last GPU-parsed call that named each unit [L*H*T] */
+    uint32_t call_no;  /* the GPU-parsed calls so far (stamps) */
+    int map_newer;     /* MAP_*: which copy of the levels is current */
     cudaStream_t stream;
     cudaEvent_t ev0, ev1;
     int parts;                     /* a call's input in this many parts whose copies overlap decoding */
@@ -650,6 +891,7 @@ struct wk_kv_cuda {
     dbuf export_ids; /* ids of a wk_kv_cuda_export_ids call */
     dbuf cg_cls, cg_blocks, cg_lay_pos, cg_cl_err, cg_cl_at, cg_tab_at, cg_tab_key, cg_str_at, cg_str_len, cg_str_err;
     dbuf flag, scratch;
+    dbuf sem_fb, sem_info, sem_tab_at, sem_str_at, sem_str_len, sem_new_level; /* the GPU-parsed semantic path */
     wk_kv_cuda_timing last;
     char device[320];
 };
@@ -739,6 +981,10 @@ extern "C" int wk_kv_cuda_open(int layers, int kv_heads, int tokens, int head_di
     if (!rc) OPEN_CK(cudaMemset(g->k, 0, g->elems * 2));
     if (!rc) OPEN_CK(cudaMemset(g->v, 0, g->elems * 2));
     if (!rc) OPEN_CK(cudaMemset(g->step, 0, units * 2 * sizeof(float)));
+    if (!rc) OPEN_CK(cudaMalloc((void **)&g->dlevel, units));
+    if (!rc) OPEN_CK(cudaMalloc((void **)&g->dstamp, units * sizeof(uint32_t)));
+    if (!rc) OPEN_CK(cudaMemset(g->dlevel, 0, units));
+    if (!rc) OPEN_CK(cudaMemset(g->dstamp, 0, units * sizeof(uint32_t)));
 #undef OPEN_CK
     if (rc) {
         wk_kv_cuda_free(g);
@@ -753,11 +999,14 @@ extern "C" void wk_kv_cuda_free(wk_kv_cuda *g) {
     dbuf *bufs[] = {&g->in,         &g->cum,       &g->desc,      &g->blocks,     &g->batches,   &g->ids,
                     &g->vals,       &g->codes,     &g->errs,      &g->cg_cls,     &g->cg_blocks, &g->cg_lay_pos,
                     &g->cg_cl_err,  &g->cg_cl_at,  &g->cg_tab_at, &g->cg_tab_key, &g->cg_str_at, &g->cg_str_len,
-                    &g->cg_str_err, &g->flag,      &g->scratch,   &g->export_ids};
+                    &g->cg_str_err, &g->flag,      &g->scratch,   &g->export_ids, &g->sem_fb,    &g->sem_info,
+                    &g->sem_tab_at, &g->sem_str_at, &g->sem_str_len, &g->sem_new_level};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) cudaFree(bufs[i]->p);
     cudaFree(g->k);
     cudaFree(g->v);
     cudaFree(g->step);
+    cudaFree(g->dlevel);
+    cudaFree(g->dstamp);
     for (int p = 0; p < MAX_PARTS; p++) {
         if (g->part_done[p]) cudaEventDestroy(g->part_done[p]);
         if (g->part[p]) cudaStreamDestroy(g->part[p]);
@@ -779,6 +1028,7 @@ extern "C" void wk_kv_cuda_last_timing(const wk_kv_cuda *g, wk_kv_cuda_timing *t
 
 extern "C" void wk_kv_cuda_sem_reset(wk_kv_cuda *g) {
     memset(g->level, 0, (size_t)g->L * g->H * g->T);
+    g->map_newer = MAP_RESET; /* the device copy is zeroed by the next GPU-parsed call */
 }
 
 static int same_shape(const wk_kv_cuda *g, const wk_kv_tensor *t, wk_err *err) {
@@ -1613,9 +1863,13 @@ static void sem_undo_levels(wk_kv_cuda *g, const sem_stage *st) {
         for (uint32_t u = 0; u < s[i].n; u++) g->level[ids[s[i].unit0 + u]] = (uint8_t)b[s[i].batch].level;
 }
 
-extern "C" int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len,
-                                   wk_err *err) {
+/* The host-parsed path: decodes the call in waves, naming the first error as the CPU decoder would. */
+static int sem_host_path(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len, wk_err *err) {
     memset(&g->last, 0, sizeof g->last);
+    if (g->map_newer == MAP_DEVICE)
+        CK(cudaMemcpy(g->level, g->dlevel, (size_t)g->L * g->H * g->T, cudaMemcpyDeviceToHost));
+    g->map_newer = MAP_HOST;
+    g->last.host_parse = 1;
     sem_stage st;
     memset(&st, 0, sizeof st);
     int rc = 0, wave_first = 0;
@@ -1746,4 +2000,198 @@ extern "C" int wk_kv_cuda_export_ids(wk_kv_cuda *g, const wk_kv_cuda_dest *dst, 
     memset(&a, 0, sizeof a);
     a.dst = *dst;
     return export_run(g, &a, (const uint32_t *)g->export_ids.p, n, err);
+}
+
+/* ---- semantic, GPU-parsed (see sem_parse_kernel): the host reads only the headers ---- */
+
+/* Copies batches [c0, c1) to their places in the uploaded input, one copy per run of batches that lie back to back
+ * in host memory (a receiver's buffer). */
+static int copy_batches(wk_kv_cuda *g, const uint8_t *const *batch, const size_t *len, const sem_fast_batch *fb,
+                        int c0, int c1, cudaStream_t s, wk_err *err) {
+    for (int c = c0; c < c1;) {
+        int e = c + 1;
+        size_t bytes = len[c];
+        while (e < c1 && batch[e] == batch[e - 1] + len[e - 1]) bytes += len[e++];
+        CK(cudaMemcpyAsync((uint8_t *)g->in.p + fb[c].in_off, batch[c], bytes, cudaMemcpyHostToDevice, s));
+        c = e;
+    }
+    return 0;
+}
+
+/* The GPU-parsed decode of a call. *redo = 1 when the GPU found anything it does not accept (a malformed batch, a
+ * unit in two batches, an id at another level, a varint longer than it reads): then nothing was committed and
+ * the host path must decode the call. */
+static int sem_gpu_path(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len, int *redo, wk_err *err) {
+    memset(&g->last, 0, sizeof g->last);
+    *redo = 1;
+    double a = now_s();
+    const size_t units = (size_t)g->L * g->H * g->T;
+    const int D = g->D, su = wk_sem_defaults(g->L).stream_units;
+    hbuf fbh = {NULL, 0, 0}, bdh = {NULL, 0, 0};
+    uint64_t in_len = 0, unit_total = 0, cum_total = 0;
+    size_t max_ncum = 0;
+    int max_tb = 0, rc = 0;
+    uint32_t ygrid[MAX_PARTS] = {0};
+    for (int c = 0; !rc && c < n; c++) {
+        wk_sem_header h;
+        wk_err ignored;
+        if (len[c] > UINT32_MAX || wk_sem_read_header(batch[c], len[c], g->L, g->H, g->T, D, &h, &ignored) ||
+            unit_total + h.n > units)
+            break; /* the host path names the error (or decodes units named twice in waves) */
+        sem_batch_dev b;
+        memset(&b, 0, sizeof b);
+        int maxm = 0;
+        for (int i = 0; i < h.p.nbins; i++) maxm = h.p.bins[i] / 2 - 1 > maxm ? h.p.bins[i] / 2 - 1 : maxm;
+        b.level = h.level;
+        b.delta = h.delta;
+        b.nsym = h.level > 0 ? 5 : h.delta ? 4 * maxm + 1 : 2 * maxm + 1;
+        b.off = h.level > 0 ? 2 : h.delta ? 2 * maxm : maxm;
+        b.lim = h.level > 0 ? 2 : maxm;
+        b.top_step = top_step_of(b.nsym);
+        b.tb = h.table_bits;
+        b.group_layers = h.p.group_layers;
+        b.nbins = h.p.nbins;
+        for (int i = 0; i < h.p.nbins; i++) b.m[i] = h.p.bins[i] / 2 - 1;
+        b.cum_off = (uint32_t)cum_total;
+        sem_batch_dev *bp = &b;
+        sem_fast_batch f = {in_len, (uint32_t)len[c], (uint32_t)h.header_bytes, h.n, (uint32_t)unit_total,
+                            (uint32_t)c * 2 * (uint32_t)D};
+        rc = hbuf_add(&bdh, bp, sizeof b, err);
+        if (!rc) rc = hbuf_add(&fbh, &f, sizeof f, err);
+        size_t ncum = (size_t)2 * D * (b.nsym + 1);
+        cum_total += ncum;
+        max_ncum = ncum > max_ncum ? ncum : max_ncum;
+        max_tb = b.tb > max_tb ? b.tb : max_tb;
+        unit_total += h.n;
+        in_len += len[c];
+    }
+    if (rc || fbh.len != (size_t)n * sizeof(sem_fast_batch) || cum_total > UINT32_MAX ||
+        (size_t)n * 2 * D > UINT32_MAX) {
+        free(fbh.data);
+        free(bdh.data);
+        return rc; /* *redo stays 1 */
+    }
+    const sem_fast_batch *fb = (const sem_fast_batch *)fbh.data;
+    int first[MAX_PARTS + 1], parts = split_parts(len, n, g->parts, first);
+    for (int p = 0; p < parts; p++) /* substream blocks of 128 per batch, for the default substream size */
+        for (int c = first[p]; c < first[p + 1]; c++) {
+            uint32_t y = ((fb[c].n + su - 1) / su + 127) / 128;
+            ygrid[p] = y > ygrid[p] ? y : ygrid[p];
+        }
+    int wide = max_tb >= 16;
+    size_t bytes = max_ncum * (wide ? 4 : 2);
+    const int smem = bytes <= SMEM_MAX;
+    if (!smem) {
+        wide = 1;
+        bytes = 0;
+    }
+    launch_cfg lc = {smem, wide, bytes, 128, 0};
+    rc = wide ? allow_smem(sem_fast_kernel<uint32_t>, &lc, err) : allow_smem(sem_fast_kernel<uint16_t>, &lc, err);
+    const size_t vals = (size_t)unit_total * 2 * D;
+    if (!rc) rc = dbuf_fit(&g->in, in_len, err);
+    if (!rc) rc = upload(&g->sem_fb, &fbh, g->stream, err);
+    if (!rc) rc = upload(&g->batches, &bdh, g->stream, err);
+    if (!rc) rc = dbuf_fit(&g->sem_info, sizeof(sem_fast_info) * (size_t)n, err);
+    if (!rc) rc = dbuf_fit(&g->sem_tab_at, sizeof(uint32_t) * 2 * D * (size_t)n, err);
+    if (!rc) rc = dbuf_fit(&g->cum, sizeof(uint32_t) * cum_total, err);
+    if (!rc) rc = dbuf_fit(&g->ids, sizeof(uint32_t) * unit_total, err);
+    if (!rc) rc = dbuf_fit(&g->sem_new_level, unit_total, err);
+    if (!rc) rc = dbuf_fit(&g->sem_str_at, sizeof(uint32_t) * unit_total, err);
+    if (!rc) rc = dbuf_fit(&g->sem_str_len, sizeof(uint32_t) * unit_total, err);
+    if (!rc) rc = dbuf_fit(&g->vals, vals * 2, err);
+    if (!rc) rc = dbuf_fit(&g->codes, vals, err);
+    if (!rc) rc = dbuf_fit(&g->flag, sizeof(int), err);
+    free(bdh.data);
+    if (rc) {
+        free(fbh.data);
+        return rc;
+    }
+#define SEM_CK(call)                                                                                                   \
+    do {                                                                                                               \
+        cudaError_t ce_ = (call);                                                                                      \
+        if (!rc && ce_ != cudaSuccess)                                                                                 \
+            rc = wk_err_set(err, WK_EIO, "cuda kv decode: %s: %s (%s:%d)", #call, cudaGetErrorString(ce_), __FILE__, \
+                            __LINE__);                                                                                 \
+    } while (0)
+    if (g->map_newer == MAP_HOST) SEM_CK(cudaMemcpyAsync(g->dlevel, g->level, units, cudaMemcpyHostToDevice, g->stream));
+    if (g->map_newer == MAP_RESET) SEM_CK(cudaMemsetAsync(g->dlevel, 0, units, g->stream));
+    if (!rc) g->map_newer = MAP_SAME;
+    if (++g->call_no == 0) { /* stamps wrapped: none may equal a new call's number */
+        SEM_CK(cudaMemsetAsync(g->dstamp, 0, units * sizeof(uint32_t), g->stream));
+        g->call_no = 1;
+    }
+    SEM_CK(cudaMemsetAsync(g->flag.p, 0, sizeof(int), g->stream));
+    SEM_CK(cudaEventRecord(g->ev_ready, g->stream));
+    g->last.parse_s = now_s() - a;
+    const sem_fast_batch *dfb = (const sem_fast_batch *)g->sem_fb.p;
+    sem_batch_dev *dbd = (sem_batch_dev *)g->batches.p;
+    sem_fast_info *info = (sem_fast_info *)g->sem_info.p;
+    const uint8_t *in = (const uint8_t *)g->in.p;
+    uint32_t *ids = (uint32_t *)g->ids.p, *cum = (uint32_t *)g->cum.p;
+    uint32_t *str_at = (uint32_t *)g->sem_str_at.p, *str_len = (uint32_t *)g->sem_str_len.p;
+    int *flag = (int *)g->flag.p;
+    for (int p = 0; !rc && p < parts; p++) {
+        cudaStream_t s = g->part[p];
+        const uint32_t b0 = (uint32_t)first[p], nb = (uint32_t)(first[p + 1] - first[p]);
+        SEM_CK(cudaStreamWaitEvent(s, g->ev_ready, 0));
+        if (p == 0) SEM_CK(cudaEventRecord(g->ev_copy0, s));
+        if (!rc) rc = copy_batches(g, batch, len, fb, first[p], first[p + 1], s, err);
+        if (p == 0) SEM_CK(cudaEventRecord(g->ev0, s));
+        if (rc) break;
+        sem_parse_kernel<<<nb, SEMP_THREADS, 0, s>>>(dfb, b0, dbd, in, (uint32_t)units, g->dlevel, g->dstamp,
+                                                     g->call_no, ids, (uint8_t *)g->sem_new_level.p,
+                                                     (uint32_t *)g->sem_tab_at.p, cum, str_at, str_len, info, D, flag);
+        dim3 grid(nb, ygrid[p]);
+        if (wide)
+            sem_fast_kernel<uint32_t><<<grid, 128, bytes, s>>>(dfb, b0, info, dbd, in, cum, smem, ids, str_at, str_len,
+                                                               g->k, g->v, g->step, (uint16_t *)g->vals.p,
+                                                               (int8_t *)g->codes.p, g->H, g->T, D, flag);
+        else
+            sem_fast_kernel<uint16_t><<<grid, 128, bytes, s>>>(dfb, b0, info, dbd, in, cum, smem, ids, str_at, str_len,
+                                                               g->k, g->v, g->step, (uint16_t *)g->vals.p,
+                                                               (int8_t *)g->codes.p, g->H, g->T, D, flag);
+        SEM_CK(cudaGetLastError());
+    }
+    for (int p = 0; p < parts; p++) SEM_CK(cudaEventRecord(g->part_done[p], g->part[p]));
+    free(fbh.data);
+    for (int p = 0; p < parts; p++) SEM_CK(cudaStreamWaitEvent(g->stream, g->part_done[p], 0));
+    const size_t threads = unit_total * 2 * D / (D % 8 ? 1 : 8);
+    if (!rc && threads)
+        sem_fast_commit<<<(unsigned)((threads + 255) / 256), 256, 0, g->stream>>>(
+            ids, (const uint16_t *)g->vals.p, (const uint8_t *)g->sem_new_level.p, unit_total, D, g->k, g->v,
+            g->dlevel, flag);
+    SEM_CK(cudaGetLastError());
+    int bad = 1;
+    sem_fast_info *got = (sem_fast_info *)malloc(sizeof(sem_fast_info) * (size_t)n); /* for the streams count */
+    if (!got && !rc) rc = wk_err_set(err, WK_ENOMEM, "cuda kv decode: out of memory");
+    SEM_CK(cudaMemcpyAsync(&bad, flag, sizeof bad, cudaMemcpyDeviceToHost, g->stream));
+    if (got) SEM_CK(cudaMemcpyAsync(got, info, sizeof(sem_fast_info) * (size_t)n, cudaMemcpyDeviceToHost, g->stream));
+    SEM_CK(cudaEventRecord(g->ev1, g->stream));
+    SEM_CK(cudaEventSynchronize(g->ev1));
+    float ms = 0, up = 0;
+    SEM_CK(cudaEventElapsedTime(&ms, g->ev0, g->ev1));
+    SEM_CK(cudaEventElapsedTime(&up, g->ev_copy0, g->ev0));
+#undef SEM_CK
+    for (int c = 0; !rc && c < n; c++) g->last.streams += (int)got[c].nsub;
+    free(got);
+    if (rc) return rc;
+    g->last.kernel_s = ms * 1e-3;
+    g->last.upload_s = up * 1e-3;
+    g->last.in_bytes = in_len;
+    if (bad) return 0;
+    *redo = 0;
+    g->last.host_parse = 0;
+    g->map_newer = MAP_DEVICE;
+    return 0;
+}
+
+extern "C" int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len,
+                                   wk_err *err) {
+    if (n < 1) {
+        memset(&g->last, 0, sizeof g->last);
+        return 0;
+    }
+    int redo = 1, rc = sem_gpu_path(g, n, batch, len, &redo, err);
+    if (rc || !redo) return rc;
+    return sem_host_path(g, n, batch, len, err);
 }

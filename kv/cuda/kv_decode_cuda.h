@@ -5,9 +5,10 @@
  * Work split: CacheGen: the host reads only the chunk headers (wk_cg_read_header) and uploads the raw chunks;
  * a layout kernel (a warp per (chunk, layer), following the layer byte counts) finds the tables and streams,
  * and the decode kernel's blocks expand the stored tables into shared memory and run one range-decoder thread
- * per stream (chunk, layer, K|V, kv-head, channel group). Semantic: the host parses headers, unit ids (against
- * the map), tables and substream lengths with the CPU decoder's checks; one thread per substream. KIVI: one
- * thread per value. A call decodes many chunks/batches in one launch, which is where the parallelism comes from.
+ * per stream (chunk, layer, K|V, kv-head, channel group). Semantic: the host reads only the batch headers; a
+ * parse block per batch reads its unit ids (checked against a device copy of the map), tables and substream
+ * lengths with the CPU decoder's checks, then one thread per substream decodes (a call the GPU does not accept is
+ * parsed again by the host, which names the error). KIVI: one thread per value. A call decodes many chunks/batches in one launch, which is where the parallelism comes from.
  *
  * Errors: malformed input gives WK_EFORMAT with a message naming the chunk/batch, stream and offset; input
  * the CPU decoder accepts is accepted. After a CacheGen or KIVI error the positions the call would have
@@ -42,6 +43,7 @@ typedef struct {
     size_t in_bytes; /* compressed bytes decoded */
     int streams;     /* independent range-coded streams (threads) of the call; 0 for KIVI */
     double layout_s; /* CacheGen in one part: the layout kernel's share of kernel_s (0 otherwise) */
+    int host_parse;  /* semantic: 1 when the host parsed the call (see wk_kv_cuda_semantic), 0 the GPU */
 } wk_kv_cuda_timing;
 
 /* A device tensor of this shape (zero-filled) and an empty semantic map (every unit absent) on GPU 0. */
@@ -60,8 +62,11 @@ void wk_kv_cuda_sem_reset(wk_kv_cuda *g);
 int wk_kv_cuda_kivi(wk_kv_cuda *g, const wk_kivi_params *p, const uint8_t *in, size_t len, wk_err *err);
 /* As wk_cg_decode on each of n chunks (chunk[i], len[i]); chunks must cover disjoint positions. */
 int wk_kv_cuda_cachegen(wk_kv_cuda *g, int n, const uint8_t *const *chunk, const size_t *len, wk_err *err);
-/* As wk_sem_decode_batch on each of n batches in order, with the context's own map. Batches touching a unit
- * that an earlier batch of the call touched are decoded in a later wave, so any order the CPU accepts works. */
+/* As wk_sem_decode_batch on each of n batches in order, with the context's own map. The GPU parses the batches
+ * (the host reads only their headers) and checks their unit ids against a device copy of the map; a call in which
+ * it finds anything off (a malformed batch, an id at another level, a unit named by two batches) commits nothing
+ * and is decoded again by the host-parsed path: batches touching a unit that an earlier batch of the call touched
+ * are decoded there in a later wave, so any order the CPU accepts works, and errors are named there. */
 int wk_kv_cuda_semantic(wk_kv_cuda *g, int n, const uint8_t *const *batch, const size_t *len, wk_err *err);
 
 void wk_kv_cuda_last_timing(const wk_kv_cuda *g, wk_kv_cuda_timing *t);
