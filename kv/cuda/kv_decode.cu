@@ -2115,7 +2115,8 @@ static int sem_gpu_path(wk_kv_cuda *g, int n, const uint8_t *const *batch, const
     } while (0)
     if (g->map_newer == MAP_HOST) SEM_CK(cudaMemcpyAsync(g->dlevel, g->level, units, cudaMemcpyHostToDevice, g->stream));
     if (g->map_newer == MAP_RESET) SEM_CK(cudaMemsetAsync(g->dlevel, 0, units, g->stream));
-    if (!rc) g->map_newer = MAP_SAME;
+    /* a device copy newer than the host's stays so: the host path must fetch it if this call is refused */
+    if (!rc && g->map_newer != MAP_DEVICE) g->map_newer = MAP_SAME;
     if (++g->call_no == 0) { /* stamps wrapped: none may equal a new call's number */
         SEM_CK(cudaMemsetAsync(g->dstamp, 0, units * sizeof(uint32_t), g->stream));
         g->call_no = 1;
