@@ -348,6 +348,22 @@ START_TEST(garbage_frames_fail_the_request_naming_the_field) {
 }
 END_TEST
 
+/* A raw device: connects and sends the REQUEST for job; returns the socket. */
+static int raw_request(uint16_t port, const wk_stream_job *job) {
+    wk_err err = {0};
+    int fd;
+    ck_assert(wk_paced_connect("127.0.0.1", port, 5, &fd, &err) == 0);
+    wk_wire_msg m;
+    memset(&m, 0, sizeof m);
+    m.h.type = WK_FRAME_REQUEST;
+    ck_assert(wk_stream_job_to_wire(job, &m.u.request, &err) == 0);
+    uint8_t buf[4096];
+    size_t len;
+    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
+    ck_assert(write(fd, buf, len) == (ssize_t)len);
+    return fd;
+}
+
 START_TEST(server_survives_a_client_leaving_mid_stream) {
     wk_stream_job kvjob = job_of(WK_TASK_PASSKEY, 51, "full");
     test_server s;
@@ -356,17 +372,9 @@ START_TEST(server_survives_a_client_leaving_mid_stream) {
     test_server_run(&s);
     wk_err err = {0};
     /* client 1 asks for full KV at 1 Mbit/s, reads a little and leaves */
-    int fd;
-    ck_assert(wk_paced_connect("127.0.0.1", s.port, 5, &fd, &err) == 0);
-    wk_wire_msg m;
-    memset(&m, 0, sizeof m);
-    m.h.type = WK_FRAME_REQUEST;
-    ck_assert(wk_stream_job_to_wire(&kvjob, &m.u.request, &err) == 0);
-    uint8_t buf[4096];
-    size_t len;
-    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
-    ck_assert(write(fd, buf, len) == (ssize_t)len);
-    ck_assert(read(fd, buf, 100) > 0);
+    int fd = raw_request(s.port, &kvjob);
+    uint8_t buf[100];
+    ck_assert(read(fd, buf, sizeof buf) > 0);
     close(fd);
     /* client 2 is served normally */
     wk_stream_client c;
@@ -390,22 +398,15 @@ START_TEST(garbage_from_the_device_mid_stream_gets_an_error_frame) {
     kvgen(&s, &job, 1);
     test_server_run(&s);
     wk_err err = {0};
-    int fd;
-    ck_assert(wk_paced_connect("127.0.0.1", s.port, 5, &fd, &err) == 0);
-    wk_wire_msg m;
-    memset(&m, 0, sizeof m);
-    m.h.type = WK_FRAME_REQUEST;
-    ck_assert(wk_stream_job_to_wire(&job, &m.u.request, &err) == 0);
-    uint8_t buf[4096];
-    size_t len;
-    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
-    ck_assert(write(fd, buf, len) == (ssize_t)len);
+    int fd = raw_request(s.port, &job);
     wk_paced_receiver rx;
     wk_paced_receiver_init(&rx, fd);
+    wk_wire_msg m;
     ck_assert_msg(wk_paced_recv(&rx, &m, 10, &err) == 0, "%s", err.msg);
     ck_assert_int_eq(m.h.type, WK_FRAME_STREAM_INFO);
-    memset(buf, 0x5a, 64);
-    ck_assert(write(fd, buf, 64) == 64);
+    uint8_t junk[64];
+    memset(junk, 0x5a, sizeof junk);
+    ck_assert(write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
     int units = 0;
     while (wk_paced_recv(&rx, &m, 10, &err) == 0 && m.h.type == WK_FRAME_UNIT_DATA) units++;
     ck_assert_msg(m.h.type == WK_FRAME_ERROR, "after %d units: %s (frame %s)", units, err.msg,
@@ -423,16 +424,10 @@ END_TEST
  * send_progress, says it computes the whole context itself; returns the KV units that arrive in 1 s. */
 static int kv_units_after_text(uint16_t port, const wk_stream_job *job, int text_units, int send_progress, int context) {
     wk_err err = {0};
-    int fd;
-    ck_assert(wk_paced_connect("127.0.0.1", port, 5, &fd, &err) == 0);
+    int fd = raw_request(port, job);
     wk_wire_msg m;
-    memset(&m, 0, sizeof m);
-    m.h.type = WK_FRAME_REQUEST;
-    ck_assert(wk_stream_job_to_wire(job, &m.u.request, &err) == 0);
-    uint8_t buf[4096];
+    uint8_t buf[64];
     size_t len;
-    ck_assert(wk_wire_encode(&m, buf, sizeof buf, &len, &err) == 0);
-    ck_assert(write(fd, buf, len) == (ssize_t)len);
     wk_paced_receiver rx;
     wk_paced_receiver_init(&rx, fd);
     for (int i = 0; i <= text_units; i++) {
