@@ -110,6 +110,10 @@ typedef struct wk_policy_ops {
      * an arrival, the end of a computation or a wake-up changes the view: the session then does not ask
      * again after a turn of the sender alone (the same decisions, fewer calls). */
     int wait_ignores_sender;
+    /* 1 when the simulator should run this policy's requests in its direct loop (sim/session.h): its
+     * sender never answers WK_SEND_LATER and its receiver has few wake-ups pending at once. The loop
+     * checks both as it goes and hands a request that breaks them to the general loop. */
+    int direct_loop;
 } wk_policy_ops;
 
 typedef struct wk_policy {

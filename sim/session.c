@@ -17,6 +17,7 @@ void wk_session_free(wk_session *s) {
     free(s->unit_state);
     free(s->arrival_order);
     free(s->pending);
+    free(s->lane);
     memset(s, 0, sizeof *s);
 }
 
@@ -52,7 +53,9 @@ static int reserve(wk_session *s, size_t n, wk_err *err) {
     if (ao) s->arrival_order = ao;
     uint32_t *pe = ao ? realloc(s->pending, n * sizeof *pe) : NULL;
     if (pe) s->pending = pe;
-    if (!st || !ao || !pe) return wk_err_set(err, WK_ENOMEM, "session: out of memory for %zu units", n);
+    wk_session_arrival *la = pe ? realloc(s->lane, n * sizeof *la) : NULL;
+    if (la) s->lane = la;
+    if (!st || !ao || !pe || !la) return wk_err_set(err, WK_ENOMEM, "session: out of memory for %zu units", n);
     s->cap = n;
     return 0;
 }
@@ -262,9 +265,10 @@ static inline int receiver_step(wk_session *s, run_state *r, wk_policy *pol, wk_
     return 0;
 }
 
-int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
-                     const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
-                     double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+/* The start of a request, up to its first event (the sender's first turn, unless it runs elsewhere). */
+static int begin_state(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                       const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
+                       double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
     memset(out, 0, sizeof *out);
     out->ok = 1;
     out->ttft_s = out->total_s = out->tpot_s = NAN;
@@ -294,8 +298,15 @@ int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const
      * from the clock's event source, and a WK_EV_SENDER event from it says the sender finished */
     r->remote_sender = link->send == NULL && link->model == NULL;
     r->wait_skips_sender = pol->ops->wait_ignores_sender && !r->remote_sender;
-    if (r->remote_sender) return 0;
-    return post(r, request_delay_s, WK_EV_SENDER, 0, err);
+    return 0;
+}
+
+int wk_session_begin(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
+                     const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
+                     double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
+    int rc = begin_state(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
+    if (rc || s->live.remote_sender) return rc;
+    return post(&s->live, request_delay_s, WK_EV_SENDER, 0, err);
 }
 
 /* One event: what it changes, then the sender half if it was idle and the receiver half if the
@@ -366,11 +377,224 @@ void wk_session_end(wk_session *s) {
     }
 }
 
+/* ---- the direct loop (wk_session in session.h says when it runs) ---- */
+
+enum { DIRECT_WAKEUPS = 8, DIRECT_FINISHED = 0, DIRECT_HAND_OVER = 1 };
+
+/* Events posted and not yet handled, kept apart by kind instead of in one queue: the sender's next turn
+ * (one at most: it is posted after a send), arrivals in the order the units were sent (posted in
+ * time order, which the loop checks), the device's computation (one at most: pending while busy) and
+ * a few wake-ups sorted as the queue sorts them. `seq` numbers posts as the queue does, so that of
+ * events at one instant the first posted is handled first, as there. */
+typedef struct direct_events {
+    uint64_t seq;
+    double sender_t;
+    uint64_t sender_seq;
+    int sender_pending;
+    wk_session_arrival *lane; /* arrivals lane[head..tail) */
+    size_t head, tail;
+    double compute_t;
+    uint64_t compute_seq;
+    int compute_arg;
+    size_t n_wake;
+    double wake_t[DIRECT_WAKEUPS];
+    uint64_t wake_seq[DIRECT_WAKEUPS];
+} direct_events;
+
+/* Whether event (t, seq) pops before the candidate (*t_best, *seq_best) of kind *type (0: none yet). */
+static inline int direct_first(double t, uint64_t seq, int type, double t_best, uint64_t seq_best) {
+    return !type || t < t_best || (t == t_best && seq < seq_best);
+}
+
+/* The sender's turn: the unit next_unit picks goes onto the trace link (as sender_step). */
+static inline int direct_sender(wk_session *s, run_state *r, direct_events *e, int in_order, double now) {
+    const wk_plan *plan = r->v.plan;
+    wk_policy *pol = r->pol;
+    long idx = in_order ? wk_policy_next_in_order(&r->v) : pol->ops->next_unit(pol->state, pol->param, &r->v);
+    if (idx < 0 || (size_t)idx >= plan->n || s->unit_state[idx] != WK_US_PLANNED) {
+        if (idx != WK_SEND_DONE) return DIRECT_HAND_OVER; /* a sender that asks again later */
+        r->sender_idle = 1;
+        r->v.sender_done = 1;
+        return DIRECT_FINISHED;
+    }
+    const wk_unit *u = &plan->units[idx];
+    s->unit_state[idx] = WK_US_SENT;
+    r->v.n_sent++;
+    r->v.bytes_sent += u->bytes;
+    double arrival;
+    double next_at = wk_link_send_wire(r->link->model, now, r->link->unit_wire[idx], &arrival);
+    if (arrival < now) arrival = now;
+    /* the lane holds arrivals in time order: one due before the last one posted (or NaN) is not for it */
+    if (!(arrival >= (e->tail ? e->lane[e->tail - 1].t : -(double)INFINITY))) return DIRECT_HAND_OVER;
+    e->lane[e->tail].t = arrival;
+    e->lane[e->tail].seq = e->seq++;
+    e->lane[e->tail].unit = (uint32_t)idx;
+    e->tail++;
+    double dt = next_at - now;
+    if (dt > 0 && u->bytes > 0) {
+        double rate = (double)u->bytes / dt;
+        r->v.est_bw_Bps = r->v.est_bw_Bps > 0 ? 0.7 * r->v.est_bw_Bps + 0.3 * rate : rate;
+    }
+    r->sender_idle = 0;
+    e->sender_t = next_at < now ? now : next_at;
+    if (e->sender_t != e->sender_t) return DIRECT_HAND_OVER;
+    e->sender_seq = e->seq++;
+    e->sender_pending = 1;
+    return DIRECT_FINISHED;
+}
+
+/* Starts the policy's decision r->current (not a wait) on the device (as start_action). */
+static inline int direct_start(wk_session *s, run_state *r, direct_events *e, double now, wk_err *err) {
+    wk_action *a = &r->current;
+    if (a->kind == WK_ACT_DONE) {
+        r->done = 1;
+        return DIRECT_FINISHED;
+    }
+    double seconds = 0;
+    int accepted = 1;
+    if (a->kind == WK_ACT_DECODE_KV) {
+        r->pending_n = collect_pending(s, r, a->count);
+        if (r->pending_n == 0) return DIRECT_HAND_OVER;
+        const double *unit_decode_s = r->be->unit_decode_s;
+        for (size_t i = 0; i < r->pending_n; i++) seconds += unit_decode_s[s->pending[i]];
+    } else {
+        if (a->kind == WK_ACT_PREFILL &&
+            (a->tokens <= 0 || a->position < 0 || a->position + a->tokens > r->v.req->context_tokens))
+            return DIRECT_HAND_OVER;
+        const wk_session_backend *be = r->be;
+        if (be->run(be->self, a, &r->v, s->pending, r->pending_n, &seconds, &accepted, err)) return DIRECT_HAND_OVER;
+        if (a->kind == WK_ACT_EMIT && a->force) accepted = 1;
+        if (a->kind == WK_ACT_PREFILL && a->position + a->tokens > r->v.tokens_prefilling)
+            r->v.tokens_prefilling = a->position + a->tokens;
+    }
+    r->current_start = now;
+    r->busy = 1;
+    double done = now + seconds;
+    e->compute_t = done < now ? now : done;
+    if (e->compute_t != e->compute_t) return DIRECT_HAND_OVER;
+    e->compute_seq = e->seq++;
+    e->compute_arg = accepted;
+    return DIRECT_FINISHED;
+}
+
+/* The device is idle: the policy's next decision (as receiver_step). */
+static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, wk_err *err) {
+    wk_action *a = &r->current;
+    wk_policy *pol = r->pol;
+    *a = (wk_action){.wake_at = -1, .position = r->v.tokens_prefilled};
+    pol->ops->decide(pol->state, pol->param, &r->v, a);
+    if (a->kind != WK_ACT_WAIT) {
+        r->wait_until = -(double)INFINITY;
+        return direct_start(s, r, e, now, err);
+    }
+    if (r->wait_skips_sender) r->wait_until = a->wake_at < 0 ? (double)INFINITY : a->wake_at;
+    if (a->wake_at > now && a->wake_at != r->timer_at) {
+        if (e->n_wake == DIRECT_WAKEUPS) return DIRECT_HAND_OVER;
+        r->timer_at = a->wake_at;
+        size_t j = e->n_wake++; /* after every wake-up due no later: it was posted last */
+        for (; j > 0 && e->wake_t[j - 1] > a->wake_at; j--) {
+            e->wake_t[j] = e->wake_t[j - 1];
+            e->wake_seq[j] = e->wake_seq[j - 1];
+        }
+        e->wake_t[j] = a->wake_at;
+        e->wake_seq[j] = e->seq++;
+    }
+    return DIRECT_FINISHED;
+}
+
+/* Runs a request begun by begin_state to its end, or returns DIRECT_HAND_OVER where it leaves the shape
+ * above (the caller then runs it again in the general loop). Every step is step()'s for that event. */
+static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_err *err) {
+    direct_events e;
+    e.seq = 0;
+    e.sender_t = request_delay_s < 0 ? 0 : request_delay_s; /* posted at session time 0 */
+    e.sender_seq = e.seq++;
+    e.sender_pending = 1;
+    e.lane = s->lane;
+    e.head = e.tail = 0;
+    e.compute_t = 0;
+    e.compute_seq = 0;
+    e.compute_arg = 0;
+    e.n_wake = 0;
+    if (e.sender_t != e.sender_t) return DIRECT_HAND_OVER;
+    const int in_order = r->pol->ops->next_unit == wk_policy_send_in_order;
+    const int output_tokens = r->output_tokens;
+    while (!r->done) {
+        /* the next event: the earliest, and of those at one instant the first posted */
+        int type = 0;
+        double now = 0;
+        uint64_t seq = 0;
+        if (e.head < e.tail) {
+            type = WK_EV_ARRIVAL;
+            now = e.lane[e.head].t;
+            seq = e.lane[e.head].seq;
+        }
+        if (e.sender_pending && direct_first(e.sender_t, e.sender_seq, type, now, seq)) {
+            type = WK_EV_SENDER;
+            now = e.sender_t;
+            seq = e.sender_seq;
+        }
+        if (r->busy && direct_first(e.compute_t, e.compute_seq, type, now, seq)) {
+            type = WK_EV_COMPUTE_DONE;
+            now = e.compute_t;
+            seq = e.compute_seq;
+        }
+        if (e.n_wake && direct_first(e.wake_t[0], e.wake_seq[0], type, now, seq)) {
+            type = WK_EV_TIMER;
+            now = e.wake_t[0];
+        }
+        /* nothing pending (a stall) or past the time limit: the general loop says how it failed */
+        if (!type || now > s->max_session_s) return DIRECT_HAND_OVER;
+        r->events++;
+        r->v.now = now;
+        int rc = DIRECT_FINISHED;
+        switch (type) {
+        case WK_EV_SENDER:
+            e.sender_pending = 0;
+            rc = direct_sender(s, r, &e, in_order, now);
+            break;
+        case WK_EV_ARRIVAL: on_arrival(s, r, e.lane[e.head++].unit, NULL); break;
+        case WK_EV_COMPUTE_DONE: finish_action(s, r, e.compute_arg, r->out, NULL); break;
+        default: /* WK_EV_TIMER */
+            e.n_wake--;
+            memmove(e.wake_t, e.wake_t + 1, e.n_wake * sizeof e.wake_t[0]);
+            memmove(e.wake_seq, e.wake_seq + 1, e.n_wake * sizeof e.wake_seq[0]);
+            if (now >= r->timer_at) r->timer_at = NAN;
+            break;
+        }
+        /* (the sender never idles before it is done here, so it is never asked again) */
+        if (!rc && !r->busy && r->v.tokens_emitted < output_tokens && !(type == WK_EV_SENDER && now < r->wait_until))
+            rc = direct_receiver(s, r, &e, now, err);
+        if (rc) return rc;
+        if (r->v.tokens_emitted >= output_tokens && !r->busy) r->done = 1;
+    }
+    return DIRECT_FINISHED;
+}
+
+/* The request fits the direct loop's wiring: the simulator's virtual clock, trace link and decode
+ * table, no timeline, and a policy that asks for it. */
+static int direct_applies(const wk_session *s, const wk_policy *pol, const wk_session_clock *clock,
+                          const wk_session_link *link, const wk_session_backend *be, const wk_timeline *tl) {
+    return !s->general_only && pol->ops->direct_loop && clock->queue && link->model && !link->send && be->unit_decode_s &&
+           !tl;
+}
+
 int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
                    const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
                    double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
-    int rc = wk_session_begin(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
     run_state *r = &s->live;
+    if (direct_applies(s, pol, clock, link, be, tl)) {
+        wk_link_model link_at_start = *link->model; /* a request handed over starts again on it */
+        int rc = begin_state(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
+        if (!rc && run_direct(s, r, request_delay_s, err) == DIRECT_FINISHED) {
+            s->direct_runs++;
+            wk_session_end(s);
+            return 0;
+        }
+        s->direct_handed++;
+        *link->model = link_at_start;
+    }
+    int rc = wk_session_begin(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
     while (!rc && !r->done) {
         wk_event ev;
         int none = clock->queue ? wk_event_queue_pop(clock->queue, &ev) != 0

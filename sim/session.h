@@ -114,13 +114,31 @@ typedef struct wk_session_live {
     double wait_until;      /* until then the receiver's last decision (a WAIT) holds over sender turns */
 } wk_session_live;
 
+/* An arrival in flight, in the direct loop's lane of arrivals (private to session.c). */
+typedef struct wk_session_arrival {
+    double t;
+    uint64_t seq;
+    uint32_t unit;
+} wk_session_arrival;
+
 typedef struct wk_session {
     /* working memory, reused across requests (no allocation per request once warmed up) */
     uint8_t *unit_state;
     uint32_t *arrival_order;
     uint32_t *pending;     /* units of the DECODE_KV in progress */
+    wk_session_arrival *lane; /* arrivals in flight (the direct loop) */
     size_t cap;
     double max_session_s;  /* give up (fail the request) after this much session time */
+    /* The direct loop: wk_session_run runs a request whose policy sets direct_loop, on the simulator's
+     * virtual clock, trace link and per-unit decode table and with no timeline, without the event queue:
+     * its events are one sender turn, arrivals in the order they were sent, one computation and a few
+     * wake-ups, each kept apart and popped in the queue's order (time, then order of posting). The same
+     * steps as the general loop, the same results bit for bit; a request that leaves that shape (a sender
+     * that answers WK_SEND_LATER, arrivals out of order, more wake-ups, an error, the time limit) is run
+     * again from its start in the general loop. */
+    int general_only;      /* 1: every request in the general loop (the reference; tests compare the two) */
+    size_t direct_runs;    /* requests the direct loop finished */
+    size_t direct_handed;  /* requests it handed to the general loop */
     wk_session_live live;
 } wk_session;
 

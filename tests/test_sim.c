@@ -2,6 +2,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "kv/kivi.h"
 #include "sim/oracle.h"
 #include "sim/sim.h"
@@ -488,6 +489,137 @@ START_TEST(wait_over_sender_turns_changes_nothing) {
 }
 END_TEST
 
+/* Traces for the direct loop's test: a varying capacity trace with outages, and Mahimahi traces whose
+ * opportunities share milliseconds (units of a few bytes end in one packet: arrivals at one instant). */
+static void direct_test_traces(wk_trace *traces, wk_rng *rng) {
+    wk_err err;
+    double t[48], mbps[48];
+    for (int i = 0; i < 48; i++) {
+        t[i] = i * 0.2;
+        mbps[i] = wk_rng_below(rng, 6) == 0 ? 0 : 5 + 400 * wk_rng_uniform(rng);
+    }
+    ck_assert_int_eq(wk_trace_from_capacity("varying", t, mbps, 48, 9.7, &traces[0], &err), 0);
+    enum { N = 6000 };
+    static double ms[N];
+    for (int k = 1; k <= 2; k++) {
+        double at = 0;
+        for (int i = 0; i < N; i++) { /* bursts of packets at one millisecond, gaps, an outage */
+            if (wk_rng_below(rng, 4) == 0) at += (double)wk_rng_below(rng, k == 1 ? 3 : 40);
+            if (i == N / 2) at += 700;
+            ms[i] = at;
+        }
+        ck_assert_int_eq(wk_trace_from_opportunities(k == 1 ? "mahimahi-dense" : "mahimahi-sparse", ms, N, &traces[k], &err),
+                         0);
+    }
+    for (int i = 0; i < N; i++) ms[i] = (double)(i / 2); /* two packets a millisecond, like clockwork */
+    ck_assert_int_eq(wk_trace_from_opportunities("mahimahi-grid", ms, N, &traces[3], &err), 0);
+    ck_assert_int_eq(wk_trace_constant("constant", 80.0, 2.0, &traces[4], &err), 0);
+}
+
+/* A sender that waits for each unit to arrive before it sends the next (answers WK_SEND_LATER). */
+static long send_after_arrival(void *state, const double *param, const wk_view *v) {
+    (void)state;
+    (void)param;
+    if (v->n_arrived < v->n_sent) return WK_SEND_LATER;
+    return wk_policy_next_in_order(v);
+}
+
+/* The direct loop (sim/session.h) takes the general loop's steps: for every policy that asks for it,
+ * over random traces, offsets, links (no one-way delay, so that arrivals tie with sender turns; whole
+ * milliseconds, so that they tie with Mahimahi instants), offsets (whole milliseconds too), devices
+ * (unified memory: KV decodes take no time and end with the arrival that started them; steps of a
+ * whole millisecond), output tokens and confidence tests, a simulator
+ * that uses it and one held to the general loop give the same result, every field bit for bit. Hybrid
+ * runs with the flag forced on, and full with a sender that answers WK_SEND_LATER until each unit
+ * arrived: the direct loop hands such requests to the general loop, which still gives the same. Most
+ * requests of the policies that ask for it must be the direct loop's own. */
+START_TEST(direct_loop_matches_general_loop) {
+    load_fixtures();
+    wk_err err;
+    wk_rng rng;
+    wk_rng_seed(&rng, 20261207);
+    wk_trace traces[5];
+    direct_test_traces(traces, &rng);
+    wk_quality_table q;
+    memset(&q, 0, sizeof q);
+    strcpy(q.source, "assumed");
+    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
+    q.rows[1] = (wk_quality_row){"default", 0.5, 0.3, 0.8};
+    q.rows[2] = (wk_quality_row){"default", 0.9, 1.0, 1.0};
+    q.n = 3;
+    wk_device slow_decode = laptop;
+    slow_decode.kv_decode_Bps /= 50; /* decodes outlast arrivals: batches of several units */
+    wk_device instant = orin; /* every step takes its overhead alone, a whole millisecond: ties with arrivals */
+    instant.peak_fp16_flops = instant.mem_bw_Bps = instant.kv_decode_Bps = 1e36;
+    instant.step_overhead_s = 0.001;
+    const wk_device *devices[] = {&orin, &laptop, &slow_decode, &instant};
+    static const char *specs[] = {"full", "kivi2", "kivi4", "cachegen", "cachegen:chunk=64,slo=0.3,first_level=4", "cachegen:chunk=128,slo=3",
+                                  "prefill", "prefill:chunk=16,text_bytes=1", "wikv",
+                                  "wikv:threshold=0.05,step=0.02,levels=2,batch=1024",
+                                  "wikv:ttft_deadline=0.05,token_deadline=0.01,batch=256", "h2o", "streamingllm",
+                                  "snapkv", "pyramidkv", "simcalkv", "hybrid", "full"}; /* last: sends later */
+    enum { N_SPECS = sizeof specs / sizeof specs[0], PER_CONTEXT = 40 };
+    static const int contexts[] = {700, 2048};
+    size_t asked = 0, direct = 0;
+    for (size_t p = 0; p < N_SPECS; p++) {
+        wk_policy general, fast;
+        ck_assert_msg(wk_policy_create(specs[p], &general, &err) == 0, "%s", err.msg);
+        ck_assert_msg(wk_policy_create(specs[p], &fast, &err) == 0, "%s", err.msg);
+        const wk_policy_ops *registered = fast.ops;
+        wk_policy_ops forced = *fast.ops;
+        forced.direct_loop = 1;
+        int later = p == N_SPECS - 1;
+        if (later) forced.next_unit = send_after_arrival;
+        fast.ops = &forced;
+        wk_policy_ops general_ops = forced;
+        general.ops = &general_ops;
+        wk_sim a, b;
+        wk_sim_init(&a);
+        wk_sim_init(&b);
+        a.session.general_only = 1;
+        for (size_t c = 0; c < sizeof contexts / sizeof contexts[0]; c++)
+            for (int r = 0; r < PER_CONTEXT; r++) {
+                const wk_trace *tr = &traces[wk_rng_below(&rng, 5)];
+                wk_sim_config cfg = config(tr, devices[wk_rng_below(&rng, 4)], contexts[c]);
+                cfg.quality = wk_rng_below(&rng, 2) ? &q : NULL;
+                cfg.seed = wk_rng_next(&rng);
+                cfg.output_tokens = 1 + (int)wk_rng_below(&rng, 4);
+                cfg.link.trace_offset_s = wk_rng_below(&rng, 2) ? wk_rng_uniform(&rng) * tr->period_s
+                                                                 : (double)wk_rng_below(&rng, 1000) / 1000.0;
+                double delays[] = {0, 0.001, 0.010, 0.0123};
+                cfg.link.one_way_delay_s = delays[wk_rng_below(&rng, 4)];
+                cfg.link.request_delay_s = delays[wk_rng_below(&rng, 4)];
+                wk_sim_result x, y;
+                ck_assert_msg(wk_sim_request(&a, &general, &cfg, NULL, &x, &err) == 0, "%s", err.msg);
+                size_t before = b.session.direct_runs;
+                ck_assert_msg(wk_sim_request(&b, &fast, &cfg, NULL, &y, &err) == 0, "%s", err.msg);
+                ck_assert_msg(memcmp(&x, &y, sizeof x) == 0,
+                              "%s on %s, request %d: ok %d/%d events %zu/%zu ttft %.17g/%.17g total %.17g/%.17g "
+                              "bytes %lld/%lld decode %.17g/%.17g",
+                              specs[p], tr->name, r, x.s.ok, y.s.ok, x.s.events, y.s.events, x.s.ttft_s, y.s.ttft_s,
+                              x.s.total_s, y.s.total_s, (long long)x.s.payload_bytes_sent,
+                              (long long)y.s.payload_bytes_sent, x.s.kv_decode_s, y.s.kv_decode_s);
+                if (registered->direct_loop && !later) {
+                    asked++;
+                    direct += b.session.direct_runs - before;
+                }
+            }
+        ck_assert_msg(a.session.direct_runs == 0, "%s: the general simulator ran the direct loop", specs[p]);
+        /* (with no one-way delay its units arrive as its turns come: those requests stay direct) */
+        ck_assert_msg(!later || b.session.direct_handed >= PER_CONTEXT,
+                      "a sender that answers WK_SEND_LATER: %zu requests finished in the direct loop, %zu handed over",
+                      b.session.direct_runs, b.session.direct_handed);
+        wk_sim_free(&a);
+        wk_sim_free(&b);
+        fast.ops = general.ops = registered;
+        wk_policy_free(&general);
+        wk_policy_free(&fast);
+    }
+    ck_assert_msg(direct * 10 >= asked * 9, "the direct loop finished only %zu of %zu requests", direct, asked);
+    for (int k = 0; k < 5; k++) wk_trace_free(&traces[k]);
+}
+END_TEST
+
 /* The prefill cost computed once per model gives wk_device_prefill_s bit for bit. */
 START_TEST(prefill_cost_once_is_exact) {
     load_fixtures();
@@ -651,6 +783,7 @@ int main(void) {
     tcase_add_test(tc, policy_specs_are_validated);
     tcase_add_test(tc, event_queue_breaks_ties_by_insertion);
     tcase_add_test(tc, wait_over_sender_turns_changes_nothing);
+    tcase_add_test(tc, direct_loop_matches_general_loop);
     tcase_add_test(tc, prefill_cost_once_is_exact);
     tcase_add_test(tc, bundled_specs_and_devices_load);
     tcase_add_test(tc, plan_cache_never_reuses_a_stale_plan);
