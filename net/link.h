@@ -48,6 +48,9 @@ static inline double wk_link_send_wire(wk_link_model *l, double t, double wire, 
 /* Capacity bytes the trace offers between session times a and b. */
 double wk_link_capacity_bytes(const wk_link_model *l, double a, double b);
 
+#if defined(__GNUC__)
+__attribute__((always_inline)) /* the simulator's loops hand over every unit through it */
+#endif
 static inline double wk_link_send_wire(wk_link_model *l, double t, double wire, double *arrival) {
     double offset = l->p.trace_offset_s;
     if (t > l->free_at) { /* pipe idle: a new busy period starts now */

@@ -110,11 +110,16 @@ typedef struct wk_policy_ops {
      * an arrival, the end of a computation or a wake-up changes the view: the session then does not ask
      * again after a turn of the sender alone (the same decisions, fewer calls). */
     int wait_ignores_sender;
-    /* 1 when the simulator should run this policy's requests in its direct loop (sim/session.h): its
-     * sender never answers WK_SEND_LATER and its receiver has few wake-ups pending at once. The loop
-     * checks both as it goes and hands a request that breaks them to the general loop. */
+    /* How the simulator runs this policy's requests (sim/session.h): WK_DIRECT_NONE, the general loop;
+     * WK_DIRECT_LOOP, its direct loop, for a sender that never answers WK_SEND_LATER and a receiver with
+     * few wake-ups pending at once (the loop checks both as it goes and hands a request that breaks them
+     * to the general loop); WK_DIRECT_DECODE_WHEN_COMPLETE, the same for a decide that is
+     * wk_policy_decode_when_complete with a kv_bytes_per_token fixed per request: the loop applies that
+     * rule itself and calls decide only where it emits. */
     int direct_loop;
 } wk_policy_ops;
+
+enum { WK_DIRECT_NONE = 0, WK_DIRECT_LOOP = 1, WK_DIRECT_DECODE_WHEN_COMPLETE = 2 };
 
 typedef struct wk_policy {
     const wk_policy_ops *ops;

@@ -401,7 +401,7 @@ typedef struct direct_events {
     uint64_t wake_seq[DIRECT_WAKEUPS];
 } direct_events;
 
-/* Whether event (t, seq) pops before the candidate (*t_best, *seq_best) of kind *type (0: none yet). */
+/* Whether event (t, seq) pops before the candidate (t_best, seq_best) of kind `type` (0: none yet). */
 static inline int direct_first(double t, uint64_t seq, int type, double t_best, uint64_t seq_best) {
     return !type || t < t_best || (t == t_best && seq < seq_best);
 }
@@ -477,11 +477,57 @@ static inline int direct_start(wk_session *s, run_state *r, direct_events *e, do
     return DIRECT_FINISHED;
 }
 
+/* A unit arrived (on_arrival, with no timeline). */
+static inline void direct_arrival(wk_session *s, run_state *r, uint32_t idx) {
+    const wk_unit *u = &r->v.plan->units[idx];
+    s->arrival_order[r->v.n_arrived++] = idx;
+    r->v.bytes_arrived += u->bytes;
+    if (u->kind == WK_UNIT_TEXT) {
+        s->unit_state[idx] = WK_US_USABLE; /* text needs no decoding: the device prefills it */
+        r->v.n_usable++;
+        r->v.text_tokens_arrived += u->token_count;
+    } else {
+        s->unit_state[idx] = WK_US_ARRIVED;
+    }
+}
+
+/* A DECODE_KV ended (finish_action's case, for plans without per-token importance). */
+static inline void direct_finish_decode(wk_session *s, run_state *r, double now) {
+    const wk_unit *units = r->v.plan->units;
+    double values = r->v.kv_values_usable, importance = r->v.importance_usable;
+    for (size_t i = 0; i < r->pending_n; i++) {
+        uint32_t u = s->pending[i];
+        s->unit_state[u] = WK_US_USABLE;
+        values += units[u].values;
+        importance += units[u].importance;
+    }
+    r->v.kv_values_usable = values;
+    r->v.importance_usable = importance;
+    r->v.n_usable += r->pending_n;
+    if (!r->first_done) r->decode_s += now - r->current_start;
+    r->busy = 0;
+    r->pending_n = 0;
+}
+
 /* The device is idle: the policy's next decision (as receiver_step). */
-static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, wk_err *err) {
+static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, int decodes_when_complete,
+                                  wk_err *err) {
     wk_action *a = &r->current;
     wk_policy *pol = r->pol;
-    *a = (wk_action){.wake_at = -1, .position = r->v.tokens_prefilled};
+    const wk_view *v = &r->v;
+    /* wk_policy_decode_when_complete's decode and wait, the emission by the policy itself */
+    if (decodes_when_complete && v->n_arrived > v->n_usable) {
+        *a = (wk_action){.kind = WK_ACT_DECODE_KV, .count = v->n_arrived - v->n_usable, .wake_at = -1,
+                         .position = v->tokens_prefilled};
+        r->wait_until = -(double)INFINITY;
+        return direct_start(s, r, e, now, err);
+    }
+    if (decodes_when_complete && v->n_usable != v->plan->n && !(v->kv_values_usable >= v->plan->kv_values_total)) {
+        *a = (wk_action){.kind = WK_ACT_WAIT, .wake_at = -1, .position = v->tokens_prefilled};
+        if (r->wait_skips_sender) r->wait_until = (double)INFINITY;
+        return DIRECT_FINISHED;
+    }
+    *a = (wk_action){.wake_at = -1, .position = v->tokens_prefilled};
     pol->ops->decide(pol->state, pol->param, &r->v, a);
     if (a->kind != WK_ACT_WAIT) {
         r->wait_until = -(double)INFINITY;
@@ -519,6 +565,7 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
     if (e.sender_t != e.sender_t) return DIRECT_HAND_OVER;
     const int in_order = r->pol->ops->next_unit == wk_policy_send_in_order;
     const int output_tokens = r->output_tokens;
+    const int decodes_when_complete = r->pol->ops->direct_loop == WK_DIRECT_DECODE_WHEN_COMPLETE;
     while (!r->done) {
         /* the next event: the earliest, and of those at one instant the first posted */
         int type = 0;
@@ -553,8 +600,11 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
             e.sender_pending = 0;
             rc = direct_sender(s, r, &e, in_order, now);
             break;
-        case WK_EV_ARRIVAL: on_arrival(s, r, e.lane[e.head++].unit, NULL); break;
-        case WK_EV_COMPUTE_DONE: finish_action(s, r, e.compute_arg, r->out, NULL); break;
+        case WK_EV_ARRIVAL: direct_arrival(s, r, e.lane[e.head++].unit); break;
+        case WK_EV_COMPUTE_DONE:
+            if (r->current.kind == WK_ACT_DECODE_KV) direct_finish_decode(s, r, now);
+            else finish_action(s, r, e.compute_arg, r->out, NULL);
+            break;
         default: /* WK_EV_TIMER */
             e.n_wake--;
             memmove(e.wake_t, e.wake_t + 1, e.n_wake * sizeof e.wake_t[0]);
@@ -564,7 +614,7 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
         }
         /* (the sender never idles before it is done here, so it is never asked again) */
         if (!rc && !r->busy && r->v.tokens_emitted < output_tokens && !(type == WK_EV_SENDER && now < r->wait_until))
-            rc = direct_receiver(s, r, &e, now, err);
+            rc = direct_receiver(s, r, &e, now, decodes_when_complete, err);
         if (rc) return rc;
         if (r->v.tokens_emitted >= output_tokens && !r->busy) r->done = 1;
     }
@@ -572,18 +622,19 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
 }
 
 /* The request fits the direct loop's wiring: the simulator's virtual clock, trace link and decode
- * table, no timeline, and a policy that asks for it. */
-static int direct_applies(const wk_session *s, const wk_policy *pol, const wk_session_clock *clock,
+ * table, no timeline, no per-token importance (plans that mix local prefill and streamed KV), and a
+ * policy that asks for it. */
+static int direct_applies(const wk_session *s, const wk_policy *pol, const wk_plan *plan, const wk_session_clock *clock,
                           const wk_session_link *link, const wk_session_backend *be, const wk_timeline *tl) {
     return !s->general_only && pol->ops->direct_loop && clock->queue && link->model && !link->send && be->unit_decode_s &&
-           !tl;
+           !tl && !plan->token_importance;
 }
 
 int wk_session_run(wk_session *s, wk_policy *pol, const wk_request *req, const wk_plan *plan,
                    const wk_session_clock *clock, const wk_session_link *link, const wk_session_backend *be,
                    double request_delay_s, wk_timeline *tl, wk_session_result *out, wk_err *err) {
     run_state *r = &s->live;
-    if (direct_applies(s, pol, clock, link, be, tl)) {
+    if (direct_applies(s, pol, plan, clock, link, be, tl)) {
         wk_link_model link_at_start = *link->model; /* a request handed over starts again on it */
         int rc = begin_state(s, pol, req, plan, clock, link, be, request_delay_s, tl, out, err);
         if (!rc && run_direct(s, r, request_delay_s, err) == DIRECT_FINISHED) {

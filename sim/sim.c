@@ -126,6 +126,19 @@ static int ensure_plan(wk_sim *sim, wk_policy *pol, const wk_request *req, wk_er
     return 0;
 }
 
+/* The device's numbers a unit's copy and decode seconds read (unit_decode_s), compared bit for bit:
+ * per request, instead of the whole profile. */
+static int same_decode_rates(const wk_device *a, const wk_device *b) {
+    if (memcmp(&a->h2d_Bps, &b->h2d_Bps, sizeof a->h2d_Bps) != 0 ||
+        memcmp(&a->kv_decode_Bps, &b->kv_decode_Bps, sizeof a->kv_decode_Bps) != 0 || a->n_kv_rates != b->n_kv_rates)
+        return 0;
+    for (int i = 0; i < a->n_kv_rates; i++)
+        if (strcmp(a->kv_rates[i].policy, b->kv_rates[i].policy) != 0 ||
+            memcmp(&a->kv_rates[i].Bps, &b->kv_rates[i].Bps, sizeof a->kv_rates[i].Bps) != 0)
+            return 0;
+    return 1;
+}
+
 /* The per-unit tables of the current plan for this link's framing and this device, unless they are. */
 static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_device *dev, const char *policy,
                              wk_err *err) {
@@ -145,7 +158,7 @@ static int ensure_unit_costs(wk_sim *sim, const wk_link_params *link, const wk_d
         memcpy(sim->wire_key, framing, sizeof framing);
         sim->wire_valid = 1;
     }
-    if (!sim->decode_valid || memcmp(dev, &sim->decode_key, sizeof *dev) != 0) {
+    if (!sim->decode_valid || !same_decode_rates(dev, &sim->decode_key)) {
         /* the plan is one policy's (its key holds the policy), so the policy needs no place in this key */
         for (size_t i = 0; i < n; i++) sim->unit_decode_s[i] = unit_decode_s(dev, policy, &sim->plan.units[i]);
         sim->decode_key = *dev;

@@ -567,7 +567,7 @@ START_TEST(direct_loop_matches_general_loop) {
         ck_assert_msg(wk_policy_create(specs[p], &fast, &err) == 0, "%s", err.msg);
         const wk_policy_ops *registered = fast.ops;
         wk_policy_ops forced = *fast.ops;
-        forced.direct_loop = 1;
+        if (!forced.direct_loop) forced.direct_loop = WK_DIRECT_LOOP;
         int later = p == N_SPECS - 1;
         if (later) forced.next_unit = send_after_arrival;
         fast.ops = &forced;

@@ -117,6 +117,6 @@ const wk_policy_ops wk_policy_cachegen = {
     .next_unit = next_unit,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_DECODE_WHEN_COMPLETE,
     .release = release,
 };

@@ -135,7 +135,7 @@ static void release(void *state) {
     const wk_policy_ops var = {.name = label, .summary = text, .params = prm,                                         \
                                .n_params = sizeof prm / sizeof prm[0], .state_size = sizeof(evict_state),            \
                                .plan = fn, .start = start, .next_unit = wk_policy_send_in_order, .decide = decide,    \
-                               .release = release, .wait_ignores_sender = 1, .direct_loop = 1};
+                               .release = release, .wait_ignores_sender = 1, .direct_loop = WK_DIRECT_DECODE_WHEN_COMPLETE};
 EVICT_OPS(wk_policy_streamingllm, "streamingllm", plan_streaming, "stream the fp16 KV of sink + recent tokens only",
           params)
 EVICT_OPS(wk_policy_h2o, "h2o", plan_h2o, "stream the fp16 KV of H2O's heavy hitters + recent tokens", params)

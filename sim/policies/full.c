@@ -47,5 +47,5 @@ const wk_policy_ops wk_policy_full = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_DECODE_WHEN_COMPLETE,
 };

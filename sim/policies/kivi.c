@@ -74,7 +74,7 @@ const wk_policy_ops wk_policy_kivi2 = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_DECODE_WHEN_COMPLETE,
 };
 
 const wk_policy_ops wk_policy_kivi4 = {
@@ -88,5 +88,5 @@ const wk_policy_ops wk_policy_kivi4 = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_DECODE_WHEN_COMPLETE,
 };

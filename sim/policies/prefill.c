@@ -51,5 +51,5 @@ const wk_policy_ops wk_policy_prefill = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_LOOP,
 };

@@ -144,6 +144,6 @@ const wk_policy_ops wk_policy_wikv = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = 1,
+    .direct_loop = WK_DIRECT_LOOP,
     .release = release,
 };
