@@ -13,7 +13,13 @@
  * case is timed in C right before the transcription times it, so other load on the machine skews
  * the ratio little.
  *
- * usage: bench_sim_speed [SECONDS_PER_CASE]   (default 1) */
+ * usage: bench_sim_speed [SECONDS_PER_CASE]   (default 1)
+ *        bench_sim_speed --requests N [POLICY TRACE]
+ * The second form simulates N requests of each case (or of the one named: wikv full kivi2 cachegen
+ * prefill, synthetic-mahimahi synthetic-capacity) in simulate_requests, untimed and without the
+ * transcription, for instruction counts:
+ *   valgrind --tool=callgrind --toggle-collect=simulate_requests ./bench_sim_speed --requests 970 full synthetic-mahimahi
+ * (the plan is built before, outside that function). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +87,40 @@ static int write_case(FILE *f, const wk_sim_config *cfg, const wk_policy *pol, c
     fprintf(f, "requests %d\n", N_CHECK);
     for (int r = 0; r < N_CHECK; r++) fprintf(f, "%.17g %.17g\n", offset_of(tr, r), ttft[r]);
     return ferror(f) ? -1 : 0;
+}
+
+/* N requests over the bench's offsets; returns the events they took, or -1 on an error. Not inlined:
+ * callgrind collects in it alone. */
+__attribute__((noinline)) static long simulate_requests(wk_sim *sim, wk_policy *pol, wk_sim_config *cfg, long n,
+                                                        wk_err *err) {
+    long events = 0;
+    wk_sim_result res;
+    for (long r = 0; r < n; r++) {
+        cfg->link.trace_offset_s = offset_of(cfg->trace, r);
+        if (wk_sim_request(sim, pol, cfg, NULL, &res, err)) return -1;
+        events += (long)res.s.events;
+    }
+    return events;
+}
+
+/* The --requests form for one case. */
+static int count_case(const char *spec, const wk_trace *tr, const wk_model_spec *model, const wk_device *dev, long n,
+                      wk_err *err) {
+    wk_policy pol;
+    int rc = wk_policy_create(spec, &pol, err);
+    if (rc) return rc;
+    wk_sim sim;
+    wk_sim_init(&sim);
+    wk_sim_config cfg = {.trace = tr, .link = wk_link_defaults(), .model = model, .device = dev,
+                         .context_tokens = 8192, .output_tokens = 1, .task = "none"};
+    wk_sim_result res;
+    rc = wk_sim_request(&sim, &pol, &cfg, NULL, &res, err); /* builds the plan */
+    long events = rc ? -1 : simulate_requests(&sim, &pol, &cfg, n, err);
+    if (events < 0) rc = rc ? rc : -1;
+    else printf("%-10s %-20s %8ld requests %8.1f events/request\n", pol.ops->name, tr->name, n, (double)events / n);
+    wk_sim_free(&sim);
+    wk_policy_free(&pol);
+    return rc;
 }
 
 typedef struct {
@@ -168,7 +208,9 @@ static int print_comparison(const bench_case *cases, size_t n) {
 }
 
 int main(int argc, char **argv) {
-    double seconds = argc > 1 ? atof(argv[1]) : 1.0;
+    long count = argc > 2 && !strcmp(argv[1], "--requests") ? atol(argv[2]) : 0;
+    const char *only_policy = count && argc > 4 ? argv[3] : NULL, *only_trace = count && argc > 4 ? argv[4] : NULL;
+    double seconds = argc > 1 && !count ? atof(argv[1]) : 1.0;
     if (!(seconds > 0)) seconds = 1.0;
     wk_err err;
     wk_model_spec model;
@@ -182,12 +224,15 @@ int main(int argc, char **argv) {
     bench_case results[2 * N_SPECS];
     size_t n_results = 0;
     printf("bench_sim_speed: llama-3.1-8b, 8192-token context, jetson-agx-orin, 1 output token, one core (CPU time)\n");
-    printf("%-10s %-20s %12s %10s %14s %8s\n", "policy", "trace", "requests/s", "us/request", "events/s", "units");
+    if (!count) printf("%-10s %-20s %12s %10s %14s %8s\n", "policy", "trace", "requests/s", "us/request", "events/s", "units");
     int rc = 0;
     for (int mm = 1; !rc && mm >= 0; mm--) {
         wk_trace tr;
         rc = make_trace(&tr, mm, &err);
-        for (size_t p = 0; !rc && p < N_SPECS; p++) {
+        for (size_t p = 0; !rc && count > 0 && p < N_SPECS; p++)
+            if ((!only_policy || !strcmp(only_policy, specs[p])) && (!only_trace || !strcmp(only_trace, tr.name)))
+                rc = count_case(specs[p], &tr, &model, &dev, count, &err);
+        for (size_t p = 0; !rc && !count && p < N_SPECS; p++) {
             /* each case goes to the transcription right after its C timing */
             char path[] = "/tmp/wikv-bench-sim-XXXXXX";
             int fd = mkstemp(path);
@@ -208,5 +253,5 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
-    return print_comparison(results, n_results);
+    return count ? 0 : print_comparison(results, n_results);
 }

@@ -155,7 +155,7 @@ static double roofline_s(const wk_device *d, double flops, double attn, double c
                                attn / (d->peak_fp16_flops * d->attention_efficiency)
                          : flops / (d->peak_fp16_flops * compute_eff);
     double memory = bytes / (d->mem_bw_Bps * mem_eff);
-    return fmax(compute, memory) + d->step_overhead_s;
+    return (compute > memory ? compute : memory) + d->step_overhead_s; /* fmax without the call: both are >= 0 */
 }
 
 /* Attention FLOPs of `chunk` queries over `past` earlier tokens plus causal attention inside the

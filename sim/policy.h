@@ -115,11 +115,12 @@ typedef struct wk_policy_ops {
      * few wake-ups pending at once (the loop checks both as it goes and hands a request that breaks them
      * to the general loop); WK_DIRECT_DECODE_WHEN_COMPLETE, the same for a decide that is
      * wk_policy_decode_when_complete with a kv_bytes_per_token fixed per request: the loop applies that
-     * rule itself and calls decide only where it emits. */
+     * rule itself and calls decide only where it emits; WK_DIRECT_PREFILL_AS_ARRIVES, the same for a decide
+     * that is wk_policy_prefill_as_arrives with the policy's first parameter as its chunk. */
     int direct_loop;
 } wk_policy_ops;
 
-enum { WK_DIRECT_NONE = 0, WK_DIRECT_LOOP = 1, WK_DIRECT_DECODE_WHEN_COMPLETE = 2 };
+enum { WK_DIRECT_NONE = 0, WK_DIRECT_LOOP = 1, WK_DIRECT_DECODE_WHEN_COMPLETE = 2, WK_DIRECT_PREFILL_AS_ARRIVES = 3 };
 
 typedef struct wk_policy {
     const wk_policy_ops *ops;
@@ -170,6 +171,26 @@ static inline void wk_policy_decode_when_complete(const wk_view *v, double kv_by
         return;
     }
     a->kind = WK_ACT_WAIT;
+}
+/* The receiver of local prefill: once the whole context is computed, emit (reading the fp16 cache);
+ * otherwise prefill the next `chunk` context tokens (fewer at the end) once their text arrived, else
+ * wait. */
+static inline void wk_policy_prefill_as_arrives(const wk_view *v, int chunk, wk_action *a) {
+    int context = v->req->context_tokens;
+    if (v->tokens_prefilled >= context) {
+        a->kind = WK_ACT_EMIT;
+        a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
+        return;
+    }
+    int remaining = context - v->tokens_prefilled;
+    int available = v->text_tokens_arrived - v->tokens_prefilled;
+    int want = remaining < chunk ? remaining : chunk;
+    if (available >= want) {
+        a->kind = WK_ACT_PREFILL;
+        a->tokens = want;
+    } else {
+        a->kind = WK_ACT_WAIT;
+    }
 }
 /* Deadline of the next token for paced decoding: the first token's is `ttft_per_8k` seconds per 8192
  * context tokens after the stream starts, later ones `per_token` after the previous token; 0 = none

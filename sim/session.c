@@ -510,11 +510,22 @@ static inline void direct_finish_decode(wk_session *s, run_state *r, double now)
 }
 
 /* The device is idle: the policy's next decision (as receiver_step). */
-static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, int decodes_when_complete,
-                                  wk_err *err) {
+static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, int shape, wk_err *err) {
     wk_action *a = &r->current;
     wk_policy *pol = r->pol;
     const wk_view *v = &r->v;
+    const int decodes_when_complete = shape == WK_DIRECT_DECODE_WHEN_COMPLETE;
+    /* wk_policy_prefill_as_arrives's prefill and wait, the emission by the policy itself */
+    if (shape == WK_DIRECT_PREFILL_AS_ARRIVES && v->tokens_prefilled < v->req->context_tokens) {
+        *a = (wk_action){.wake_at = -1, .position = v->tokens_prefilled};
+        wk_policy_prefill_as_arrives(v, (int)pol->param[0], a);
+        if (a->kind == WK_ACT_WAIT) {
+            if (r->wait_skips_sender) r->wait_until = (double)INFINITY;
+            return DIRECT_FINISHED;
+        }
+        r->wait_until = -(double)INFINITY;
+        return direct_start(s, r, e, now, err);
+    }
     /* wk_policy_decode_when_complete's decode and wait, the emission by the policy itself */
     if (decodes_when_complete && v->n_arrived > v->n_usable) {
         *a = (wk_action){.kind = WK_ACT_DECODE_KV, .count = v->n_arrived - v->n_usable, .wake_at = -1,
@@ -565,7 +576,7 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
     if (e.sender_t != e.sender_t) return DIRECT_HAND_OVER;
     const int in_order = r->pol->ops->next_unit == wk_policy_send_in_order;
     const int output_tokens = r->output_tokens;
-    const int decodes_when_complete = r->pol->ops->direct_loop == WK_DIRECT_DECODE_WHEN_COMPLETE;
+    const int shape = r->pol->ops->direct_loop;
     while (!r->done) {
         /* the next event: the earliest, and of those at one instant the first posted */
         int type = 0;
@@ -614,7 +625,7 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
         }
         /* (the sender never idles before it is done here, so it is never asked again) */
         if (!rc && !r->busy && r->v.tokens_emitted < output_tokens && !(type == WK_EV_SENDER && now < r->wait_until))
-            rc = direct_receiver(s, r, &e, now, decodes_when_complete, err);
+            rc = direct_receiver(s, r, &e, now, shape, err);
         if (rc) return rc;
         if (r->v.tokens_emitted >= output_tokens && !r->busy) r->done = 1;
     }

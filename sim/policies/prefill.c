@@ -25,21 +25,7 @@ static int plan(void *state, const double *param, const wk_request *req, wk_plan
 
 static void decide(void *state, const double *param, const wk_view *v, wk_action *a) {
     (void)state;
-    int context = v->req->context_tokens;
-    if (v->tokens_prefilled >= context) {
-        a->kind = WK_ACT_EMIT;
-        a->kv_bytes_per_token = wk_model_kv_bytes_per_token(v->req->model, 16);
-        return;
-    }
-    int remaining = context - v->tokens_prefilled;
-    int available = v->text_tokens_arrived - v->tokens_prefilled;
-    int want = remaining < (int)param[P_CHUNK] ? remaining : (int)param[P_CHUNK];
-    if (available >= want) {
-        a->kind = WK_ACT_PREFILL;
-        a->tokens = want;
-    } else {
-        a->kind = WK_ACT_WAIT;
-    }
+    wk_policy_prefill_as_arrives(v, (int)param[P_CHUNK], a);
 }
 
 const wk_policy_ops wk_policy_prefill = {
@@ -51,5 +37,5 @@ const wk_policy_ops wk_policy_prefill = {
     .next_unit = wk_policy_send_in_order,
     .decide = decide,
     .wait_ignores_sender = 1,
-    .direct_loop = WK_DIRECT_LOOP,
+    .direct_loop = WK_DIRECT_PREFILL_AS_ARRIVES, /* its chunk is its first parameter */
 };
