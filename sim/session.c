@@ -381,6 +381,13 @@ void wk_session_end(wk_session *s) {
 
 enum { DIRECT_WAKEUPS = 8, DIRECT_FINISHED = 0, DIRECT_HAND_OVER = 1 };
 
+/* The loop's steps are inlined into it even where the compiler would not (a call per event matters). */
+#if defined(__GNUC__)
+#define DIRECT_INLINE static inline __attribute__((always_inline))
+#else
+#define DIRECT_INLINE static inline
+#endif
+
 /* Events posted and not yet handled, kept apart by kind instead of in one queue: the sender's next turn
  * (one at most: it is posted after a send), arrivals in the order the units were sent (posted in
  * time order, which the loop checks), the device's computation (one at most: pending while busy) and
@@ -444,7 +451,7 @@ static inline int direct_sender(wk_session *s, run_state *r, direct_events *e, i
 }
 
 /* Starts the policy's decision r->current (not a wait) on the device (as start_action). */
-static inline int direct_start(wk_session *s, run_state *r, direct_events *e, double now, wk_err *err) {
+DIRECT_INLINE int direct_start(wk_session *s, run_state *r, direct_events *e, double now, wk_err *err) {
     wk_action *a = &r->current;
     if (a->kind == WK_ACT_DONE) {
         r->done = 1;
@@ -510,7 +517,7 @@ static inline void direct_finish_decode(wk_session *s, run_state *r, double now)
 }
 
 /* The device is idle: the policy's next decision (as receiver_step). */
-static inline int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, int shape, wk_err *err) {
+DIRECT_INLINE int direct_receiver(wk_session *s, run_state *r, direct_events *e, double now, int shape, wk_err *err) {
     wk_action *a = &r->current;
     wk_policy *pol = r->pol;
     const wk_view *v = &r->v;
