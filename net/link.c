@@ -17,6 +17,8 @@ void wk_link_init(wk_link_model *l, const wk_trace *trace, const wk_link_params 
     l->free_at = -INFINITY; /* the first send starts a busy period, and the cursor with it */
     l->wire_bytes_total = 0;
     l->cursor = (wk_trace_cursor){0};
+    l->first_start = NAN;
+    l->first_before = 0;
 }
 
 double wk_link_wire_bytes(const wk_link_params *p, int64_t payload) {
@@ -31,5 +33,8 @@ double wk_link_send(wk_link_model *l, double t, int64_t payload, double *arrival
 
 double wk_link_capacity_bytes(const wk_link_model *l, double a, double b) {
     double off = l->p.trace_offset_s;
-    return wk_trace_bytes_before(l->trace, b + off) - wk_trace_bytes_before(l->trace, a + off);
+    /* from the start of the first busy period (a request's stream start) its cursor knows the bytes
+     * before: wk_trace_cursor_init finds them as wk_trace_bytes_before does */
+    double before_a = a + off == l->first_start ? l->first_before : wk_trace_bytes_before(l->trace, a + off);
+    return wk_trace_bytes_before(l->trace, b + off) - before_a;
 }

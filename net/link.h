@@ -34,6 +34,8 @@ typedef struct wk_link_model {
     double free_at;      /* session time at which the pipe has delivered everything handed over */
     double wire_bytes_total;
     wk_trace_cursor cursor; /* deliveries from epoch_start */
+    double first_start;     /* trace time at which the first busy period started (NaN: none yet) */
+    double first_before;    /* wk_trace_bytes_before(first_start), found by its cursor */
 } wk_link_model;
 
 void wk_link_init(wk_link_model *l, const wk_trace *trace, const wk_link_params *p);
@@ -57,6 +59,12 @@ static inline double wk_link_send_wire(wk_link_model *l, double t, double wire, 
         l->epoch_start = t + offset;
         l->epoch_bytes = 0;
         wk_trace_cursor_init(l->trace, l->epoch_start, &l->cursor);
+        if (l->first_start != l->first_start) { /* its start's bytes, for wk_link_capacity_bytes */
+            l->first_start = l->epoch_start;
+            l->first_before = l->trace->kind == WK_TRACE_CAPACITY ? l->cursor.base
+                              : l->epoch_start > 0                ? l->cursor.base * WK_MAHIMAHI_PACKET_BYTES
+                                                                  : 0;
+        }
     }
     l->epoch_bytes += wire;
     l->wire_bytes_total += wire;

@@ -584,6 +584,8 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
     const int in_order = r->pol->ops->next_unit == wk_policy_send_in_order;
     const int output_tokens = r->output_tokens;
     const int shape = r->pol->ops->direct_loop;
+    const double max_session_s = s->max_session_s;
+    size_t events = r->events;
     while (!r->done) {
         /* the next event: the earliest, and of those at one instant the first posted */
         int type = 0;
@@ -609,8 +611,8 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
             now = e.wake_t[0];
         }
         /* nothing pending (a stall) or past the time limit: the general loop says how it failed */
-        if (!type || now > s->max_session_s) return DIRECT_HAND_OVER;
-        r->events++;
+        if (!type || now > max_session_s) return DIRECT_HAND_OVER;
+        events++;
         r->v.now = now;
         int rc = DIRECT_FINISHED;
         switch (type) {
@@ -636,6 +638,7 @@ static int run_direct(wk_session *s, run_state *r, double request_delay_s, wk_er
         if (rc) return rc;
         if (r->v.tokens_emitted >= output_tokens && !r->busy) r->done = 1;
     }
+    r->events = events;
     return DIRECT_FINISHED;
 }
 

@@ -184,7 +184,7 @@ int wk_sim_request(wk_sim *sim, wk_policy *pol, const wk_sim_config *cfg, wk_tim
     wk_session_clock c = {&clock, vc_schedule, vc_next, &sim->queue};
     wk_session_link l = {NULL, NULL, &link, sim->unit_wire};
     wk_session_backend b = {&backend, pb_run, sim->unit_decode_s};
-    memset(out, 0, sizeof *out);
+    out->link_utilisation = out->wire_bytes_total = 0; /* the session clears out->s */
     rc = wk_session_run(&sim->session, pol, &req, &sim->plan, &c, &l, &b, cfg->link.request_delay_s, tl, &out->s, err);
     if (rc) return rc;
     out->wire_bytes_total = link.wire_bytes_total;
