@@ -130,12 +130,13 @@ typedef struct wk_session {
     size_t cap;
     double max_session_s;  /* give up (fail the request) after this much session time */
     /* The direct loop: wk_session_run runs a request whose policy sets direct_loop, on the simulator's
-     * virtual clock, trace link and per-unit decode table and with no timeline, without the event queue:
-     * its events are one sender turn, arrivals in the order they were sent, one computation and a few
-     * wake-ups, each kept apart and popped in the queue's order (time, then order of posting). The same
-     * steps as the general loop, the same results bit for bit; a request that leaves that shape (a sender
-     * that answers WK_SEND_LATER, arrivals out of order, more wake-ups, an error, the time limit) is run
-     * again from its start in the general loop. */
+     * virtual clock, trace link and per-unit decode table, with no timeline and no per-token importance,
+     * without the event queue: its events are one sender turn, arrivals in the order they were sent, one
+     * computation and a few wake-ups, each kept apart and popped in the queue's order (time, then order
+     * of posting). The same steps as the general loop (for a policy that declares its receiver one of
+     * the shared rules, the rule applied in the loop), the same results bit for bit; a request that
+     * leaves that shape (a sender that answers WK_SEND_LATER, arrivals out of order, more wake-ups, an
+     * error, a stall, the time limit) is run again from its start in the general loop. */
     int general_only;      /* 1: every request in the general loop (the reference; tests compare the two) */
     size_t direct_runs;    /* requests the direct loop finished */
     size_t direct_handed;  /* requests it handed to the general loop */
