@@ -111,13 +111,10 @@ static int sender_step(wk_session *s, run_state *r, wk_policy *pol, const wk_ses
     return post(r, next_at, WK_EV_SENDER, 0, err);
 }
 
-static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
+/* A unit arrived: its state and the view's counts (the direct loop's whole arrival step). */
+static inline void direct_arrival(wk_session *s, run_state *r, uint32_t idx) {
     const wk_unit *u = &r->v.plan->units[idx];
-    if (r->remote_sender) { /* the sender half runs elsewhere: what arrived was sent */
-        r->v.n_sent++;
-        r->v.bytes_sent += u->bytes;
-    }
-    s->arrival_order[r->v.n_arrived++] = (uint32_t)idx;
+    s->arrival_order[r->v.n_arrived++] = idx;
     r->v.bytes_arrived += u->bytes;
     if (u->kind == WK_UNIT_TEXT) {
         s->unit_state[idx] = WK_US_USABLE; /* text needs no decoding: the device prefills it */
@@ -126,6 +123,15 @@ static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl)
     } else {
         s->unit_state[idx] = WK_US_ARRIVED;
     }
+}
+
+static void on_arrival(wk_session *s, run_state *r, size_t idx, wk_timeline *tl) {
+    const wk_unit *u = &r->v.plan->units[idx];
+    if (r->remote_sender) { /* the sender half runs elsewhere: what arrived was sent */
+        r->v.n_sent++;
+        r->v.bytes_sent += u->bytes;
+    }
+    direct_arrival(s, r, (uint32_t)idx);
     if (tl && (tl->arrival_stride <= 1 || r->v.n_arrived % tl->arrival_stride == 0 || r->v.n_arrived == r->v.plan->n))
         tl_add(tl, r->v.now, WK_TL_ARRIVE, u->level, (double)r->v.bytes_arrived);
 }
@@ -484,19 +490,6 @@ DIRECT_INLINE int direct_start(wk_session *s, run_state *r, direct_events *e, do
     return DIRECT_FINISHED;
 }
 
-/* A unit arrived (on_arrival, with no timeline). */
-static inline void direct_arrival(wk_session *s, run_state *r, uint32_t idx) {
-    const wk_unit *u = &r->v.plan->units[idx];
-    s->arrival_order[r->v.n_arrived++] = idx;
-    r->v.bytes_arrived += u->bytes;
-    if (u->kind == WK_UNIT_TEXT) {
-        s->unit_state[idx] = WK_US_USABLE; /* text needs no decoding: the device prefills it */
-        r->v.n_usable++;
-        r->v.text_tokens_arrived += u->token_count;
-    } else {
-        s->unit_state[idx] = WK_US_ARRIVED;
-    }
-}
 
 /* A DECODE_KV ended (finish_action's case, for plans without per-token importance). */
 static inline void direct_finish_decode(wk_session *s, run_state *r, double now) {
