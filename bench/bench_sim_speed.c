@@ -105,16 +105,25 @@ __attribute__((noinline)) static long simulate_requests(wk_sim *sim, wk_policy *
     return events;
 }
 
+/* One case: its policy, a simulator, and the request every case simulates (8K context, one token). */
+static int open_case(const char *spec, const wk_trace *tr, const wk_model_spec *model, const wk_device *dev,
+                     wk_policy *pol, wk_sim *sim, wk_sim_config *cfg, wk_err *err) {
+    int rc = wk_policy_create(spec, pol, err);
+    if (rc) return rc;
+    wk_sim_init(sim);
+    *cfg = (wk_sim_config){.trace = tr, .link = wk_link_defaults(), .model = model, .device = dev,
+                           .context_tokens = 8192, .output_tokens = 1, .task = "none"};
+    return 0;
+}
+
 /* The --requests form for one case. */
 static int count_case(const char *spec, const wk_trace *tr, const wk_model_spec *model, const wk_device *dev, long n,
                       wk_err *err) {
     wk_policy pol;
-    int rc = wk_policy_create(spec, &pol, err);
-    if (rc) return rc;
     wk_sim sim;
-    wk_sim_init(&sim);
-    wk_sim_config cfg = {.trace = tr, .link = wk_link_defaults(), .model = model, .device = dev,
-                         .context_tokens = 8192, .output_tokens = 1, .task = "none"};
+    wk_sim_config cfg;
+    int rc = open_case(spec, tr, model, dev, &pol, &sim, &cfg, err);
+    if (rc) return rc;
     wk_sim_result res;
     rc = wk_sim_request(&sim, &pol, &cfg, NULL, &res, err); /* builds the plan */
     long events = rc ? -1 : simulate_requests(&sim, &pol, &cfg, n, err);
@@ -135,12 +144,10 @@ typedef struct {
 static int run_case(const char *spec, const wk_trace *tr, const wk_model_spec *model, const wk_device *dev,
                     double seconds, FILE *cases, bench_case *out, wk_err *err) {
     wk_policy pol;
-    int rc = wk_policy_create(spec, &pol, err);
-    if (rc) return rc;
     wk_sim sim;
-    wk_sim_init(&sim);
-    wk_sim_config cfg = {.trace = tr, .link = wk_link_defaults(), .model = model, .device = dev,
-                         .context_tokens = 8192, .output_tokens = 1, .task = "none"};
+    wk_sim_config cfg;
+    int rc = open_case(spec, tr, model, dev, &pol, &sim, &cfg, err);
+    if (rc) return rc;
     double ttft[N_CHECK];
     wk_sim_result res;
     for (int r = 0; !rc && r < N_CHECK; r++) { /* also builds the plan, outside the timing */

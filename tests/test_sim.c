@@ -264,19 +264,23 @@ START_TEST(wikv_deadline_forces_first_token) {
 }
 END_TEST
 
+/* An assumed quality table of three "default" rows: {coverage, accept, f1_rel} each. */
+static wk_quality_table default_table(const double rows[3][3]) {
+    wk_quality_table q;
+    memset(&q, 0, sizeof q);
+    strcpy(q.source, "assumed");
+    for (int i = 0; i < 3; i++) q.rows[i] = (wk_quality_row){"default", rows[i][0], rows[i][1], rows[i][2]};
+    q.n = 3;
+    return q;
+}
+
 /* A confidence test that fails below a coverage makes WiKV wait for more of the stream. */
 START_TEST(wikv_waits_when_confidence_test_fails) {
     load_fixtures();
     wk_trace tr;
     wk_err err;
     ck_assert_int_eq(wk_trace_constant("c200", 200.0, 1.0, &tr, &err), 0);
-    wk_quality_table q;
-    memset(&q, 0, sizeof q);
-    strcpy(q.source, "assumed");
-    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
-    q.rows[1] = (wk_quality_row){"default", 0.9499, 0.0, 0.9};
-    q.rows[2] = (wk_quality_row){"default", 0.95, 1.0, 1.0};
-    q.n = 3;
+    wk_quality_table q = default_table((const double[3][3]){{0.0, 0.0, 0.5}, {0.9499, 0.0, 0.9}, {0.95, 1.0, 1.0}});
     wk_sim_config cfg = config(&tr, &laptop, 4096);
     cfg.quality = &q;
     wk_sim_result res;
@@ -428,13 +432,7 @@ START_TEST(wait_over_sender_turns_changes_nothing) {
     for (int i = 0; i < 4000; i++) ms[i] = (double)(i / 3 + (i % 7 == 0) * 2);
     for (int i = 1; i < 4000; i++) ms[i] = fmax(ms[i], ms[i - 1]);
     ck_assert_int_eq(wk_trace_from_opportunities("mahimahi", ms, 4000, &traces[1], &err), 0);
-    wk_quality_table q;
-    memset(&q, 0, sizeof q);
-    strcpy(q.source, "assumed");
-    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
-    q.rows[1] = (wk_quality_row){"default", 0.5, 0.3, 0.8};
-    q.rows[2] = (wk_quality_row){"default", 0.9, 1.0, 1.0};
-    q.n = 3;
+    wk_quality_table q = default_table((const double[3][3]){{0.0, 0.0, 0.5}, {0.5, 0.3, 0.8}, {0.9, 1.0, 1.0}});
     static const char *specs[] = {"wikv", "wikv:threshold=0.05,step=0.02,levels=2,batch=1024", "full", "kivi2",
                                   "kivi4", "cachegen", "prefill", "h2o"};
     enum { N_SPECS = sizeof specs / sizeof specs[0] };
@@ -540,13 +538,7 @@ START_TEST(direct_loop_matches_general_loop) {
     wk_rng_seed(&rng, 20261207);
     wk_trace traces[5];
     direct_test_traces(traces, &rng);
-    wk_quality_table q;
-    memset(&q, 0, sizeof q);
-    strcpy(q.source, "assumed");
-    q.rows[0] = (wk_quality_row){"default", 0.0, 0.0, 0.5};
-    q.rows[1] = (wk_quality_row){"default", 0.5, 0.3, 0.8};
-    q.rows[2] = (wk_quality_row){"default", 0.9, 1.0, 1.0};
-    q.n = 3;
+    wk_quality_table q = default_table((const double[3][3]){{0.0, 0.0, 0.5}, {0.5, 0.3, 0.8}, {0.9, 1.0, 1.0}});
     wk_device slow_decode = laptop;
     slow_decode.kv_decode_Bps /= 50; /* decodes outlast arrivals: batches of several units */
     wk_device instant = orin; /* every step takes its overhead alone, a whole millisecond: ties with arrivals */
