@@ -712,6 +712,9 @@ static void send_error(int fd, uint32_t stream, const wk_err *e) {
     if (wk_wire_encode(&m, buf, sizeof buf, &len, &e2) == 0) (void)!send(fd, buf, len, MSG_NOSIGNAL);
 }
 
+/* How long a connection that ends with ERROR waits for the client to read it and close. */
+static double linger_s(const conn *c) { return c->timeout_s < 5.0 ? c->timeout_s : 5.0; }
+
 /* Half-closes and discards what the client still sends until it closes (at most wait_s): closing a
  * socket with unread bytes resets the connection, which would destroy the answer in flight. */
 static void close_after_client(int fd, double wait_s) {
@@ -740,14 +743,12 @@ static void send_error_in_stream(wk_paced_sender *ps, int fd, uint32_t stream, c
 static void refuse_busy(conn *c, wk_paced_receiver *rx) {
     wk_wire_msg m;
     wk_err err = {0};
-    double wait = c->timeout_s < 5.0 ? c->timeout_s : 5.0;
-    uint32_t stream = wk_paced_recv(rx, &m, wait, &err) == 0 ? m.h.stream_id : 0;
+    uint32_t stream = wk_paced_recv(rx, &m, linger_s(c), &err) == 0 ? m.h.stream_id : 0;
     if (rx->fd < 0) return;
     int max = c->o->max_active > 0 ? c->o->max_active : WK_STREAM_MAX_ACTIVE;
     wk_err_set(&err, WK_ESTATE, "server busy: %d connections active (max-active)", max);
     send_error(c->fd, stream, &err);
-    shutdown(c->fd, SHUT_WR);
-    (void)wk_paced_recv(rx, &m, wait, &err);
+    close_after_client(c->fd, linger_s(c));
 }
 
 static void *serve_conn(void *arg) {
@@ -790,14 +791,13 @@ static void *serve_conn(void *arg) {
     if (!rc && up_left > 0) sleep_s(up_left);
     wk_paced_config pc = {o->trace, o->delay_s, 0, c->link, c->timeout_s};
     if (!rc) rc = wk_paced_sender_start(c->fd, &pc, &ps, &err);
-    double linger_s = c->timeout_s < 5.0 ? c->timeout_s : 5.0;
     if (rc) {
         send_error(c->fd, stream, &err);
-        close_after_client(c->fd, linger_s);
+        close_after_client(c->fd, linger_s(c));
     }
     if (!rc) {
         rc = stream_units(&s, ps, &rx, stream, &err);
-        if (rc) send_error_in_stream(ps, c->fd, stream, &err, linger_s);
+        if (rc) send_error_in_stream(ps, c->fd, stream, &err, linger_s(c));
     }
     if (!rc) {
         /* wait for the END to be written and the client to close (it reads until END); a client that
