@@ -184,7 +184,7 @@ def grow_layers(model, layers):
     old = model.model.layers
     n = len(old)
     if layers <= n:
-        return model
+        raise SystemExit("--grow-layers %d: the model in --init has %d layers already" % (layers, n))
     cfg = copy.deepcopy(model.config)
     cfg.num_hidden_layers = layers
     big = LlamaForCausalLM(cfg).to(next(model.parameters()).device)
@@ -514,6 +514,8 @@ def main():
                     help="how often each task is drawn, e.g. multikey=3,vartrack=3 (default: all 1)")
     ap.add_argument("--smoke", action="store_true", help="a few seconds of everything, to check the pipeline")
     args = ap.parse_args()
+    if args.grow_layers and not args.init:
+        raise SystemExit("--grow-layers needs --init (the trained model to grow)")
     if args.curriculum is None:
         args.curriculum = "long" if args.init else "scratch"
     if args.smoke:
